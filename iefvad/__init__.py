@@ -1,3 +1,3 @@
-"""IEF-VAD: uncertainty-weighted image-event fusion for weakly-supervised video anomaly detection."""
+"""IEF-VAD: uncertainty-weighted image-event fusion for weakly-supervised VAD."""
 
 __version__ = "0.1.0"

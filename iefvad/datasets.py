@@ -105,18 +105,47 @@ PRESETS: dict[str, TrainPreset] = {
 
 _SPECS: dict[str, DatasetSpec] = {
     "ucfcrime": DatasetSpec(
-        "ucfcrime", "Normal", _label_map("ucfcrime"), True, "auc", True, "event_thr_10", False,
+        "ucfcrime",
+        "Normal",
+        _label_map("ucfcrime"),
+        True,
+        "auc",
+        True,
+        "event_thr_10",
+        False,
         PRESETS["ucfcrime"],
     ),
     "xd": DatasetSpec(
-        "xd", "A", _label_map("xd"), False, "ap", False, "event_thr_10", True, PRESETS["xd"],
+        "xd",
+        "A",
+        _label_map("xd"),
+        False,
+        "ap",
+        False,
+        "event_thr_10",
+        True,
+        PRESETS["xd"],
     ),
     "shang": DatasetSpec(
-        "shang", "normal", _label_map("shang"), True, "auc", True, "event", False,
+        "shang",
+        "normal",
+        _label_map("shang"),
+        True,
+        "auc",
+        True,
+        "event",
+        False,
         PRESETS["shang"],
     ),
     "msad": DatasetSpec(
-        "msad", "Normal", _label_map("msad"), True, "auc", True, "event_thr_10", False,
+        "msad",
+        "Normal",
+        _label_map("msad"),
+        True,
+        "auc",
+        True,
+        "event_thr_10",
+        False,
         PRESETS["msad"],
     ),
 }
@@ -129,8 +158,16 @@ def custom_spec(normal_label: str = "normal", classes: list[str] | None = None) 
     """Spec for a user's own folder: any label is accepted, ``normal_label`` is normal."""
     label_map = {normal_label: "normal", **{c: c for c in classes or [] if c != normal_label}}
     return DatasetSpec(
-        "custom", normal_label, label_map, True, "auc", True, "event_thr_10", False,
-        PRESETS["custom"], strict_labels=False,
+        "custom",
+        normal_label,
+        label_map,
+        True,
+        "auc",
+        True,
+        "event_thr_10",
+        False,
+        PRESETS["custom"],
+        strict_labels=False,
     )
 
 
