@@ -1,0 +1,157 @@
+"""Train/test list CSVs: ``path,label`` rows (optionally ``event_path``), read and written.
+
+Paths in a CSV may be absolute or relative. Relative paths resolve against ``data_root`` when
+one is given, else against the CSV's own folder, so lists stay portable between machines.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from iefvad.fileio import atomic_write
+
+IMAGE_TREE = "rgb"
+"""Name of the image-feature tree whose event twin is found by renaming (REFERENCE.md s.1)."""
+
+
+class ListError(ValueError):
+    """A list CSV is missing, empty or malformed."""
+
+
+@dataclass(frozen=True)
+class ListRow:
+    """One row of a list: the image-feature file, its label and the event-feature file."""
+
+    path: Path
+    label: str
+    event_path: Path | None = None
+    line: int = 0
+    """1-based line number in the CSV (header is line 1), for error messages."""
+
+    @property
+    def stem(self) -> str:
+        """File stem without the ``__<crop>`` suffix: ``Abuse028_x264``."""
+        return video_stem(self.path)
+
+    @property
+    def crop(self) -> int | None:
+        return crop_of(self.path)
+
+
+def video_stem(path: str | PurePath) -> str:
+    """``.../Abuse028_x264__5.npy`` -> ``Abuse028_x264``."""
+    stem = PurePath(path).stem
+    head, sep, tail = stem.rpartition("__")
+    return head if sep and tail.isdigit() else stem
+
+
+def crop_of(path: str | PurePath) -> int | None:
+    """``.../Abuse028_x264__5.npy`` -> 5; None when the name has no crop suffix."""
+    _, sep, tail = PurePath(path).stem.rpartition("__")
+    return int(tail) if sep and tail.isdigit() else None
+
+
+def derive_event_path(path: Path, event_dir: str, image_dir: str = IMAGE_TREE) -> Path:
+    """Event-feature path of an image-feature path.
+
+    The last path component equal to ``image_dir`` (``rgb``) becomes ``event_dir``; without
+    such a component the reference's plain substring replacement is applied. Raises
+    :class:`ListError` when neither changes the path.
+    """
+    parts = list(path.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == image_dir:
+            parts[i] = event_dir
+            return Path(*parts)
+    replaced = str(path).replace(image_dir, event_dir)
+    if replaced == str(path):
+        raise ListError(
+            f"cannot derive the event-feature path of {path}: it contains no {image_dir!r} "
+            f"to replace by {event_dir!r}. Add an 'event_path' column to the list, or pass "
+            "--event_dir_name / --image_dir_name to match your folder names."
+        )
+    return Path(replaced)
+
+
+def resolve(raw: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(raw.strip()))
+    return p if p.is_absolute() else base / p
+
+
+def read_list(
+    csv_path: str | os.PathLike[str],
+    data_root: str | os.PathLike[str] | None = None,
+    event_dir: str | None = None,
+    image_dir: str = IMAGE_TREE,
+) -> list[ListRow]:
+    """Read a ``path,label[,event_path]`` list.
+
+    ``event_dir``: when given and the CSV has no ``event_path`` column, event paths are
+    derived from image paths (see :func:`derive_event_path`).
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise ListError(f"list file {csv_path} does not exist (pass --train_list/--test_list)")
+    base = Path(data_root) if data_root is not None else csv_path.parent
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise ListError(f"list file {csv_path} is empty: expected a 'path,label' header")
+        header = [h.strip() for h in header]
+        if "path" not in header or "label" not in header:
+            raise ListError(
+                f"list file {csv_path}: header {','.join(header)!r} lacks 'path' and 'label'; "
+                "expected 'path,label' (optionally ',event_path')"
+            )
+        ip, il = header.index("path"), header.index("label")
+        ie = header.index("event_path") if "event_path" in header else None
+        rows: list[ListRow] = []
+        for lineno, rec in enumerate(reader, start=2):
+            if not rec or all(not c.strip() for c in rec):
+                continue
+            if len(rec) < len(header):
+                raise ListError(
+                    f"list file {csv_path}, line {lineno}: expected {len(header)} columns "
+                    f"({','.join(header)}), found {len(rec)}: {','.join(rec)!r}"
+                )
+            path = resolve(rec[ip], base)
+            if ie is not None and rec[ie].strip():
+                event = resolve(rec[ie], base)
+            elif event_dir is not None:
+                event = derive_event_path(path, event_dir, image_dir)
+            else:
+                event = None
+            rows.append(ListRow(path, rec[il].strip(), event, lineno))
+    if not rows:
+        raise ListError(f"list file {csv_path} has a header but no rows")
+    return rows
+
+
+def write_list(
+    csv_path: str | os.PathLike[str],
+    rows: Sequence[tuple[str | os.PathLike[str], str]]
+    | Sequence[tuple[str | os.PathLike[str], str, str | os.PathLike[str]]],
+    relative: bool = True,
+) -> None:
+    """Write rows ``(path, label[, event_path])`` atomically.
+
+    With ``relative`` (default) paths are written relative to the CSV's folder.
+    """
+    csv_path = Path(csv_path)
+    base = csv_path.parent.resolve()
+
+    def fmt(p: str | os.PathLike[str]) -> str:
+        p = Path(p).resolve()
+        return os.path.relpath(p, base) if relative else str(p)
+
+    with_event = bool(rows) and len(rows[0]) == 3
+    with atomic_write(csv_path, "w") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["path", "label", "event_path"] if with_event else ["path", "label"])
+        for r in rows:
+            w.writerow([fmt(r[0]), r[1], fmt(r[2])] if with_event else [fmt(r[0]), r[1]])
