@@ -50,6 +50,18 @@ class GroundTruth:
     path: Path | None = None
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".npy")
+
+
+def plain_name(name: str) -> str:
+    """Video name without folder and known file suffix (names may contain dots, as XD's)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in VIDEO_SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
 def frames_of(num_snippets: int) -> int:
     """Number of ground-truth frames of a video with ``num_snippets`` feature rows."""
     return SNIPPET_FRAMES * int(num_snippets)
@@ -152,7 +164,7 @@ def check_gt_length(gt: GroundTruth, names: Sequence[str], num_snippets: Sequenc
                     f"missing from the ground truth is {name!r}"
                 )
             v = gt.videos[i]
-            if v.frames != n or Path(v.name).stem != Path(name).stem:
+            if v.frames != n or plain_name(v.name) != plain_name(name):
                 raise GroundTruthError(
                     f"ground truth{where} has {gt.frames.size} frames, the test list needs "
                     f"{total}; the first video where they diverge is #{i} {name!r}: "
