@@ -22,13 +22,14 @@ from typing import Any
 
 import torch
 
+from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 from iefvad.model import IEFVAD, ModelConfig
 
 FORMAT = "iefvad-ckpt/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserInputError):
     """A checkpoint is missing, unreadable or does not fit the model."""
 
 

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 
 IMAGE_TREE = "rgb"
 """Name of the image-feature tree whose event twin is found by renaming (REFERENCE.md s.1)."""
 
 
-class ListError(ValueError):
+class ListError(UserInputError):
     """A list CSV is missing, empty or malformed."""
 
 

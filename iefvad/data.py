@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from iefvad.csvlist import ListRow
 from iefvad.datasets import DatasetSpec
+from iefvad.errors import UserInputError
 from iefvad.features import CLIP_LEN, VideoFeatures, check_finite, read_pair, resample
 from iefvad.fileio import save_json
 
@@ -196,13 +197,13 @@ class BatchSampler:
         self.paired = paired
         self.rng = np.random.default_rng(seed)
         if paired and (len(self.normal) < batch_size or len(self.abnormal) < batch_size):
-            raise ValueError(
+            raise UserInputError(
                 f"batch size {batch_size} per loader needs at least {batch_size} normal and "
                 f"{batch_size} abnormal training rows; the list has {len(self.normal)} normal "
                 f"and {len(self.abnormal)} abnormal. Lower --batch_size."
             )
         if not paired and len(self.all) < batch_size:
-            raise ValueError(
+            raise UserInputError(
                 f"batch size {batch_size} exceeds the {len(self.all)} training rows; "
                 "lower --batch_size"
             )

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from iefvad.errors import UserInputError
+
 RESOURCES = Path(str(resources.files("iefvad") / "resources"))
 
 SNIPPET_FRAMES = 16
@@ -176,7 +178,7 @@ def get_spec(name: str, **custom: object) -> DatasetSpec:
     if name == "custom":
         return custom_spec(**custom)  # type: ignore[arg-type]
     if name not in _SPECS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise UserInputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return _SPECS[name]
 
 

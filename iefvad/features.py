@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from iefvad.csvlist import ListRow
+from iefvad.errors import UserInputError
 
 CLIP_LEN = 256
 """Snippets per training sample / test chunk."""
@@ -24,7 +25,7 @@ CLIP_LEN = 256
 NAN_POLICIES = ("error", "zero")
 
 
-class FeatureError(ValueError):
+class FeatureError(UserInputError):
     """A feature file is missing, unreadable or does not fit."""
 
 

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from iefvad.datasets import SNIPPET_FRAMES
+from iefvad.errors import UserInputError
 from iefvad.fileio import save_json, save_npy
 
 GT_FORMAT = "iefvad-gt/1"
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(UserInputError):
     """The ground truth does not fit the test list."""
 
 

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from iefvad.errors import UserInputError
+
 NOISE_MODELS = ("student_t", "gaussian")
 FUSIONS = ("reference",)
 
@@ -45,11 +47,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
-            raise ValueError(f"noise must be one of {NOISE_MODELS}, got {self.noise!r}")
+            raise UserInputError(f"noise must be one of {NOISE_MODELS}, got {self.noise!r}")
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+            raise UserInputError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+            raise UserInputError(f"dim {self.dim} is not divisible by heads {self.heads}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,110 @@
+"""One evaluation run (``test.py``): checkpoint + test list -> metrics, scores and plots."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from iefvad.checkpoint import load_model
+from iefvad.csvlist import read_list
+from iefvad.datasets import get_spec
+from iefvad.evaluate import (
+    compute_metrics,
+    headline,
+    load_test_set,
+    predict,
+    segments_of,
+    video_results,
+)
+from iefvad.fileio import atomic_write, save_json, save_npy
+from iefvad.groundtruth import load_gt
+from iefvad.options import default_list_dir
+from iefvad.plots import VideoTrace, plot_by_class
+from iefvad.train import check_labels, resolve_device
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """Per-class AUC / AP as an aligned text table (percent)."""
+    pc = metrics.get("per_class", {})
+    width = max([len(c) for c in pc] + [5])
+    lines = [f"{'class':<{width}}  {'videos':>6}  {'AUC':>6}  {'AP':>6}"]
+    for c, m in pc.items():
+        f = lambda v: "   n/a" if v is None else f"{100 * v:6.2f}"  # noqa: E731
+        lines.append(f"{c:<{width}}  {m['videos']:>6}  {f(m['auc'])}  {f(m['ap'])}")
+    return "\n".join(lines)
+
+
+def run_test(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate ``args.ckpt_path`` on the test list; write outputs; return the metrics."""
+    exp = args.exp_name or (Path(args.ckpt_path).stem if args.ckpt_path else args.dataset)
+    ckpt_path = args.ckpt_path or Path("checkpoints") / exp / f"{exp}.pth"
+    device = resolve_device(args.device)
+    model, ckpt = load_model(ckpt_path, device, heads=args.heads, nu=args.nu, noise=args.noise)
+    dataset = args.dataset or ckpt.meta.get("dataset") or "ucfcrime"
+    if dataset == "custom":
+        spec = get_spec(
+            "custom", normal_label=args.normal_label or ckpt.meta.get("normal_label") or "normal"
+        )
+    else:
+        spec = get_spec(dataset)
+    trained_on = ckpt.meta.get("dataset")
+    if trained_on and trained_on != dataset:
+        tqdm.write(f"[test] note: checkpoint was trained on {trained_on}, testing on {dataset}")
+    lists = default_list_dir(dataset)
+    test_list = args.test_list or lists / "test.csv"
+    gt_path = args.gt_path or lists / "gt.npy"
+    event_dir = args.event_dir_name or spec.event_dir
+
+    rows = read_list(test_list, args.data_root, event_dir, args.image_dir_name)
+    check_labels(rows, spec, test_list)
+    gt = load_gt(gt_path)
+    test_set = load_test_set(
+        rows, ckpt.config.dim, args.nan_policy, args.workers, progress=not args.no_progress
+    )
+    pred = predict(model, test_set, device, args.batch_size, args.amp)
+    metrics = compute_metrics(pred, gt, rows, spec, detection=dataset == "xd" or args.map_iou)
+    metrics.update(
+        checkpoint=str(ckpt_path),
+        checkpoint_kind=ckpt.kind,
+        selection=ckpt.meta.get("selection"),
+        test_list=str(test_list),
+        gt_path=str(gt_path),
+    )
+
+    out_dir = args.out_dir or Path("results") / exp
+    save_json(out_dir / "metrics.json", metrics)
+    if args.metrics_json:
+        save_json(args.metrics_json, metrics)
+    save_npy(out_dir / "frame_scores.npy", pred.frame_scores().astype(np.float32))
+    with atomic_write(out_dir / "snippets.csv", "w") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["video", "snippet", "start_frame", "score", "w_image", "w_event"])
+        for r, s, wi, we in zip(rows, pred.scores, pred.w_image, pred.w_event):
+            for i in range(s.size):
+                w.writerow([r.stem, i, 16 * i, f"{s[i]:.6f}", f"{wi[i]:.6f}", f"{we[i]:.6f}"])
+
+    plots: list[Path] = []
+    if not args.no_plots:
+        videos = video_results(rows, [s.size for s in pred.scores], spec)
+        segs = segments_of(gt, videos)
+        by_class: dict[str, list[VideoTrace]] = {}
+        for i, v in enumerate(videos):
+            trace = VideoTrace(v.name, pred.scores[i], pred.w_image[i], pred.w_event[i], segs[i])
+            for c in v.classes:
+                by_class.setdefault(c, []).append(trace)
+        plots = plot_by_class(by_class, out_dir / "plots", args.plot_max_videos)
+
+    tqdm.write(f"[test] {headline(metrics)}")
+    if ckpt.meta.get("selection", {}) and ckpt.meta["selection"].get("mode") == "test":
+        tqdm.write("[test] this checkpoint was selected on the test set: optimistic numbers")
+    tqdm.write(format_table(metrics))
+    tqdm.write(
+        f"[test] wrote {out_dir}/metrics.json, frame_scores.npy, snippets.csv"
+        + (f" and {len(plots)} plots in {out_dir / 'plots'}" if plots else "")
+    )
+    return metrics

@@ -1,0 +1,438 @@
+"""The training loop: MIL top-k objective with video-level labels only.
+
+Model selection (``select``):
+
+* ``last`` (default): the model after the last epoch; the test set is never looked at during
+  training.
+* ``val``: a seeded, stratified fraction of the *training videos* (all crops of a video
+  together) is held out and scored at video level; the best epoch by video AUC is kept.
+* ``test``: the reference protocol: the test set is scored every ``eval_every`` steps, the
+  best weights are kept and reloaded at the end of each epoch. Its numbers are optimistic;
+  the output and the checkpoint say so.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from iefvad.checkpoint import save_checkpoint
+from iefvad.csvlist import ListError, ListRow, read_list
+from iefvad.data import BatchSampler, DeviceBank, TrainBank, build_bank
+from iefvad.datasets import DatasetSpec
+from iefvad.errors import UserInputError
+from iefvad.evaluate import TestSet, autocast, compute_metrics, headline, load_test_set, predict
+from iefvad.fileio import save_json
+from iefvad.groundtruth import load_gt
+from iefvad.losses import ief_vad_loss, topk_video_scores
+from iefvad.model import IEFVAD, ModelConfig, kl_shift, num_parameters
+
+SELECTIONS = ("last", "val", "test")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs, already resolved (presets merged with the CLI)."""
+
+    spec: DatasetSpec
+    train_list: Path
+    test_list: Path | None = None
+    gt_path: Path | None = None
+    data_root: Path | None = None
+    exp_name: str = "run"
+    ckpt_dir: Path = Path("checkpoints/run")
+    batch_size: int = 64
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    max_epoch: int = 10
+    milestones: tuple[int, ...] = (4, 8)
+    gamma: float = 0.1
+    lam: float = 1.0
+    seed: int = 42
+    select: str = "last"
+    val_fraction: float = 0.1
+    eval_every: int = 0
+    """Steps between evaluations for selection; 0 = once per epoch."""
+    device: str = "auto"
+    amp: str = "none"
+    compile: bool = False
+    nan_policy: str = "error"
+    cache_dir: Path | None = None
+    workers: int = 8
+    event_dir: str | None = None
+    image_dir: str = "rgb"
+    model: dict[str, Any] = field(default_factory=dict)
+    """ModelConfig fields (``dim`` is filled from the features unless given)."""
+    final_test: bool = True
+    progress: bool = True
+    wandb: bool = False
+    tensorboard: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spec"] = self.spec.name
+        d["normal_label"] = self.spec.normal_label
+        return json.loads(json.dumps(d, default=str))
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    selection: dict[str, Any]
+    test_metrics: dict[str, Any] | None
+    log_dir: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_labels(rows: Sequence[ListRow], spec: DatasetSpec, path: Path) -> None:
+    """Stop on labels the dataset does not know, naming the CSV lines."""
+    bad = [(r.line, r.label, err) for r in rows if (err := spec.check_label(r.label))]
+    if bad:
+        lines = "; ".join(f"line {ln}: {lab!r}" for ln, lab, _ in bad[:5])
+        raise ListError(
+            f"list {path}: {len(bad)} row(s) with unknown labels ({lines}). {bad[0][2]}"
+        )
+
+
+def split_validation(
+    rows: Sequence[ListRow], spec: DatasetSpec, fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Row indices (train, val): a stratified, seeded fraction of *videos* held out."""
+    videos: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        videos.setdefault(f"{r.path.parent.name}/{r.stem}", []).append(i)
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for normal in (True, False):
+        keys = sorted(
+            k for k, idx in videos.items() if spec.is_normal(rows[idx[0]].label) == normal
+        )
+        n = int(round(fraction * len(keys)))
+        if fraction > 0 and len(keys) >= 2:
+            n = max(1, min(n, len(keys) - 1))
+        for k in rng.permutation(keys)[:n]:
+            val.extend(videos[str(k)])
+    held = set(val)
+    return [i for i in range(len(rows)) if i not in held], sorted(val)
+
+
+@torch.no_grad()
+def score_videos(
+    model: IEFVAD, bank: TrainBank, device: torch.device, amp: str, batch: int = 64
+) -> np.ndarray:
+    """Video-level scores (top-k mean of snippet probabilities) of each bank row."""
+    model.eval()
+    out = []
+    for s in range(0, len(bank), batch):
+        img = torch.from_numpy(np.asarray(bank.image[s : s + batch])).to(device)
+        evt = torch.from_numpy(np.asarray(bank.event[s : s + batch])).to(device)
+        lengths = torch.from_numpy(bank.lengths[s : s + batch]).to(device)
+        with autocast(device, amp):
+            o = model(img, evt, lengths)
+        out.append(topk_video_scores(o.logits.float(), lengths).cpu().numpy())
+    model.train()
+    return np.concatenate(out)
+
+
+def validation_metrics(model: IEFVAD, bank: TrainBank, device, amp: str) -> dict[str, float]:
+    """Video AUC (crops averaged per video) and BCE on held-out training videos."""
+    s = score_videos(model, bank, device, amp)
+    keys = [f"{r.path.parent.name}/{r.stem}" for r in bank.rows]
+    uniq = sorted(set(keys))
+    pos = {k: i for i, k in enumerate(uniq)}
+    idx = np.array([pos[k] for k in keys])
+    vid_score = np.bincount(idx, weights=s, minlength=len(uniq)) / np.bincount(idx)
+    vid_label = np.zeros(len(uniq))
+    vid_label[idx] = bank.labels
+    p = np.clip(vid_score, 1e-7, 1 - 1e-7)
+    bce = float(-np.mean(vid_label * np.log(p) + (1 - vid_label) * np.log(1 - p)))
+    auc = float(roc_auc_score(vid_label, vid_score)) if 0 < vid_label.sum() < len(uniq) else None
+    return {"val_auc": auc, "val_bce": bce, "val_videos": len(uniq)}
+
+
+class RunLogger:
+    """Per-step losses and evaluations as CSV; optional TensorBoard / wandb mirrors."""
+
+    def __init__(self, out_dir: Path, cfg: TrainConfig) -> None:
+        self.out_dir = out_dir
+        self.step_path = out_dir / "train_log.csv"
+        self.eval_path = out_dir / "eval_log.csv"
+        self._step_file = open(self.step_path, "w", newline="")
+        self._step = csv.writer(self._step_file)
+        self._step.writerow(["epoch", "step", "lr", "loss", "cls", "align", "kl", "seconds"])
+        self._evals: list[dict[str, Any]] = []
+        self.tb = self.wb = None
+        if cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise SystemExit("--tensorboard needs `pip install tensorboard`") from e
+            self.tb = SummaryWriter(str(out_dir / "tb"))
+        if cfg.wandb:
+            try:
+                import wandb
+            except ImportError as e:
+                raise SystemExit("--wandb needs `pip install wandb` (it is optional)") from e
+            self.wb = wandb.init(project="iefvad", name=cfg.exp_name, config=cfg.as_record())
+
+    def step(self, epoch: int, step: int, lr: float, parts: dict[str, float], secs: float) -> None:
+        self._step.writerow(
+            [epoch, step, f"{lr:.3g}"]
+            + [f"{parts[k]:.6f}" for k in ("loss", "cls", "align", "kl")]
+            + [f"{secs:.3f}"]
+        )
+        if self.tb:
+            for k, v in parts.items():
+                self.tb.add_scalar(f"train/{k}", v, step)
+        if self.wb:
+            self.wb.log({f"train/{k}": v for k, v in parts.items()}, step=step)
+
+    def evaluation(self, epoch: int, step: int, values: dict[str, Any]) -> None:
+        flat = {k: v for k, v in values.items() if isinstance(v, (int, float)) or v is None}
+        row = {"epoch": epoch, "step": step, **flat}
+        self._evals.append(row)
+        keys = list(dict.fromkeys(k for r in self._evals for k in r))
+        with open(self.eval_path, "w", newline="") as f:
+            w = csv.DictWriter(f, keys)
+            w.writeheader()
+            w.writerows(self._evals)
+        if self.tb:
+            for k, v in flat.items():
+                if v is not None:
+                    self.tb.add_scalar(f"eval/{k}", v, step)
+        if self.wb:
+            self.wb.log({f"eval/{k}": v for k, v in flat.items() if v is not None}, step=step)
+
+    def close(self) -> None:
+        self._step_file.close()
+        if self.tb:
+            self.tb.close()
+        if self.wb:
+            self.wb.finish()
+
+
+def _say(msg: str) -> None:
+    tqdm.write(msg)
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train one model; write ``<ckpt_dir>/<exp_name>.pth``, logs and the final metrics."""
+    if cfg.select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}, got {cfg.select!r}")
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    spec = cfg.spec
+    event_dir = cfg.event_dir or spec.event_dir
+    rows = read_list(cfg.train_list, cfg.data_root, event_dir, cfg.image_dir)
+    check_labels(rows, spec, cfg.train_list)
+
+    val_bank: TrainBank | None = None
+    if cfg.select == "val":
+        tr_idx, va_idx = split_validation(rows, spec, cfg.val_fraction, cfg.seed)
+        if not va_idx:
+            raise UserInputError("--select val holds out no video: raise --val_fraction")
+        train_rows = [rows[i] for i in tr_idx]
+        val_rows = [rows[i] for i in va_idx]
+    else:
+        train_rows, val_rows = rows, []
+
+    dim = cfg.model.get("dim")
+    bank = build_bank(
+        train_rows, spec, dim, cfg.nan_policy, cfg.cache_dir, cfg.workers, progress=cfg.progress
+    )
+    if val_rows:
+        val_bank = build_bank(
+            val_rows, spec, bank.dim, cfg.nan_policy, None, cfg.workers, progress=cfg.progress
+        )
+
+    test_set: TestSet | None = None
+    test_rows: list[ListRow] = []
+    need_test = cfg.select == "test" or cfg.final_test
+    if need_test and cfg.test_list is not None and Path(cfg.test_list).is_file():
+        test_rows = read_list(cfg.test_list, cfg.data_root, event_dir, cfg.image_dir)
+        check_labels(test_rows, spec, cfg.test_list)
+        test_set = load_test_set(test_rows, bank.dim, cfg.nan_policy, cfg.workers, cfg.progress)
+        gt = load_gt(cfg.gt_path) if cfg.gt_path is not None else None
+        if gt is None:
+            raise UserInputError("a test list needs --gt_path")
+    elif cfg.select == "test":
+        raise UserInputError(f"--select test needs a test list; {cfg.test_list} does not exist")
+
+    mcfg = ModelConfig.from_dict({**cfg.model, "dim": bank.dim})
+    model = IEFVAD(mcfg).to(device)
+    step_model = torch.compile(model) if cfg.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), cfg.gamma)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    sampler = BatchSampler(bank.labels, cfg.batch_size, spec.paired, cfg.seed)
+    dev_bank = DeviceBank(bank, device)
+    shift = kl_shift(mcfg)
+
+    cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = cfg.ckpt_dir / f"{cfg.exp_name}.pth"
+    save_json(cfg.ckpt_dir / "config.json", {"train": cfg.as_record(), "model": mcfg.to_dict()})
+    log = RunLogger(cfg.ckpt_dir, cfg)
+    _say(
+        f"[train] {spec.name}: {len(train_rows)} train rows ({int(bank.labels.sum())} abnormal)"
+        f", {len(val_rows)} val rows, {len(test_rows)} test videos; D={bank.dim}; "
+        f"{num_parameters(model):,} parameters; device {device}; select={cfg.select}"
+    )
+    if cfg.select == "test":
+        _say(
+            "[train] model selection on the TEST set (reference protocol): the reported "
+            "test metrics are optimistic and not comparable to a held-out evaluation"
+        )
+
+    eval_every = cfg.eval_every
+    best: dict[str, Any] = {"value": None}
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def evaluate_now(epoch: int, step: int) -> None:
+        nonlocal best_state
+        if cfg.select == "val" and val_bank is not None:
+            vals = validation_metrics(model, val_bank, device, cfg.amp)
+            key = (vals["val_auc"] if vals["val_auc"] is not None else 0.0, -vals["val_bce"])
+        else:
+            assert test_set is not None
+            m = compute_metrics(
+                predict(model, test_set, device, amp=cfg.amp), gt, test_rows, spec, detection=False
+            )
+            vals = {k: m[k] for k in ("auc", "ap", "ano_auc")}
+            key = (m[spec.headline] or 0.0,)
+        log.evaluation(epoch, step, vals)
+        if best["value"] is None or key > best["value"]:
+            best.update(value=key, epoch=epoch, step=step, metrics=vals)
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if cfg.select == "test":  # the reference's early checkpoint, wrapped layout
+                save_checkpoint(
+                    cfg.ckpt_dir / f"{cfg.exp_name}_best.pth",
+                    model,
+                    epoch=epoch,
+                    step=step,
+                    selection={"mode": "test", **vals},
+                )
+
+    steps_per_epoch = len(sampler)
+    if cfg.select == "test" and eval_every == 0:
+        eval_every = max(1, 1280 // (cfg.batch_size * (2 if spec.paired else 1)))
+    global_step = 0
+    t0 = time.perf_counter()
+    history = []
+    try:
+        for epoch in range(cfg.max_epoch):
+            model.train()
+            bar = tqdm(
+                sampler.epoch(),
+                total=steps_per_epoch,
+                desc=f"epoch {epoch + 1}/{cfg.max_epoch}",
+                disable=not cfg.progress,
+                unit="step",
+                leave=False,
+            )
+            sums = np.zeros(4)
+            for idx in bar:
+                img, evt, lengths, labels = dev_bank.gather(idx)
+                with autocast(device, cfg.amp):
+                    out = step_model(img, evt, lengths)
+                parts = ief_vad_loss(out, labels, lengths, cfg.lam, shift, mcfg.mask_padding)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(parts.total).backward()
+                scaler.step(opt)
+                scaler.update()
+                global_step += 1
+                vals = [float(p.detach()) for p in parts]
+                sums += vals
+                log.step(
+                    epoch + 1,
+                    global_step,
+                    opt.param_groups[0]["lr"],
+                    dict(zip(("loss", "cls", "align", "kl"), vals)),
+                    time.perf_counter() - t0,
+                )
+                bar.set_postfix(loss=f"{vals[0]:.4f}", cls=f"{vals[1]:.4f}")
+                if cfg.select != "last" and eval_every and global_step % eval_every == 0:
+                    evaluate_now(epoch + 1, global_step)
+            sched.step()
+            mean = sums / max(1, steps_per_epoch)
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": mean[0],
+                    "cls": mean[1],
+                    "align": mean[2],
+                    "kl": mean[3],
+                }
+            )
+            msg = f"[train] epoch {epoch + 1}: loss {mean[0]:.4f} (cls {mean[1]:.4f})"
+            if cfg.select != "last" and not eval_every:
+                evaluate_now(epoch + 1, global_step)
+            if cfg.select != "last" and best["value"] is not None:
+                msg += f"; best {best['metrics']} at step {best['step']}"
+            _say(msg)
+            if cfg.select == "test" and best_state is not None:
+                model.load_state_dict(best_state)  # reference: reload the best each epoch
+    finally:
+        log.close()
+
+    if cfg.select != "last" and best_state is not None:
+        model.load_state_dict(best_state)
+        selection = {
+            "mode": cfg.select,
+            "epoch": best["epoch"],
+            "step": best["step"],
+            **best["metrics"],
+        }
+    else:
+        selection = {"mode": "last", "epoch": cfg.max_epoch, "step": global_step}
+    if cfg.select == "test":
+        selection["warning"] = "selected on the test set (reference protocol): optimistic"
+    train_secs = time.perf_counter() - t0
+
+    test_metrics = None
+    if test_set is not None and cfg.final_test:
+        pred = predict(model, test_set, device, amp=cfg.amp)
+        test_metrics = compute_metrics(pred, gt, test_rows, spec)
+        test_metrics["selection"] = selection["mode"]
+        save_json(cfg.ckpt_dir / "test_metrics.json", test_metrics)
+        _say(
+            f"[test] {headline(test_metrics)}"
+            + ("  (selected on the test set: optimistic)" if cfg.select == "test" else "")
+        )
+    save_checkpoint(
+        ckpt_path,
+        model,
+        dataset=spec.name,
+        normal_label=spec.normal_label,
+        train=cfg.as_record(),
+        selection=selection,
+        train_seconds=train_secs,
+        test_metrics={k: test_metrics[k] for k in ("auc", "ap", "ano_auc")}
+        if test_metrics
+        else None,
+    )
+    _say(f"[train] checkpoint {ckpt_path} ({train_secs:.1f} s of training)")
+    bank.close()
+    return TrainResult(ckpt_path, selection, test_metrics, cfg.ckpt_dir, history)

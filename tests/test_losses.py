@@ -1,0 +1,68 @@
+"""Losses against the reference's per-video loops (VadCLIP's CLAS2 and the spec formulas)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from iefvad.losses import alignment_loss, ief_vad_loss, kl_loss, mil_loss, topk_video_scores
+from iefvad.model import IEFVAD, ModelConfig, kl_shift
+
+
+def loop_mil(logits, labels, lengths):
+    """The reference loop: per video, mean of top int(len/16 + 1) of sigmoid(logits[:len])."""
+    p = torch.sigmoid(logits)
+    scores = []
+    for i in range(logits.shape[0]):
+        n = int(lengths[i])
+        top, _ = torch.topk(p[i, :n], k=int(n / 16 + 1))
+        scores.append(top.mean())
+    return F.binary_cross_entropy(torch.stack(scores), labels)
+
+
+def test_mil_loss_equals_reference_loop():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 256, generator=g) * 3
+    lengths = torch.tensor([256, 1, 15, 16, 17, 200])
+    labels = torch.tensor([0.0, 1, 0, 1, 1, 0])
+    torch.testing.assert_close(mil_loss(logits, labels, lengths), loop_mil(logits, labels, lengths))
+
+
+def test_topk_ignores_positions_beyond_length():
+    logits = torch.full((1, 10), -5.0)
+    logits[0, 8:] = 10.0  # huge but padded
+    s = topk_video_scores(logits, torch.tensor([8]))
+    assert math.isclose(float(s), float(torch.sigmoid(torch.tensor(-5.0))), rel_tol=1e-6)
+
+
+def test_alignment_and_kl_match_formulas():
+    g = torch.Generator().manual_seed(1)
+    mi, me, lv = (torch.randn(2, 5, 8, generator=g) for _ in range(3))
+    cos = (mi * me).sum(-1) / (mi.norm(dim=-1) * me.norm(dim=-1))
+    expect = (1 - cos).mean() + (mi.norm(dim=-1) - me.norm(dim=-1)).abs().mean()
+    torch.testing.assert_close(alignment_loss(mi, me), expect)
+    s = lv + math.log(8 / 9)
+    torch.testing.assert_close(
+        kl_loss(mi, lv, math.log(8 / 9)), -0.5 * (1 + s - mi**2 - s.exp()).mean()
+    )
+
+
+def test_masked_losses_ignore_padding_values():
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=8, heads=2, refine_steps=1, mask_padding=True)).eval()
+    lengths = torch.tensor([5, 3])
+    x, y = torch.randn(2, 7, 8), torch.randn(2, 7, 8)
+    x2, y2 = x.clone(), y.clone()
+    x2[0, 5:] = 100.0
+    y2[1, 3:] = -50.0
+    labels = torch.tensor([1.0, 0.0])
+    shift = kl_shift(model.cfg)
+    with torch.no_grad():
+        a = ief_vad_loss(model(x, y, lengths), labels, lengths, 1.0, shift, mask_padding=True)
+        b = ief_vad_loss(model(x2, y2, lengths), labels, lengths, 1.0, shift, mask_padding=True)
+        c = ief_vad_loss(model(x2, y2, lengths), labels, lengths, 1.0, shift, mask_padding=False)
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v)
+    assert not torch.allclose(a.total, c.total)  # unmasked (reference) loss does see padding

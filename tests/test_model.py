@@ -1,0 +1,190 @@
+"""The model against an independent module written from REFERENCE.md section 5."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from iefvad.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from iefvad.model import IEFVAD, ModelConfig, num_parameters
+
+
+class RefTemporal(nn.Module):
+    """REFERENCE.md section 5, written out plainly (the spec's names and order)."""
+
+    def __init__(self, d=768, heads=8, layers=2, k=10, nu=8.0, student=True):
+        super().__init__()
+        self.c = (nu + 1) / nu if student else 1.0
+        mha = lambda: nn.MultiheadAttention(d, heads, dropout=0.1, batch_first=True)  # noqa: E731
+        self.image_attn_layers = nn.ModuleList([mha() for _ in range(layers)])
+        self.image_norms = nn.ModuleList([nn.LayerNorm(d) for _ in range(layers)])
+        self.event_attn_layers = nn.ModuleList([mha() for _ in range(layers)])
+        self.event_norms = nn.ModuleList([nn.LayerNorm(d) for _ in range(layers)])
+        self.whiten_image = nn.LayerNorm(d)
+        self.whiten_event = nn.LayerNorm(d)
+        self.image_mu = nn.Linear(d, d)
+        self.event_mu = nn.Linear(d, d)
+        self.image_logvar = nn.Linear(d, d)
+        self.event_logvar = nn.Linear(d, d)
+        self.refinement_blocks = nn.ModuleList(
+            [nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d)) for _ in range(k)]
+        )
+        self.classifier = nn.Linear(d, 1)
+
+    def forward(self, xi, xe):
+        for attn, norm in zip(self.image_attn_layers, self.image_norms):
+            xi = norm(xi + attn(xi, xi, xi)[0])
+        for attn, norm in zip(self.event_attn_layers, self.event_norms):
+            xe = norm(xe + attn(xe, xe, xe)[0])
+        zi, ze = self.whiten_image(xi), self.whiten_event(xe)
+        mu_i, lv_i = self.image_mu(zi), self.image_logvar(zi)
+        mu_e, lv_e = self.event_mu(ze), self.event_logvar(ze)
+        wi, we = self.c * torch.exp(-lv_i), self.c * torch.exp(-lv_e)
+        wi_n, we_n = wi / (wi + we + 1e-8), we / (wi + we + 1e-8)
+        fused = wi_n * mu_i + we_n * mu_e
+        for r in self.refinement_blocks:
+            fused = fused - 0.5 * r(fused)
+        return fused, self.classifier(fused), mu_i, mu_e, lv_i, lv_e, wi_n, we_n
+
+
+class RefModel(nn.Module):
+    def __init__(self, **kw):
+        super().__init__()
+        self.temporal = RefTemporal(**kw)
+
+
+RELEASED_KEYS = (
+    [
+        f"temporal.{m}_attn_layers.{i}.{p}"
+        for m in ("image", "event")
+        for i in (0, 1)
+        for p in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
+    ]
+    + [
+        f"temporal.{m}_norms.{i}.{p}"
+        for m in ("image", "event")
+        for i in (0, 1)
+        for p in ("weight", "bias")
+    ]
+    + [
+        f"temporal.{n}.{p}"
+        for n in (
+            "whiten_image",
+            "whiten_event",
+            "image_mu",
+            "event_mu",
+            "image_logvar",
+            "event_logvar",
+            "classifier",
+        )
+        for p in ("weight", "bias")
+    ]
+    + [
+        f"temporal.refinement_blocks.{k}.{j}.{p}"
+        for k in range(10)
+        for j in (0, 2)
+        for p in ("weight", "bias")
+    ]
+)
+
+
+def test_released_architecture_names_and_size():
+    model = IEFVAD()
+    assert set(model.state_dict()) == set(RELEASED_KEYS)
+    assert num_parameters(model) == 23_633_665
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    torch.manual_seed(0)
+    ref = RefModel().eval()
+    with torch.no_grad():  # make the uncertainty heads matter: spread the log-variances
+        ref.temporal.image_logvar.weight.mul_(20)
+        ref.temporal.event_logvar.bias.add_(0.3)
+    d = tmp_path_factory.mktemp("released")
+    torch.save(ref.state_dict(), d / "plain.pth")
+    torch.save(
+        {"epoch": 3, "model_state_dict": ref.state_dict(), "optimizer_state_dict": {}, "ap": 0.5},
+        d / "wrapped.pth",
+    )
+    torch.save({f"module.{k}": v for k, v in ref.state_dict().items()}, d / "dp.pth")
+    return ref, d
+
+
+@pytest.mark.parametrize("name", ["plain.pth", "wrapped.pth", "dp.pth"])
+def test_released_checkpoint_loads_strictly_and_matches_reference(released, name):
+    ref, d = released
+    model, ckpt = load_model(d / name)
+    assert ckpt.kind == ("released-wrapped" if name == "wrapped.pth" else "released")
+    assert (ckpt.config.dim, ckpt.config.layers, ckpt.config.refine_steps) == (768, 2, 10)
+    g = torch.Generator().manual_seed(1)
+    xi, xe = torch.randn(3, 40, 768, generator=g), torch.randn(3, 40, 768, generator=g)
+    with torch.no_grad():
+        exp = ref.temporal(xi, xe)
+        out = model(xi, xe, torch.tensor([40, 17, 5]))
+    got = (
+        out.fused,
+        out.logits.unsqueeze(-1),
+        out.mu_image,
+        out.mu_event,
+        out.logvar_image,
+        out.logvar_event,
+        out.w_image,
+        out.w_event,
+    )
+    for a, b in zip(got, exp):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # the weights really vary per element, so the comparison is not vacuous
+    assert float(out.w_image.std()) > 0.05
+
+
+def test_student_t_factor_cancels_in_reference_fusion():
+    torch.manual_seed(0)
+    a = IEFVAD(ModelConfig(dim=16, heads=2, noise="student_t")).eval()
+    b = IEFVAD(ModelConfig(dim=16, heads=2, noise="gaussian")).eval()
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randn(2, 9, 16), torch.randn(2, 9, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x, y).logits, b(x, y).logits, rtol=0, atol=1e-6)
+
+
+def test_our_checkpoint_carries_its_config(tmp_path):
+    cfg = ModelConfig(dim=24, heads=3, layers=1, refine_steps=3, nu=4.0, noise="gaussian")
+    torch.manual_seed(0)
+    model = IEFVAD(cfg)
+    save_checkpoint(tmp_path / "m.pth", model, dataset="xd", selection={"mode": "last"})
+    loaded, ckpt = load_model(tmp_path / "m.pth")
+    assert ckpt.kind == "iefvad" and ckpt.config == cfg and ckpt.meta["dataset"] == "xd"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def test_checkpoint_that_does_not_fit(tmp_path):
+    sd = IEFVAD(ModelConfig(dim=16, heads=2)).state_dict()
+    sd["temporal.extra.weight"] = torch.zeros(1)
+    del sd["temporal.image_mu.bias"]
+    torch.save(sd, tmp_path / "bad.pth")
+    with pytest.raises(
+        CheckpointError,
+        match=r"bad\.pth does not fit.*missing 1 keys.*"
+        r"image_mu\.bias.*unexpected 1 keys.*extra\.weight",
+    ):
+        load_model(tmp_path / "bad.pth")
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match=r"nope\.pth does not exist"):
+        read_checkpoint(tmp_path / "nope.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*junk\.pth"):
+        read_checkpoint(tmp_path / "junk.pth")
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"other\.pth has no 'temporal.classifier.weight'"):
+        read_checkpoint(tmp_path / "other.pth")
+
+
+def test_width_mismatch_is_reported():
+    model = IEFVAD(ModelConfig(dim=16, heads=2))
+    with pytest.raises(ValueError, match=r"width D=8 but the model expects D=16"):
+        model(torch.zeros(1, 4, 8), torch.zeros(1, 4, 8))
