@@ -131,9 +131,10 @@ def clip_segments(
     for start, end in segments:
         s, e = max(0, int(start)), min(int(end), frames)
         if (s, e) != (int(start), int(end)) and warn:
+            fate = f"clipped to [{s}, {e})" if e > s else "dropped (no frame of it is left)"
             warnings.warn(
                 f"{name}: annotated span [{start}, {end}) reaches beyond the {frames} frames "
-                f"covered by its features; clipped to [{s}, {max(s, e)})",
+                f"covered by its features; {fate}",
                 GroundTruthWarning,
                 stacklevel=2,
             )

@@ -523,12 +523,15 @@ def benchmark_lists(
             f"file: {shorten(both)}"
         )
     known_labels = set(dspec.label_map) | set(spec.folder_aliases)
-    unknown = [videos[k].rel for k in videos if k not in parts["train"] and k not in parts["test"]]
+    unknown_keys = [k for k in videos if k not in parts["train"] and k not in parts["test"]]
+    unknown = [videos[k].rel for k in unknown_keys]
     if unknown and not skip_unknown:
+        hint = _elsewhere(dataset, split, unknown_keys)
         raise ListError(
             f"{len(unknown)} feature videos under {base} are in neither the train nor the test "
-            f"list of {dataset} split {split!r}: {shorten(unknown)}. Check --dataset/--split and "
-            "the feature folder, or pass --skip_unknown to leave them out"
+            f"list of {dataset} split {split!r}: {shorten(unknown)}.{hint} "
+            "Check --dataset/--split and the feature folder, or pass --skip_unknown to leave "
+            "them out"
         )
     if unknown:
         warnings.warn(
@@ -577,6 +580,25 @@ def benchmark_lists(
             )
     n_train = sum(k in videos for k in parts["train"])
     return Lists(dataset, split, train, test, n_train, len(test), missing, unknown)
+
+
+def _elsewhere(dataset: str, split: str, keys: Sequence[str]) -> str:
+    """A hint naming another split of ``dataset`` whose files list the ``keys``."""
+    spec, dspec = get_list_spec(dataset), get_spec(dataset)
+    for name, other in spec.splits.items():
+        if name == split or other == spec.splits[split]:
+            continue
+        listed = set()
+        for m in (other.train, other.test):
+            path = dspec.resource(m.file)
+            listed |= {spec.key(x.name) for x in read_membership(path, m.label_rule, spec, dspec)}
+        n = sum(k in listed for k in keys)
+        if n:
+            return (
+                f" {n} of them are in the {name!r} split files (the {split!r} files leave "
+                "them out)."
+            )
+    return ""
 
 
 def custom_labels(base: Path, videos: Sequence[FeatureVideo]) -> dict[str, str]:

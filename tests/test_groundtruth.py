@@ -178,6 +178,21 @@ def test_label_and_spans_disagree_warns(tmp_path):
     assert [v.segments for v in videos] == [[(5, 9)], []]
 
 
+def test_span_entirely_beyond_the_video_is_dropped_with_a_warning(tmp_path):
+    ann_file = tmp_path / "ann.txt"
+    ann_file.write_text("Vandalism036_x264.mp4  Vandalism  540  780  990  1080\n")
+    rows = [ListRow(feat(tmp_path / "Vandalism036_x264__5.npy", 40), "Vandalism", line=2)]
+    with pytest.warns(GroundTruthWarning) as rec:
+        (video,) = gt_videos(rows, get_spec("ucfcrime"), read_annotations(ann_file))
+    assert [str(w.message) for w in rec] == [
+        "Vandalism036_x264: annotated span [540, 780) reaches beyond the 640 frames covered by "
+        "its features; clipped to [540, 640)",
+        "Vandalism036_x264: annotated span [990, 1080) reaches beyond the 640 frames covered by "
+        "its features; dropped (no frame of it is left)",
+    ]
+    assert video.segments == [(540, 640)]
+
+
 # ---------------------------------------------------------------- length check and loading
 
 

@@ -231,6 +231,18 @@ def test_xd_ief_vad_split_warns_and_moves_test_videos(tmp_path):
     np.testing.assert_array_equal(np.load(out / "gt.npy"), np.concatenate([z(32), XD_S7, XD_U6]))
 
 
+def test_xd_ief_vad_unknown_videos_point_at_the_standard_split(tmp_path):
+    """The reference's XD train list leaves out 13 standard training videos."""
+    make_tree(tmp_path / "rgb", {**XD_TREE, "Your.Name.2016__#00-36-52_00-41-00_label_A": 2})
+    with pytest.raises(ListError) as info:
+        run(benchmark_lists, "xd", tmp_path / "rgb", split="ief-vad")
+    msg = str(info.value)
+    assert "1 feature videos under" in msg and "Your.Name.2016__#00-36-52_00-41-00_label_A" in msg
+    assert "1 of them are in the 'standard' split files (the 'ief-vad' files leave them out)" in msg
+    lists, _ = run(benchmark_lists, "xd", tmp_path / "rgb")  # standard: a training video
+    assert lists.train_videos == 2
+
+
 # ====================================================================== ShanghaiTech
 
 SHANG_TREE = {
