@@ -19,8 +19,18 @@ IMAGE_TREE = "rgb"
 """Name of the image-feature tree whose event twin is found by renaming (REFERENCE.md s.1)."""
 
 
+SHOW = 10
+"""How many items an error or warning names before saying '... and N more'."""
+
+
 class ListError(UserInputError):
     """A list CSV is missing, empty or malformed."""
+
+
+def shorten(items: Sequence[str], n: int = SHOW, sep: str = ", ") -> str:
+    """The first ``n`` items joined by ``sep``, then '... and N more'."""
+    shown = sep.join(items[:n])
+    return shown + (f"{sep}... and {len(items) - n} more" if len(items) > n else "")
 
 
 @dataclass(frozen=True)
@@ -43,16 +53,29 @@ class ListRow:
         return crop_of(self.path)
 
 
+MEDIA_EXTENSIONS: frozenset[str] = frozenset(
+    ".npy .mp4 .avi .mkv .mov .webm .m4v .mpg .mpeg .wmv .flv .3gp .ts".split()
+)
+"""Extensions stripped from names; any other dot belongs to the name (XD: ``Mind.2001__#...``)."""
+
+
+def strip_extension(name: str) -> str:
+    """``Abuse028_x264.mp4`` -> ``Abuse028_x264``; only :data:`MEDIA_EXTENSIONS` are dropped, so
+    ``A.Beautiful.Mind.2001__#00-25-20_00-29-20_label_A`` stays whole."""
+    base, dot, ext = name.rpartition(".")
+    return base if dot and f".{ext.lower()}" in MEDIA_EXTENSIONS else name
+
+
 def video_stem(path: str | PurePath) -> str:
-    """``.../Abuse028_x264__5.npy`` -> ``Abuse028_x264``."""
-    stem = PurePath(path).stem
+    """``.../Abuse028_x264__5.npy`` -> ``Abuse028_x264`` (folder, extension and crop dropped)."""
+    stem = strip_extension(PurePath(path).name)
     head, sep, tail = stem.rpartition("__")
     return head if sep and tail.isdigit() else stem
 
 
 def crop_of(path: str | PurePath) -> int | None:
     """``.../Abuse028_x264__5.npy`` -> 5; None when the name has no crop suffix."""
-    _, sep, tail = PurePath(path).stem.rpartition("__")
+    _, sep, tail = strip_extension(PurePath(path).name).rpartition("__")
     return int(tail) if sep and tail.isdigit() else None
 
 
@@ -141,14 +164,21 @@ def write_list(
 ) -> None:
     """Write rows ``(path, label[, event_path])`` atomically.
 
-    With ``relative`` (default) paths are written relative to the CSV's folder.
+    With ``relative`` (default) paths are written relative to the CSV's folder, with ``/``
+    separators. Symbolic links are kept as they are (not resolved), so a list next to a linked
+    feature tree stays valid wherever the link points.
     """
     csv_path = Path(csv_path)
-    base = csv_path.parent.resolve()
+    base = os.path.abspath(csv_path.parent)
 
     def fmt(p: str | os.PathLike[str]) -> str:
-        p = Path(p).resolve()
-        return os.path.relpath(p, base) if relative else str(p)
+        p = os.path.abspath(p)
+        if not relative:
+            return p
+        try:
+            return Path(os.path.relpath(p, base)).as_posix()
+        except ValueError:  # another drive on Windows: no relative path exists
+            return p
 
     with_event = bool(rows) and len(rows[0]) == 3
     with atomic_write(csv_path, "w") as f:

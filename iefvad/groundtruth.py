@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from iefvad.datasets import SNIPPET_FRAMES
+from iefvad.annotations import Annotations
+from iefvad.csvlist import ListRow, shorten, video_stem
+from iefvad.datasets import SNIPPET_FRAMES, DatasetSpec
 from iefvad.errors import UserInputError
 from iefvad.fileio import save_json, save_npy
 
@@ -27,6 +29,14 @@ GT_FORMAT = "iefvad-gt/1"
 
 class GroundTruthError(UserInputError):
     """The ground truth does not fit the test list."""
+
+
+class GroundTruthWarning(UserWarning):
+    """A test video's annotation looks wrong (clipped span, label and spans disagree)."""
+
+
+class FeatureFileError(UserInputError):
+    """A feature ``.npy`` is missing, unreadable, truncated or not ``[T, D]``."""
 
 
 @dataclass
@@ -51,21 +61,67 @@ class GroundTruth:
     path: Path | None = None
 
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".npy")
-
-
-def plain_name(name: str) -> str:
-    """Video name without folder and known file suffix (names may contain dots, as XD's)."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    for suffix in VIDEO_SUFFIXES:
-        if base.lower().endswith(suffix):
-            return base[: -len(suffix)]
-    return base
-
-
 def frames_of(num_snippets: int) -> int:
     """Number of ground-truth frames of a video with ``num_snippets`` feature rows."""
     return SNIPPET_FRAMES * int(num_snippets)
+
+
+def feature_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
+    """Shape of a ``.npy`` read from its header only (no data is read).
+
+    Raises :class:`FeatureFileError` when the file is missing, is not a ``.npy``, or is shorter
+    than its header promises (an interrupted write).
+    """
+    path = Path(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FeatureFileError(
+            f"feature file {path} does not exist; regenerate the list from the features you "
+            "have (list/generate_file.py) or fix the path"
+        ) from None
+    except OSError as e:
+        raise FeatureFileError(f"cannot open feature file {path}: {e}") from e
+    with f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:  # 3.0 (utf-8 header): let numpy parse it
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+                return tuple(int(n) for n in arr.shape)
+        except Exception as e:  # noqa: BLE001 - any malformed header gets the same message
+            raise FeatureFileError(
+                f"feature file {path} is not a readable .npy ({e}); re-extract it "
+                "(extracting/) or remove it from the feature tree"
+            ) from e
+        need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        size = os.fstat(f.fileno()).st_size
+    if size < need:
+        raise FeatureFileError(
+            f"feature file {path} is truncated: its header promises shape {tuple(shape)} "
+            f"{dtype} ({need} bytes) but the file has {size} bytes; re-extract it"
+        )
+    return tuple(int(n) for n in shape)
+
+
+def num_snippets(path: str | os.PathLike[str]) -> int:
+    """T of a ``[T, D]`` feature file, from its header; T must be at least 1."""
+    shape = feature_shape(path)
+    if len(shape) != 2 or shape[0] < 1:
+        raise FeatureFileError(
+            f"feature file {path} has shape {shape}; expected [T, D] with T >= 1 snippets "
+            f"(a video needs more than {SNIPPET_FRAMES} frames). Remove it from the list or "
+            "re-extract it"
+        )
+    return shape[0]
+
+
+def video_key(name: str | os.PathLike[str]) -> str:
+    """Name used to compare videos: folder, media extension and ``__<crop>`` dropped."""
+    return video_stem(name)
 
 
 def clip_segments(
@@ -76,9 +132,11 @@ def clip_segments(
     for start, end in segments:
         s, e = max(0, int(start)), min(int(end), frames)
         if (s, e) != (int(start), int(end)) and warn:
+            fate = f"clipped to [{s}, {e})" if e > s else "dropped (no frame of it is left)"
             warnings.warn(
                 f"{name}: annotated span [{start}, {end}) reaches beyond the {frames} frames "
-                f"covered by its features; clipped to [{s}, {max(s, e)})",
+                f"covered by its features; {fate}",
+                GroundTruthWarning,
                 stacklevel=2,
             )
         if e > s:
@@ -99,6 +157,90 @@ def build_gt(videos: Sequence[VideoGT]) -> np.ndarray:
     if not videos:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate([video_frame_labels(v.frames, v.segments) for v in videos])
+
+
+def gt_videos(
+    rows: Sequence[ListRow],
+    dspec: DatasetSpec,
+    annotations: Annotations | None,
+    key: Callable[[str], str] = video_stem,
+) -> list[VideoGT]:
+    """Per-video ground truth of a test list, in list order.
+
+    T comes from each feature file's header (16 x T frames); spans come from ``annotations``
+    and are clipped to the video with a warning. A test video without an annotation entry is
+    an error unless its label is normal.
+    """
+    seen: dict[str, int] = {}
+    dups, label_errors, feature_errors, unannotated = [], [], [], []
+    out: list[VideoGT] = []
+    for r in rows:
+        k = key(r.stem)
+        if k in seen:
+            dups.append(f"{r.stem} (lines {seen[k]} and {r.line})")
+        seen.setdefault(k, r.line)
+        err = dspec.check_label(r.label)
+        if err:
+            label_errors.append(f"line {r.line}: {err}")
+        try:
+            t = num_snippets(r.path)
+        except FeatureFileError as e:
+            feature_errors.append(str(e))
+            continue
+        frames = frames_of(t)
+        entry = annotations.find(r.stem) if annotations is not None else None
+        normal = dspec.is_normal(r.label)
+        if entry is None:
+            if not normal:
+                unannotated.append(f"{r.stem} ({r.label})")
+            out.append(VideoGT(r.stem, r.label, frames, []))
+            continue
+        if normal and entry.segments:
+            warnings.warn(
+                f"{r.stem}: labelled normal ({r.label}) but {annotations.path} line {entry.line} "
+                f"annotates {len(entry.segments)} abnormal spans; they are set to 1",
+                GroundTruthWarning,
+                stacklevel=2,
+            )
+        if not normal and not entry.segments:
+            warnings.warn(
+                f"{r.stem}: labelled abnormal ({r.label}) but {annotations.path} line "
+                f"{entry.line} has no span: all its frames are 0",
+                GroundTruthWarning,
+                stacklevel=2,
+            )
+        segs = clip_segments(r.stem, entry.segments, frames)
+        out.append(VideoGT(r.stem, r.label, frames, segs))
+    problems = []
+    if dups:
+        problems.append(
+            f"the test list names {len(dups)} videos more than once: {shorten(dups)}; a test list "
+            "holds one crop per video (generate it with list/generate_file.py)"
+        )
+    if label_errors:
+        problems.append(
+            f"{len(label_errors)} labels do not fit dataset {dspec.name!r} "
+            f"(wrong --dataset?): {shorten(label_errors, 3)}"
+        )
+    if feature_errors:
+        problems.append(
+            f"{len(feature_errors)} unreadable feature files:\n  "
+            + shorten(feature_errors, sep="\n  ")
+        )
+    if unannotated:
+        src = (
+            f"the annotation file {annotations.path}"
+            if annotations is not None
+            else "any annotation file (none was given: pass --frame_lbl_txt)"
+        )
+        problems.append(
+            f"{len(unannotated)} abnormal test videos have no entry in {src}: "
+            f"{shorten(unannotated)}. Add their spans (or -1 -1 for none) to the annotation file, "
+            "or check that --dataset/--split/--frame_lbl_txt match the test list"
+        )
+    if problems:
+        raise GroundTruthError("cannot build the ground truth:\n- " + "\n- ".join(problems))
+    return out
 
 
 def sidecar_path(gt_path: str | os.PathLike[str]) -> Path:
@@ -139,11 +281,24 @@ def load_gt(path: str | os.PathLike[str]) -> GroundTruth:
     videos = None
     side = sidecar_path(path)
     if side.is_file():
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        videos = [
-            VideoGT(v["name"], v["label"], int(v["frames"]), [tuple(s) for s in v["segments"]])
-            for v in meta["videos"]
-        ]
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+            videos = [
+                VideoGT(v["name"], v["label"], int(v["frames"]), [tuple(s) for s in v["segments"]])
+                for v in meta["videos"]
+            ]
+        except (ValueError, KeyError, TypeError) as e:
+            raise GroundTruthError(
+                f"ground-truth sidecar {side} is malformed ({e!r}); regenerate the ground truth "
+                "(list/generate_gt.py) or delete the sidecar"
+            ) from e
+        described = sum(v.frames for v in videos)
+        if described != frames.size:
+            raise GroundTruthError(
+                f"ground-truth sidecar {side} describes {described} frames over {len(videos)} "
+                f"videos but {path} holds {frames.size}: they come from different runs. "
+                "Regenerate both with list/generate_gt.py, or delete the sidecar"
+            )
     return GroundTruth(frames, videos, path)
 
 
@@ -165,7 +320,7 @@ def check_gt_length(gt: GroundTruth, names: Sequence[str], num_snippets: Sequenc
                     f"missing from the ground truth is {name!r}"
                 )
             v = gt.videos[i]
-            if v.frames != n or plain_name(v.name) != plain_name(name):
+            if v.frames != n or video_key(v.name) != video_key(name):
                 raise GroundTruthError(
                     f"ground truth{where} has {gt.frames.size} frames, the test list needs "
                     f"{total}; the first video where they diverge is #{i} {name!r}: "
