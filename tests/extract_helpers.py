@@ -47,22 +47,21 @@ def write_video(
     still_from: int | None = None,
 ) -> Path:
     """A video of ``n`` frames (W x H ``size``) with moving content; frames from ``still_from``
-    on repeat one frame (no motion)."""
+    on are one flat gray frame (no motion, and nothing for lossy codecs to refine)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     w, h = size
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     assert vw.isOpened(), f"cv2 cannot write {path} with {fourcc}"
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    last = base
+    still = np.full((h, w, 3), 128, np.uint8)
     for i in range(n):
         if still_from is not None and i >= still_from:
-            frame = last
+            frame = still
         else:
             frame = np.roll(base, shift=(i * 3) % w, axis=1)
             frame[: h // 3] = (i * 37) % 256
         vw.write(frame)
-        last = frame
     vw.release()
     return path
 
