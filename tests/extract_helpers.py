@@ -8,6 +8,8 @@ under test, so the tests compare two independent implementations.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -17,6 +19,19 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Tiny models on a shared 2-core machine: one intra-op thread is several times faster
+    (no OpenMP barriers spinning against other processes); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)

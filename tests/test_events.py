@@ -10,6 +10,7 @@ from extract_helpers import (
     identity_encoder,
     reference_event_maps,
     reference_groups,
+    torch_threads,
     write_video,
 )
 
@@ -17,6 +18,12 @@ from iefvad.events import event_counts, grayscale, normalise_counts, to_event_in
 from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets, extract_video_features
 
 CROPS = (0, 2, 4, 5, 9)  # centre, two corners, two flipped
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 def _event_identity(opts: RecipeOptions, video) -> dict[int, np.ndarray]:
