@@ -122,14 +122,34 @@ class Encoder:
             self._std_t = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
         return self
 
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.mean is None or self.std is None:
+            return None
+        if self._mean_t is None or self._mean_t.device != self.device:
+            self.to(self.device, _precision_name(self.dtype))
+        return self._mean_t, self._std_t  # type: ignore[return-value]
+
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """``[B, 3, S, S]`` float in [0, 1] -> ``[B, D]`` float32 (not L2-normalised)."""
-        if self.mean is not None and (self._mean_t is None or self._mean_t.device != self.device):
-            self.to(self.device, _precision_name(self.dtype))
         x = pixels.to(self.device, torch.float32, non_blocking=True)
-        if self._mean_t is not None:
-            x = (x - self._mean_t) / self._std_t
+        stats = self._stats()
+        if stats is not None:
+            x = (x - stats[0]) / stats[1]
+        return self.module(x.to(self.dtype)).float()
+
+    @torch.inference_mode()
+    def encode_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        """RGB images ``[B, S, S, 3]`` uint8 (channel-last) -> ``[B, D]`` float32.
+
+        The same arithmetic as :meth:`encode` of ``images / 255`` (torchvision's ``ToTensor``
+        then ``Normalize``, in float32), done in place to spare memory traffic.
+        """
+        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        x.div_(255.0)
+        stats = self._stats()
+        if stats is not None:
+            x.sub_(stats[0]).div_(stats[1])
         return self.module(x.to(self.dtype)).float()
 
     def metadata(self) -> dict[str, Any]:

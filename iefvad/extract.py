@@ -284,7 +284,7 @@ def _decode_worker(
         err: VideoError | None = None
         try:
             for group in iter_groups(
-                job.video, cfg.opts.tail, pool.acquire, info, cfg.truncation_tolerance
+                job.video, cfg.opts.tail, pool.acquire, info, cfg.truncation_tolerance, rgb=True
             ):
                 if stop.is_set():
                     group.buffer.release()
@@ -376,7 +376,14 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
         for t in threads:
             t.start()
         while finished < len(order):
-            kind, idx, payload = out_q.get()
+            try:
+                kind, idx, payload = out_q.get(timeout=1.0)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads) and out_q.empty():
+                    raise RuntimeError(
+                        f"decode workers stopped with {len(order) - finished} videos unfinished"
+                    ) from None
+                continue
             job, mods = order[idx]
             if kind == "group":
                 group = payload
@@ -388,7 +395,7 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
                     )
                 n = group.frames.shape[0]
                 try:
-                    feats = encode_snippets(enc, group.buffer.tensor[:n], cfg.opts)
+                    feats = encode_snippets(enc, group.buffer.tensor[:n], cfg.opts, bgr=False)
                 finally:
                     group.buffer.release()
                 acc = parts.setdefault(idx, {m: {c: [] for c in cfg.opts.crops} for m in mods})

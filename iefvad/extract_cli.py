@@ -14,7 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network for weig
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 log = logging.getLogger("iefvad.extract")
@@ -167,7 +168,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
             "--images_per_batch",
             type=int,
             default=None,
-            help="images per forward pass (default 256 on CUDA, 64 on CPU)",
+            help="images per forward pass (default 256 on CUDA, 32 on CPU)",
         )
     else:
         s.add_argument(
@@ -176,7 +177,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
             dest="images_per_batch",
             type=int,
             default=None,
-            help="images per forward pass (default 256 CUDA, 64 CPU)",
+            help="images per forward pass (default 256 CUDA, 32 CPU)",
         )
     s.add_argument(
         "--workers", type=int, default=min(4, os.cpu_count() or 1), help="decode threads"
@@ -245,6 +246,27 @@ def _roots(args: argparse.Namespace, modalities: tuple[str, ...], event_tree: st
     return roots
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SLURM preemption and ``kill`` send SIGTERM: stop like Ctrl-C, with the summary written
+    and every finished video kept (the rerun resumes). The old handler is restored after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -281,6 +303,8 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     from iefvad.extract_layout import ExtractError, parse_shard, shard_from_env
 
     spec = get_spec(dataset)
+    if not Path(args.video_dir).expanduser().is_dir():
+        raise ExtractError(f"--video_dir {args.video_dir} is not a folder; pass the video folder")
     modalities = ("image", "event") if modality == "both" else (modality,)
     event_ckpt = getattr(args, "event_clip_ckpt", None)
     image_ckpt = args.clip_ckpt
@@ -334,7 +358,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         image = load_encoder(image_ckpt, kind="image", seed=args.seed, **common)
     if "event" in modalities:
         event = load_encoder(event_ckpt, kind="event", seed=args.seed + 1, **common)
-    batch = args.images_per_batch or (256 if device.type == "cuda" else 64)
+    batch = args.images_per_batch or (256 if device.type == "cuda" else 32)
     encoders = Encoders(
         image=image.to(device, precision) if image else None,
         event=event.to(device, precision) if event else None,
@@ -396,7 +420,8 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
             print(f"  redo {rel}: {why}")
         return 0
     distributed = init_distributed() if not args.shard else False
-    summary = run_extraction(cfg, encoders)
+    with _sigterm_as_interrupt():
+        summary = run_extraction(cfg, encoders)
     total = gather_summaries(summary, cfg) if distributed else summary
     print(f"rank {rank}: {summary.text()}" if world > 1 else summary.text(), file=sys.stderr)
     if total is not None and world > 1:

@@ -180,9 +180,7 @@ def _encode_image_crops(
         for ci in range(a // n, (b - 1) // n + 1):
             lo, hi = max(a, ci * n) - ci * n, min(b, (ci + 1) * n) - ci * n
             pieces.append(crop_tensor(rgb[lo:hi], crops[ci]))
-        batch = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
-        pixels = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        out[a:b] = enc.encode(pixels)
+        out[a:b] = enc.encode_uint8(pieces[0] if len(pieces) == 1 else torch.cat(pieces))
     return out.view(len(crops), n, enc.embed_dim)
 
 
@@ -297,15 +295,15 @@ def extract_video_features(
     info = VideoInfo(str(source) if isinstance(source, (str, os.PathLike)) else "<frames>")
     if isinstance(source, (str, os.PathLike)):
         groups: Iterator[FrameGroup] = iter_groups(
-            source, opts.tail, info=info, truncation_tolerance=truncation_tolerance
+            source, opts.tail, info=info, truncation_tolerance=truncation_tolerance, rgb=True
         )
     else:
-        groups = group_frames(source, info, opts.tail)
+        groups = group_frames(source, info, opts.tail, rgb=True)
     parts: dict[str, dict[int, list[torch.Tensor]]] = {
         m: {c: [] for c in opts.crops} for m in encoders.modalities
     }
     for group in background(groups):
-        feats = encode_snippets(encoders, group.frames, opts)
+        feats = encode_snippets(encoders, group.frames, opts, bgr=not group.rgb)
         for m in encoders.modalities:
             for c, f in getattr(feats, m).items():
                 parts[m][c].append(f)

@@ -121,10 +121,11 @@ def tail_frames(rest: int, tail: Tail = "reference") -> int:
     return SNIPPET_FRAMES * num_snippets(rest, tail)
 
 
-def resize_frame(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def resize_frame(frame: np.ndarray, out: np.ndarray | None = None, rgb: bool = False) -> np.ndarray:
     """Resize one BGR frame ``[H, W, 3]`` uint8 to ``[256, 340, 3]`` with cv2 INTER_LINEAR.
 
-    ``out``: optional ``[256, 340, 3]`` uint8 C-contiguous array written in place.
+    ``out``: optional ``[256, 340, 3]`` uint8 C-contiguous array written in place; ``rgb``:
+    also convert BGR->RGB (as the reference does right after the resize).
     """
     if frame.ndim == 2:
         frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -134,9 +135,15 @@ def resize_frame(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.dtype != np.uint8:
         raise ValueError(f"expected a uint8 frame, found {frame.dtype}")
-    if out is None:
+    if rgb:
+        small = cv2.resize(frame, (RESIZE_W, RESIZE_H), interpolation=cv2.INTER_LINEAR)
+        if out is None:
+            return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        res = cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=out)
+    elif out is None:
         return cv2.resize(frame, (RESIZE_W, RESIZE_H), interpolation=cv2.INTER_LINEAR)
-    res = cv2.resize(frame, (RESIZE_W, RESIZE_H), dst=out, interpolation=cv2.INTER_LINEAR)
+    else:
+        res = cv2.resize(frame, (RESIZE_W, RESIZE_H), dst=out, interpolation=cv2.INTER_LINEAR)
     if not np.shares_memory(res, out):  # cv2 did not write in place (unexpected layout)
         out[...] = res
     return out
@@ -162,7 +169,8 @@ class VideoInfo:
 
 @dataclass
 class FrameGroup:
-    """Resized frames of one group: ``frames`` ``[F, 256, 340, 3]`` uint8 BGR, F = 16 * S.
+    """Resized frames of one group: ``frames`` ``[F, 256, 340, 3]`` uint8, F = 16 * S, BGR
+    (as OpenCV decodes) or RGB when ``rgb``.
 
     ``frames`` may be a view of a pooled buffer (see :func:`iter_groups`); ``index`` counts the
     video's groups from 0, ``start`` is the index of its first frame in the video.
@@ -173,6 +181,7 @@ class FrameGroup:
     start: int
     buffer: object = None
     """The pooled buffer ``frames`` lives in (hand it back to the pool when done), or None."""
+    rgb: bool = False
 
     @property
     def num_snippets(self) -> int:
@@ -193,8 +202,11 @@ def group_frames(
     info: VideoInfo,
     tail: Tail = "reference",
     alloc: BufferFactory = new_buffer,
+    rgb: bool = False,
 ) -> Iterator[FrameGroup]:
     """Resize raw BGR frames and yield them in groups of 512 following the rule ``tail``.
+
+    ``rgb``: convert the resized frames to RGB (in this thread: decode workers do it).
 
     Full groups are yielded as they fill; the last partial group is trimmed (or padded) per
     :func:`num_snippets`. Updates ``info`` (frames decoded/used, snippets, size of the first
@@ -209,14 +221,14 @@ def group_frames(
         for frame in frames:
             if total == 0:
                 info.height, info.width = int(frame.shape[0]), int(frame.shape[1])
-            resize_frame(frame, buf[n_in_group])
+            resize_frame(frame, buf[n_in_group], rgb)
             n_in_group += 1
             total += 1
             if n_in_group == GROUP_FRAMES:
                 info.frames_decoded = total
                 info.frames_used += GROUP_FRAMES
                 info.num_snippets += GROUP_SNIPPETS
-                group = FrameGroup(buf, index, total - GROUP_FRAMES, handle)
+                group = FrameGroup(buf, index, total - GROUP_FRAMES, handle, rgb)
                 handle, buf = None, None
                 yield group
                 index += 1
@@ -229,7 +241,7 @@ def group_frames(
         if keep:
             info.frames_used += keep
             info.num_snippets += keep // SNIPPET_FRAMES
-            group = FrameGroup(buf[:keep], index, total - n_in_group, handle)
+            group = FrameGroup(buf[:keep], index, total - n_in_group, handle, rgb)
             handle, buf = None, None
             yield group
     finally:
@@ -306,6 +318,7 @@ def iter_groups(
     alloc: BufferFactory = new_buffer,
     info: VideoInfo | None = None,
     truncation_tolerance: float | None = 0.02,
+    rgb: bool = False,
 ) -> Iterator[FrameGroup]:
     """Decode ``path`` once and yield its resized frames group by group.
 
@@ -318,7 +331,7 @@ def iter_groups(
         info.__dict__.update(found.__dict__)
         found = info
     try:
-        yield from group_frames(read_frames(cap), found, tail, alloc)
+        yield from group_frames(read_frames(cap), found, tail, alloc, rgb)
     finally:
         cap.release()
     check_decoded(found, tail, truncation_tolerance)

@@ -292,3 +292,36 @@ def test_in_process_api_on_files_frames_and_streams(tmp_path, tiny_encoders) -> 
     )
     np.testing.assert_allclose(pad.image[0][-1], padded[-1].image[0][0], atol=1e-5, rtol=0)
     assert pad.info.frames_used == 80 and pad.info.frames_decoded == 70
+
+
+class _InterruptAfter(torch.nn.Module):
+    """Wraps an encoder module; raises KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI) on
+    call number ``after + 1``."""
+
+    def __init__(self, inner: torch.nn.Module, after: int) -> None:
+        super().__init__()
+        self.inner, self.after, self.calls = inner, after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls > self.after:
+            raise KeyboardInterrupt
+        return self.inner(x)
+
+
+def test_an_interrupted_run_keeps_finished_videos_and_resumes(tmp_path, tiny_encoders) -> None:
+    from dataclasses import replace
+
+    for i in range(3):
+        write_video(tmp_path / "videos" / "A" / f"v{i}.mp4", 32 + 16 * i, (24, 16), seed=i)
+    image = replace(tiny_encoders.image, module=_InterruptAfter(tiny_encoders.image.module, 1))
+    flaky = Encoders(image=image, event=tiny_encoders.event, batch_size=64)
+    cfg = _cfg(tmp_path, opts=RecipeOptions(crops=(0,)), workers=1)
+    stopped = run_extraction(cfg, flaky)
+    assert stopped.interrupted and stopped.exit_code == 130
+    assert stopped.done == ["A/v2.mp4"]  # the largest goes first; the second one is cut
+    report = json.loads((tmp_path / "out" / "rgb" / "extract_summary.json").read_text())
+    assert report["interrupted"] and report["done"] == ["A/v2.mp4"]
+    resumed = run_extraction(cfg, tiny_encoders)
+    assert resumed.skipped == ["A/v2.mp4"] and sorted(resumed.done) == ["A/v0.mp4", "A/v1.mp4"]
+    assert resumed.exit_code == 0
