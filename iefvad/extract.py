@@ -148,6 +148,14 @@ class _Lease:
             self.tensor = None
 
 
+def cpu_threads(workers: int, cores: int | None = None) -> int:
+    """Intra-op torch threads for CPU encoding next to ``workers`` decode threads: the cores
+    left over, at least 1 (OpenMP threads that share cores spin and run several times slower).
+    """
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores - workers)
+
+
 def settings_of(modality: str, encoders: Encoders, cfg: RunConfig) -> dict[str, Any]:
     """Settings that must equal a manifest's for its outputs to count as complete."""
     s: dict[str, Any] = {

@@ -80,13 +80,18 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     g.add_argument("--image_save_dir", default=None, help="image feature tree (overrides)")
     g.add_argument("--event_save_dir", default=None, help="event feature tree (overrides)")
     if modality is None:
-        g.add_argument("--modality", default="both", choices=("image", "event", "both"))
+        g.add_argument(
+            "--modality",
+            default="both",
+            choices=("image", "event", "both"),
+            help="features to extract: image (rgb tree), event, or both from one decode",
+        )
     g.add_argument(
         "--videos",
         default=None,
         help="text file of video paths (relative to --video_dir) to extract only those",
     )
-    g.add_argument("--crops", type=parse_crops, default=tuple(range(10)), help="e.g. 0-9, 0,5")
+    g.add_argument("--crops", type=parse_crops, default="0-9", help="crops 0..9, e.g. 0-9, 0,5")
 
     w = p.add_argument_group("weights")
     ckpt_help = (
@@ -181,6 +186,12 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         )
     s.add_argument(
         "--workers", type=int, default=min(4, os.cpu_count() or 1), help="decode threads"
+    )
+    s.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default on CPU: cores minus --workers, at least 1)",
     )
     s.add_argument(
         "--shard",
@@ -364,6 +375,12 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         event=event.to(device, precision) if event else None,
         batch_size=batch,
     )
+    if args.threads is not None or device.type == "cpu":
+        import torch
+
+        from iefvad.extract import cpu_threads
+
+        torch.set_num_threads(args.threads or cpu_threads(args.workers))
     if device.type == "cuda" and precision == "fp32":
         import torch
 

@@ -121,7 +121,7 @@ def test_bad_options_are_rejected_with_what_to_do(tmp_path, capsys) -> None:
 def test_a_killed_run_resumes_to_the_clean_result(tmp_path) -> None:
     v = tmp_path / "videos"
     for i in range(6):
-        write_video(v / f"C{i % 2}" / f"v{i}.mp4", 160 + 16 * i, (27, 21), seed=i)
+        write_video(v / f"C{i % 2}" / f"v{i}.mp4", 96 + 16 * i, (27, 21), seed=i)
     args = ["--dataset", "msad", "--video_dir", str(v), "--crops", "0,5", "--workers", "1", *TINY]
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
