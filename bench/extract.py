@@ -122,6 +122,7 @@ def main() -> None:
     p.add_argument("--crops", default=None)
     p.add_argument("--batch_size", type=int, default=None)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--encoder_seconds", type=float, default=5.0)
     p.add_argument("--skip", default="", help="comma list of figures to skip: decode,encoder,...")
     args = p.parse_args()
@@ -147,6 +148,9 @@ def main() -> None:
                  **common)  # fmt: skip
         image = random_encoder(arch, 0).to(device, precision)
         event = random_encoder(arch, 1, normalise=False).to(device, precision)
+        if args.compile:
+            image.compile(), event.compile()
+            common["compiled"] = True
         encoders = Encoders(image=image, event=event, batch_size=batch)
         if "encoder" not in skip:
             emit(bench="extract.encoder", batch=batch,

@@ -188,6 +188,11 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         "--workers", type=int, default=min(4, os.cpu_count() or 1), help="decode threads"
     )
     s.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the encoders (experimental: slow start, unmeasured speed-up)",
+    )
+    s.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -307,9 +312,18 @@ def main(
 
 
 def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) -> int:
+    import torch
+
     from iefvad.datasets import get_spec
     from iefvad.encoders import load_encoder, resolve_device, resolve_precision
-    from iefvad.extract import RunConfig, gather_summaries, init_distributed, plan, run_extraction
+    from iefvad.extract import (
+        RunConfig,
+        cpu_threads,
+        gather_summaries,
+        init_distributed,
+        plan,
+        run_extraction,
+    )
     from iefvad.extract_core import Encoders, RecipeOptions
     from iefvad.extract_layout import ExtractError, parse_shard, shard_from_env
 
@@ -370,20 +384,17 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     if "event" in modalities:
         event = load_encoder(event_ckpt, kind="event", seed=args.seed + 1, **common)
     batch = args.images_per_batch or (256 if device.type == "cuda" else 32)
-    encoders = Encoders(
-        image=image.to(device, precision) if image else None,
-        event=event.to(device, precision) if event else None,
-        batch_size=batch,
-    )
+    for enc in (image, event):
+        if enc is not None:
+            enc.to(device, precision)
+            if args.compile:
+                enc.compile()
+    encoders = Encoders(image=image, event=event, batch_size=batch)
     if args.threads is not None or device.type == "cpu":
-        import torch
-
-        from iefvad.extract import cpu_threads
-
         torch.set_num_threads(args.threads or cpu_threads(args.workers))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # pinned buffers and kernels on this rank's GPU
     if device.type == "cuda" and precision == "fp32":
-        import torch
-
         torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 (reference parity)
         torch.backends.cuda.matmul.allow_tf32 = False
     cfg = RunConfig(
@@ -441,7 +452,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         summary = run_extraction(cfg, encoders)
     total = gather_summaries(summary, cfg) if distributed else summary
     print(f"rank {rank}: {summary.text()}" if world > 1 else summary.text(), file=sys.stderr)
-    if total is not None and world > 1:
+    if distributed and total is not None:
         print(f"all ranks: {total.text()}", file=sys.stderr)
     if distributed:
         import torch.distributed as dist
