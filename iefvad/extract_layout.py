@@ -9,6 +9,7 @@ run's, is what makes a video complete. A rerun skips complete videos and redoes 
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -204,7 +205,7 @@ class OutputLayout:
             return []
         return [
             p
-            for p in folder.glob(f".{job.stem}*.tmp")
+            for p in folder.glob(glob.escape(f".{job.stem}") + "*.tmp")
             if p.name.startswith((f".{job.stem}__", f".{job.stem}{MANIFEST_SUFFIX}"))
         ]
 

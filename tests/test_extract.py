@@ -213,6 +213,17 @@ def test_discovery_layout_and_errors(tmp_path) -> None:
     ]
     flat = discover_videos(v, class_folders=False)
     assert {j.out_dir for j in flat} == {""}
+    xd = tmp_path / "xd"
+    xd.mkdir()
+    name = "A.Beautiful.Mind.2001__#00-01-45_00-02-50_label_[A]"  # dots, '#', '__', brackets
+    (xd / f"{name}.mp4").write_bytes(b"0")
+    (job,) = discover_videos(xd, class_folders=False)
+    xd_layout = OutputLayout({"image": tmp_path / "xd_rgb"})
+    assert xd_layout.feature_path("image", job, 3).name == f"{name}__3.npy"
+    (tmp_path / "xd_rgb").mkdir()
+    for left in (f".{name}__3.npy.k2.tmp", f".{name}.manifest.json.k3.tmp", ".B__0.npy.k4.tmp"):
+        (tmp_path / "xd_rgb" / left).write_bytes(b"")
+    assert len(xd_layout.stale_temporaries("image", job)) == 2
     layout = OutputLayout({"image": tmp_path / "rgb", "event": tmp_path / "event"})
     assert layout.feature_path("event", jobs[0], 7) == tmp_path / "event" / "Abuse" / "x__7.npy"
     assert layout.manifest_path("image", flat[0]) == tmp_path / "rgb" / "x.manifest.json"
