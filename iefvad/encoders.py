@@ -1,0 +1,541 @@
+"""CLIP image and event-CLIP encoders through open_clip, from whatever file the user has.
+
+Accepted weights (``load_encoder``):
+
+- an OpenAI CLIP file: the TorchScript archive (``ViT-L-14.pt``) or a plain state_dict; the
+  architecture (width, layers, patch size, input size, embedding size) is read from the
+  weights, so any ViT size works, and built with QuickGELU as OpenAI's ``build_model`` does;
+- the event-CLIP file ``{'checkpoint': {'encoder_k.<OpenAI names>': ...}}``: the keys starting
+  ``encoder_k.`` are kept and the prefix stripped (the reference's loader);
+- an open_clip checkpoint (``{'state_dict': {'module.visual...'}}`` or plain, ``.pt``, ``.bin``
+  or ``.safetensors``): OpenAI-layout keys are handled as above; other architectures are built
+  by ``open_clip.create_model(clip_model, pretrained=path)``.
+
+Only the vision tower is kept. Without a file, the OpenAI weights of ``clip_model`` are looked
+up in open_clip's local caches (``~/.cache/clip`` and the Hugging Face cache), never downloaded.
+``random_init`` builds the architecture with seeded random weights (tests, demo).
+
+Every encoder carries a fingerprint: a hash of its weights (not of the file), so the same
+weights in any file format give the same fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+OPENAI_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+EVENT_CLIP_PREFIX = "encoder_k."
+EVENT_CLIP_HINT = (
+    "the event-CLIP weights (event_vitl.pt) of the seed README: "
+    "https://huggingface.co/Eavn/event-clip or https://github.com/EavnJeong/Event_Modality_Application"
+)
+
+Precision = Literal["fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+_DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+
+class EncoderError(RuntimeError):
+    """Weights are missing or cannot be turned into an encoder; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class VisionArch:
+    """An OpenAI-style ViT image tower: enough to build it and to read it back from weights."""
+
+    width: int
+    layers: int
+    patch_size: int
+    embed_dim: int
+    image_size: int = 224
+    head_width: int = 64
+    quick_gelu: bool = True
+
+    def describe(self) -> str:
+        return (
+            f"ViT width={self.width} layers={self.layers} patch={self.patch_size} "
+            f"image={self.image_size} embed={self.embed_dim} heads={self.width // self.head_width}"
+            f"{' quickgelu' if self.quick_gelu else ''}"
+        )
+
+
+ARCHS: dict[str, VisionArch] = {
+    "ViT-L-14": VisionArch(1024, 24, 14, 768),
+    "ViT-B-16": VisionArch(768, 12, 16, 512),
+    "ViT-B-32": VisionArch(768, 12, 32, 512),
+    "tiny": VisionArch(64, 2, 32, 32),
+}
+"""Architectures ``random_init`` can build; ``tiny`` is for tests and demos on a CPU."""
+
+
+@dataclass
+class Encoder:
+    """A loaded image tower and how to feed it.
+
+    ``encode`` takes pixels in [0, 1] ``[B, 3, S, S]`` (S = ``image_size``), applies the CLIP
+    mean/std when ``mean`` is set (image encoders; event encoders take raw maps), runs in
+    ``dtype`` on ``device`` and returns float32 embeddings ``[B, embed_dim]``.
+    """
+
+    module: nn.Module
+    embed_dim: int
+    image_size: int
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    fingerprint: str
+    source: str
+    """File the weights came from, or ``random(seed=..)``."""
+    random_init: bool = False
+    arch: str = ""
+    """Human description of the architecture."""
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+    _mean_t: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _std_t: torch.Tensor | None = field(default=None, init=False, repr=False)
+
+    def to(self, device: str | torch.device, precision: str = "fp32") -> Encoder:
+        """Move to ``device`` and cast to ``precision`` (``fp32``, ``fp16``, ``bf16``)."""
+        if precision not in _DTYPES:
+            raise ValueError(f"precision must be one of fp32, fp16, bf16, found {precision!r}")
+        self.device = torch.device(device)
+        self.dtype = _DTYPES[precision]
+        self.module = self.module.to(device=self.device, dtype=self.dtype).eval()
+        self._mean_t = self._std_t = None
+        if self.mean is not None and self.std is not None:
+            self._mean_t = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
+            self._std_t = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        return self
+
+    def compile(self) -> Encoder:
+        """Wrap the module in ``torch.compile`` (opt-in, after :meth:`to`): the first batches
+        of each new batch size are slow while it compiles; results equal eager to ~1e-6."""
+        self.module = torch.compile(self.module)
+        return self
+
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.mean is None or self.std is None:
+            return None
+        if self._mean_t is None or self._mean_t.device != self.device:
+            self.to(self.device, _precision_name(self.dtype))
+        return self._mean_t, self._std_t  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, S, S]`` float in [0, 1] -> ``[B, D]`` float32 (not L2-normalised)."""
+        x = pixels.to(self.device, torch.float32, non_blocking=True)
+        stats = self._stats()
+        if stats is not None:
+            x = (x - stats[0]) / stats[1]
+        return self.module(x.to(self.dtype)).float()
+
+    @torch.inference_mode()
+    def encode_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        """RGB images ``[B, S, S, 3]`` uint8 (channel-last) -> ``[B, D]`` float32.
+
+        The same arithmetic as :meth:`encode` of ``images / 255`` (torchvision's ``ToTensor``
+        then ``Normalize``, in float32), done in place to spare memory traffic.
+        """
+        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        x.div_(255.0)
+        stats = self._stats()
+        if stats is not None:
+            x.sub_(stats[0]).div_(stats[1])
+        return self.module(x.to(self.dtype)).float()
+
+    def metadata(self) -> dict[str, Any]:
+        """What a manifest records about these weights."""
+        return {
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "random_init": self.random_init,
+            "arch": self.arch,
+            "embed_dim": self.embed_dim,
+            "normalise": None if self.mean is None else {"mean": self.mean, "std": self.std},
+        }
+
+
+def _precision_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in _DTYPES.items()}[dtype]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; ``cuda`` ->
+    ``cuda:<LOCAL_RANK>``."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EncoderError(f"--device {device}: CUDA is not available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is None:  # one GPU per torchrun rank
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``fp16`` on CUDA (what the reference's GPU runs used), ``fp32`` elsewhere."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision not in _DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, found {precision!r}")
+    return precision
+
+
+# ---------------------------------------------------------------- reading files
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def read_weights_file(path: str | os.PathLike[str]) -> Any:
+    """Load a checkpoint file: TorchScript archive, ``torch.save`` pickle or safetensors.
+
+    Pickles are read with ``weights_only=True`` first; a file holding other Python objects
+    (training arguments, ...) is then read in full with a log line, as the reference did.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EncoderError(f"weights file {path} does not exist; check the path you passed")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if _is_torchscript(path):
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first:  # noqa: BLE001 - retried below, reported if that fails too
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001
+            raise EncoderError(
+                f"cannot read weights file {path}: {e} (expected a TorchScript archive, a "
+                "torch.save'd state_dict/checkpoint or a .safetensors file)"
+            ) from first
+        log.info("%s holds pickled objects besides tensors; read in full (trusted file)", path)
+        return obj
+
+
+def state_dict_of(obj: Any, path: str | os.PathLike[str] = "<memory>") -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint with wrappers and prefixes removed.
+
+    Unwraps ``checkpoint`` / ``state_dict`` / ``model_state_dict`` / ``model`` entries; keeps only
+    ``encoder_k.*`` keys (prefix stripped) when there are any (event-CLIP); strips a ``module.``
+    prefix (DDP).
+    """
+    for _ in range(4):
+        if isinstance(obj, nn.Module):
+            obj = obj.state_dict()
+        if not isinstance(obj, dict):
+            break
+        inner = next(
+            (
+                obj[k]
+                for k in ("checkpoint", "state_dict", "model_state_dict", "model")
+                if isinstance(obj.get(k), (dict, nn.Module))
+            ),
+            None,
+        )
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, dict):
+        raise EncoderError(f"weights file {path}: expected a dict of tensors, found {type(obj)}")
+    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if any(k.startswith(EVENT_CLIP_PREFIX) for k in sd):
+        sd = {
+            k[len(EVENT_CLIP_PREFIX) :]: v for k, v in sd.items() if k.startswith(EVENT_CLIP_PREFIX)
+        }
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    if not sd:
+        raise EncoderError(f"weights file {path} holds no tensors")
+    return sd
+
+
+def visual_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """The OpenAI-layout ViT image tower (``visual.`` stripped) of ``sd``, or None."""
+    if "visual.conv1.weight" in sd and "visual.proj" in sd:
+        return {k[len("visual.") :]: v for k, v in sd.items() if k.startswith("visual.")}
+    if "conv1.weight" in sd and "proj" in sd and "positional_embedding" in sd:
+        return dict(sd)
+    return None
+
+
+def arch_from_state_dict(vis: dict[str, torch.Tensor], path: str = "<memory>") -> VisionArch:
+    """Read an OpenAI ViT tower's architecture off its weights (as OpenAI's ``build_model``)."""
+    conv = vis["conv1.weight"]
+    width, patch = int(conv.shape[0]), int(conv.shape[-1])
+    layers = sum(
+        1
+        for k in vis
+        if k.startswith("transformer.resblocks.") and k.endswith(".attn.in_proj_weight")
+    )
+    tokens = int(vis["positional_embedding"].shape[0])
+    grid = round((tokens - 1) ** 0.5)
+    if grid * grid + 1 != tokens:
+        raise EncoderError(
+            f"weights {path}: positional embedding has {tokens} tokens, expected a square grid "
+            "plus one class token"
+        )
+    if width % 64:
+        raise EncoderError(f"weights {path}: ViT width {width} is not a multiple of 64 (heads)")
+    return VisionArch(width, layers, patch, int(vis["proj"].shape[1]), patch * grid)
+
+
+def build_vision(arch: VisionArch) -> nn.Module:
+    """An open_clip ``VisionTransformer`` with OpenAI's layout for ``arch`` (random init)."""
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+
+    cfg = CLIPVisionCfg(
+        layers=arch.layers,
+        width=arch.width,
+        head_width=arch.head_width,
+        patch_size=arch.patch_size,
+        image_size=arch.image_size,
+    )
+    return _build_vision_tower(arch.embed_dim, cfg, quick_gelu=arch.quick_gelu).eval()
+
+
+def fingerprint_module(module: nn.Module, arch: str = "") -> str:
+    """Hash of the weights (float32 values, names, shapes) and architecture: 16 hex digits."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(arch.encode())
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{name}:{tuple(t.shape)};".encode())
+        h.update(memoryview(t.numpy()).cast("B"))
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- building encoders
+
+
+def _from_openai_layout(
+    sd: dict[str, torch.Tensor], vis: dict[str, torch.Tensor], source: str, normalise: bool
+) -> Encoder:
+    arch = arch_from_state_dict(vis, source)
+    module = build_vision(arch)
+    try:
+        module.load_state_dict({k: v.float() for k, v in vis.items()}, strict=True)
+    except RuntimeError as e:
+        raise EncoderError(
+            f"weights {source}: the image tower does not match the OpenAI ViT layout read from "
+            f"it ({arch.describe()}): {e}"
+        ) from e
+    return _wrap(module, arch.embed_dim, arch.image_size, source, arch.describe(), normalise)
+
+
+def _from_openai_resnet(sd: dict[str, torch.Tensor], source: str, normalise: bool) -> Encoder:
+    from open_clip.model import build_model_from_openai_state_dict
+
+    if "text_projection" not in sd:
+        raise EncoderError(
+            f"weights {source}: a ResNet CLIP needs the full OpenAI state dict (text keys too)"
+        )
+    model = build_model_from_openai_state_dict(dict(sd), cast_dtype=None)
+    visual = model.visual.float()
+    # build_model_from_openai_state_dict rounds weights to fp16; reload them at full precision.
+    visual.load_state_dict({k[7:]: v.float() for k, v in sd.items() if k.startswith("visual.")})
+    dim = int(sd["text_projection"].shape[1])
+    return _wrap(visual, dim, int(visual.image_size), source, "OpenAI ResNet", normalise)
+
+
+def _from_open_clip(name: str, path: str, normalise: bool) -> Encoder:
+    import open_clip
+
+    try:
+        model = open_clip.create_model(name, pretrained=path, device="cpu")
+    except Exception as e:  # noqa: BLE001 - open_clip raises many kinds
+        raise EncoderError(
+            f"open_clip could not load {path} as model {name!r}: {e}. Pass the architecture "
+            "with --clip_model (see open_clip.list_models()), or an OpenAI-format file"
+        ) from e
+    visual = model.visual.eval()
+    size = visual.image_size
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    dim = int(getattr(visual, "output_dim", 0) or model.text_projection.shape[-1])
+    mean = tuple(getattr(visual, "image_mean", OPENAI_MEAN))
+    std = tuple(getattr(visual, "image_std", OPENAI_STD))
+    enc = _wrap(visual, dim, size, path, f"open_clip {name}", normalise)
+    if normalise:
+        enc.mean, enc.std = mean, std
+    return enc
+
+
+def _wrap(
+    module: nn.Module, dim: int, size: int, source: str, arch: str, normalise: bool
+) -> Encoder:
+    module.eval().requires_grad_(False)
+    return Encoder(
+        module=module,
+        embed_dim=dim,
+        image_size=size,
+        mean=OPENAI_MEAN if normalise else None,
+        std=OPENAI_STD if normalise else None,
+        fingerprint=fingerprint_module(module, arch),
+        source=source,
+        arch=arch,
+    )
+
+
+def random_encoder(
+    arch: str | VisionArch = "ViT-L-14", seed: int = 0, normalise: bool = True
+) -> Encoder:
+    """An OpenAI-layout ViT with seeded random weights (``arch``: a name of :data:`ARCHS`)."""
+    if isinstance(arch, str):
+        if arch not in ARCHS:
+            raise EncoderError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        arch = ARCHS[arch]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = build_vision(arch)
+    enc = _wrap(
+        module, arch.embed_dim, arch.image_size, f"random(seed={seed})", arch.describe(), normalise
+    )
+    enc.random_init = True
+    return enc
+
+
+def cached_openai_weights(model_name: str = "ViT-L-14") -> tuple[Path | None, list[str]]:
+    """The OpenAI weights of ``model_name`` in open_clip's local caches, without network.
+
+    Returns ``(path or None, places looked at)``.
+    """
+    from open_clip.pretrained import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name, "openai") or {}
+    looked: list[str] = []
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        repo = hub.rstrip("/").split("/")
+        repo_id = "/".join(repo[:2])
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - huggingface_hub comes with open_clip
+            try_to_load_from_cache = None
+        for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            looked.append(f"Hugging Face cache {repo_id}/{fname}")
+            if try_to_load_from_cache is not None:
+                found = try_to_load_from_cache(repo_id, fname)
+                if isinstance(found, str) and os.path.isfile(found):
+                    return Path(found), looked
+    url = cfg.get("url", "")
+    if url:
+        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        looked.append(str(local))
+        if local.is_file():
+            return local, looked
+    return None, looked
+
+
+def load_encoder(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    kind: Literal["image", "event"] = "image",
+    clip_model: str = "ViT-L-14",
+    clip_format: Literal["auto", "openai", "open_clip"] = "auto",
+    random_init: bool = False,
+    seed: int | None = None,
+    random_arch: str | None = None,
+) -> Encoder:
+    """Build the image (``kind='image'``) or event (``kind='event'``) encoder.
+
+    ``path``: weights file (see the module doc); ``clip_model``: open_clip architecture name for
+    the cache fallback, for open_clip checkpoints that are not in OpenAI layout, and for
+    ``random_init`` (unless ``random_arch`` names one of :data:`ARCHS`). Image encoders apply
+    the CLIP mean/std, event encoders do not. Random weights use ``seed`` (default 0 for image,
+    1 for event, so the two towers differ).
+    """
+    normalise = kind == "image"
+    if random_init:
+        name = random_arch or clip_model
+        if name not in ARCHS:
+            raise EncoderError(
+                f"--random_init builds one of {', '.join(ARCHS)}; found architecture {name!r}"
+            )
+        return random_encoder(name, seed if seed is not None else int(kind == "event"), normalise)
+    if path is None:
+        if kind == "event":
+            raise EncoderError(
+                "event features need the event-CLIP weights: download "
+                f"{EVENT_CLIP_HINT} and pass the file with --event_clip_ckpt "
+                "(or, in the *_gen_event.py scripts, --clip_ckpt); --random_init for a test run"
+            )
+        found, looked = cached_openai_weights(clip_model)
+        if found is None:
+            from open_clip.pretrained import get_pretrained_url
+
+            url = get_pretrained_url(clip_model, "openai") or "the OpenAI CLIP weights"
+            raise EncoderError(
+                f"no CLIP weights given and none cached for {clip_model}/openai (looked in: "
+                f"{'; '.join(looked) or 'nothing: unknown model'}). This tool never downloads: "
+                f"fetch {url} on a machine with network access and pass it with --clip_ckpt "
+                "PATH (or put it in ~/.cache/clip/); --random_init for a test run"
+            )
+        log.info("using cached OpenAI %s weights %s", clip_model, found)
+        path = found
+    src = str(path)
+    if clip_format == "open_clip":
+        return _from_open_clip(clip_model, src, normalise)
+    sd = state_dict_of(read_weights_file(path), src)
+    vis = visual_state_dict(sd)
+    if vis is not None:
+        return _from_openai_layout(sd, vis, src, normalise)
+    if "visual.layer1.0.conv1.weight" in sd:
+        return _from_openai_resnet(sd, src, normalise)
+    if clip_format == "openai":
+        raise EncoderError(
+            f"weights {src}: not in OpenAI CLIP layout (no visual.conv1.weight / visual.proj); "
+            f"found keys such as {', '.join(list(sd)[:5])}"
+        )
+    return _from_open_clip(clip_model, src, normalise)
+
+
+def encoder_summary(enc: Encoder) -> dict[str, Any]:
+    """Short JSON-able description for logs and benchmarks."""
+    return {
+        **enc.metadata(),
+        "device": str(enc.device),
+        "dtype": str(enc.dtype).replace("torch.", ""),
+    }
+
+
+__all__ = [
+    "ARCHS",
+    "Encoder",
+    "EncoderError",
+    "VisionArch",
+    "arch_from_state_dict",
+    "build_vision",
+    "cached_openai_weights",
+    "fingerprint_module",
+    "load_encoder",
+    "random_encoder",
+    "read_weights_file",
+    "resolve_device",
+    "resolve_precision",
+    "state_dict_of",
+    "visual_state_dict",
+]

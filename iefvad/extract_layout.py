@@ -1,0 +1,252 @@
+"""Where extraction reads and writes: video discovery, output names, manifests, shards.
+
+Layout (REFERENCE.md section 1): ``<root>/<Class>/<stem>__<crop>.npy`` float32 ``[T, D]``, flat
+(``<root>/<stem>__<crop>.npy``) for datasets without class folders (XD). One root per modality,
+side by side (``.../rgb`` and ``.../event_thr_10``). Next to a video's feature files each root
+holds ``<stem>.manifest.json``, written last: its presence, with settings equal to the current
+run's, is what makes a video complete. A rerun skips complete videos and redoes the rest.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iefvad.video import VIDEO_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "iefvad-extract/1"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class ExtractError(ValueError):
+    """The run cannot start: bad folders, lists or options (the message says what to fix)."""
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video to extract and where its features go."""
+
+    video: Path
+    """The video file."""
+    rel: str
+    """Its path relative to the video folder (posix), used in logs and summaries."""
+    out_dir: str
+    """Output sub-folder relative to each root: the class folder, or ``""`` (flat)."""
+    stem: str
+    size: int
+    """File size in bytes (shard balancing, change detection)."""
+    mtime_ns: int = 0
+
+
+def _is_video(p: Path) -> bool:
+    return p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+
+
+def _job(video_dir: Path, video: Path, class_folders: bool) -> VideoJob:
+    rel = video.relative_to(video_dir).as_posix()
+    parent = Path(rel).parent.as_posix()
+    st = video.stat()
+    return VideoJob(
+        video=video,
+        rel=rel,
+        out_dir="" if not class_folders or parent == "." else parent,
+        stem=video.stem,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+    )
+
+
+def discover_videos(
+    video_dir: str | os.PathLike[str],
+    class_folders: bool = True,
+    video_list: str | os.PathLike[str] | None = None,
+) -> list[VideoJob]:
+    """Videos under ``video_dir`` (recursively; hidden files and non-video files skipped).
+
+    ``class_folders``: outputs keep the video's folder (``<Class>/``); False writes them flat.
+    ``video_list``: a text file of video paths (relative to ``video_dir`` or absolute), one per
+    line, to extract only those. Raises :class:`ExtractError` for a missing folder, no videos,
+    listed files that do not exist, or two videos that would write the same feature files.
+    """
+    root = Path(video_dir).expanduser()
+    if not root.is_dir():
+        raise ExtractError(f"--video_dir {root} is not a folder; pass the folder of the videos")
+    if video_list is not None:
+        lines = [
+            ln.strip()
+            for ln in Path(video_list).read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")
+        ]
+        paths = [Path(ln) if Path(ln).is_absolute() else root / ln for ln in lines]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise ExtractError(
+                f"--videos {video_list}: {len(missing)} listed files do not exist, first "
+                f"{missing[0]}; paths are relative to --video_dir {root}"
+            )
+        outside = [str(p) for p in paths if not p.resolve().is_relative_to(root.resolve())]
+        if outside:
+            raise ExtractError(
+                f"--videos {video_list}: {outside[0]} is not under --video_dir {root}"
+            )
+        videos = sorted(set(paths))
+    else:
+        videos = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file()
+            and _is_video(p)
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+    if not videos:
+        raise ExtractError(
+            f"no video files under {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})"
+        )
+    jobs = [_job(root, v, class_folders) for v in videos]
+    seen: dict[tuple[str, str], VideoJob] = {}
+    for j in jobs:
+        key = (j.out_dir, j.stem)
+        if key in seen:
+            raise ExtractError(
+                f"{seen[key].video} and {j.video} would both write {j.out_dir or '.'}/"
+                f"{j.stem}__<crop>.npy; rename one of them or extract them separately"
+            )
+        seen[key] = j
+    if class_folders:
+        top = [j for j in jobs if not j.out_dir]
+        if top:
+            log.warning(
+                "%d videos lie directly in %s (e.g. %s) though this dataset has class folders; "
+                "their features go to the top of the output folder",
+                len(top),
+                root,
+                top[0].rel,
+            )
+    return jobs
+
+
+def shard(jobs: Sequence[VideoJob], rank: int, world: int) -> list[VideoJob]:
+    """This rank's share of ``jobs``: every job in exactly one of ``world`` shards.
+
+    Greedy balancing by file size (largest first to the least-loaded shard; ties by path), the
+    same on every rank since it only depends on the listing.
+    """
+    if world < 1 or not 0 <= rank < world:
+        raise ExtractError(f"shard {rank} of {world}: need 0 <= rank < world")
+    loads = [0] * world
+    mine: list[VideoJob] = []
+    for j in sorted(jobs, key=lambda j: (-j.size, j.rel)):
+        k = min(range(world), key=lambda i: (loads[i], i))
+        loads[k] += max(j.size, 1)
+        if k == rank:
+            mine.append(j)
+    return mine
+
+
+def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int, str]:
+    """``(rank, world, where from)``: torchrun (``RANK``/``WORLD_SIZE``), a SLURM array
+    (``SLURM_ARRAY_TASK_ID``/``_COUNT``/``_MIN``) or both combined, else ``SLURM_PROCID`` /
+    ``SLURM_NTASKS``, else ``(0, 1)``."""
+    env = os.environ if env is None else env
+    rank, world, src = 0, 1, []
+    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        rank = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        world = int(env["SLURM_ARRAY_TASK_COUNT"])
+        src.append("SLURM array")
+    if "WORLD_SIZE" in env and "RANK" in env:
+        w = int(env["WORLD_SIZE"])
+        rank, world = rank * w + int(env["RANK"]), world * w
+        src.append("torchrun")
+    elif not src and "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        rank, world = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
+        src.append("SLURM tasks")
+    return rank, world, " x ".join(src) or "single process"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"3/8"`` -> ``(3, 8)`` (rank counted from 0)."""
+    try:
+        a, b = text.split("/")
+        rank, world = int(a), int(b)
+    except ValueError:
+        raise ExtractError(f"--shard expects RANK/WORLD such as 0/4, found {text!r}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ExtractError(f"--shard {text}: need 0 <= RANK < WORLD")
+    return rank, world
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Output roots per modality (``{'image': .../rgb, 'event': .../event_thr_10}``)."""
+
+    roots: Mapping[str, Path]
+
+    def folder(self, modality: str, job: VideoJob) -> Path:
+        return self.roots[modality] / job.out_dir if job.out_dir else self.roots[modality]
+
+    def feature_path(self, modality: str, job: VideoJob, crop: int) -> Path:
+        return self.folder(modality, job) / f"{job.stem}__{crop}.npy"
+
+    def manifest_path(self, modality: str, job: VideoJob) -> Path:
+        return self.folder(modality, job) / f"{job.stem}{MANIFEST_SUFFIX}"
+
+    def stale_temporaries(self, modality: str, job: VideoJob) -> list[Path]:
+        """Temporary files a killed run left for this video (``.<name>.*.tmp``)."""
+        folder = self.folder(modality, job)
+        if not folder.is_dir():
+            return []
+        return [
+            p
+            for p in folder.glob(glob.escape(f".{job.stem}") + "*.tmp")
+            if p.name.startswith((f".{job.stem}__", f".{job.stem}{MANIFEST_SUFFIX}"))
+        ]
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A manifest, or None when it is missing or unreadable (then the video is redone)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
+
+
+def completion(
+    layout: OutputLayout,
+    modality: str,
+    job: VideoJob,
+    settings: Mapping[str, Any],
+    crops: Sequence[int],
+) -> str | None:
+    """None when ``job``'s ``modality`` outputs are complete for ``settings`` and ``crops``,
+    else why not (``missing``, ``settings changed: ...``, ``video changed``, ``partial``)."""
+    m = read_manifest(layout.manifest_path(modality, job))
+    if m is None:
+        return "missing"
+    changed = [k for k, v in settings.items() if m.get("settings", {}).get(k) != v]
+    if changed:
+        return "settings changed: " + ", ".join(changed)
+    src = m.get("video", {})
+    if src.get("size") != job.size or src.get("mtime_ns") != job.mtime_ns:
+        return "video changed"
+    if not set(crops) <= set(m.get("crops", [])):
+        return "crops missing"
+    if not all(layout.feature_path(modality, job, c).is_file() for c in crops):
+        return "partial"
+    return None
+
+
+def failures_name(rank: int, world: int) -> str:
+    return "extract_failures.txt" if world == 1 else f"extract_failures.rank{rank}of{world}.txt"
+
+
+def summary_name(rank: int, world: int) -> str:
+    return "extract_summary.json" if world == 1 else f"extract_summary.rank{rank}of{world}.json"
