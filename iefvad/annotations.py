@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iefvad.csvlist import video_stem
+from iefvad.errors import UserInputError
 
 Span = tuple[int, int]
 
@@ -31,7 +32,7 @@ TEXT_COLUMNS = ("class", "scene")
 CSV_COLUMNS = ("video", "start_frame", "end_frame")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserInputError):
     """An annotation file is missing or malformed."""
 
 

@@ -32,6 +32,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from iefvad.errors import UserInputError
+
 log = logging.getLogger(__name__)
 
 OPENAI_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
@@ -51,7 +53,7 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 
 
-class EncoderError(RuntimeError):
+class EncoderError(UserInputError):
     """Weights are missing or cannot be turned into an encoder; the message says what to do."""
 
 

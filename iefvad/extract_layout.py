@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iefvad.errors import UserInputError
 from iefvad.video import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ MANIFEST_FORMAT = "iefvad-extract/1"
 MANIFEST_SUFFIX = ".manifest.json"
 
 
-class ExtractError(ValueError):
+class ExtractError(UserInputError):
     """The run cannot start: bad folders, lists or options (the message says what to fix)."""
 
 
