@@ -337,7 +337,9 @@ def check_gt_length(gt: GroundTruth, names: Sequence[str], num_snippets: Sequenc
         ends = np.cumsum(expected)
         first = int(np.searchsorted(ends, gt.frames.size, side="right"))
         hint = (
-            f"the first video not covered exactly is #{first} {names[first]!r}"
+            f"counting frames, the ground truth ends inside or before video #{first} "
+            f"{names[first]!r}; it has no per-video sidecar (.json), so the first video that "
+            "diverges cannot be named exactly"
             if first < len(names)
             else "every listed video is covered and the ground truth has extra frames"
         )

@@ -5,9 +5,10 @@ scheme (``<root>/rgb/<Class>/<stem>__<crop>.npy`` and the ``event_thr_10`` twin)
 ``path,label`` CSVs with paths relative to their folder, and the ground truth is written by the
 same code as for the benchmarks.
 
-Signal: every snippet is Gaussian noise around a per-video "scene" vector; inside annotated
-spans of abnormal videos, a fixed anomaly direction is added with strength ``signal`` (in
-both modalities, or only in one with ``signal_modality``).
+Signal: every snippet is Gaussian noise around its video's "scene" vector (one of a few camera
+prototypes shared by normal and abnormal videos, as in surveillance benchmarks, plus a small
+per-video jitter); inside annotated spans of abnormal videos, a fixed anomaly direction is
+added with strength ``signal`` (in both modalities, or only in one with ``signal_modality``).
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ class SynthSpec:
     t_sigma: float = 0.5
     t_min: int = 20
     t_max: int = 600
-    signal: float = 3.0
+    signal: float = 5.0
     noise: float = 1.0
     scene: float = 1.0
-    """Spread of the per-video scene vectors (what a model must learn to ignore)."""
+    """Spread of the scene prototypes (what a model must learn to ignore)."""
+    scenes: int = 4
+    """Number of scene prototypes (cameras); each video picks one at random."""
+    scene_jitter: float = 0.1
     span_fraction: tuple[float, float] = (0.1, 0.2)
     """Each anomalous span covers this fraction range of its video."""
     signal_modality: str = "both"
@@ -97,7 +101,8 @@ def make_feature_set(
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     plant = {"both": (1.0, 1.0), "image": (1.0, 0.0), "event": (0.0, 1.0)}[spec.signal_modality]
 
-    jobs = []  # (path_img, path_evt, T, spans, seed)
+    prototypes = spec.scene * rng.standard_normal((spec.scenes, spec.dim)).astype(np.float32)
+    jobs = []  # (path_img, path_evt, T, spans, scene, seed)
     train_rows, test_rows, gt_videos = [], [], []
     for split, nn_, na in (
         ("train", spec.train_normal, spec.train_abnormal),
@@ -111,10 +116,13 @@ def make_feature_set(
             stem = f"Normal_Videos_{split}{i:03d}_x264" if normal else f"{cls}{split}{i:03d}_x264"
             t = int(lengths[i])
             spans = [] if normal else _spans(t, rng, spec.span_fraction)
+            scene = prototypes[rng.integers(spec.scenes)] + spec.scene_jitter * rng.standard_normal(
+                spec.dim
+            ).astype(np.float32)
             for c in crops:
                 rel = Path(cls) / f"{stem}__{c}.npy"
                 img, evt = root / "rgb" / rel, root / "event_thr_10" / rel
-                jobs.append((img, evt, t, spans, int(rng.integers(2**31))))
+                jobs.append((img, evt, t, spans, scene, int(rng.integers(2**31))))
                 (train_rows if split == "train" else test_rows).append((img, cls))
             if split == "test":
                 frames = SNIPPET_FRAMES * t
@@ -122,9 +130,8 @@ def make_feature_set(
                 gt_videos.append(VideoGT(stem, cls, frames, segs))
 
     def write(job) -> None:
-        img_path, evt_path, t, spans, seed = job
+        img_path, evt_path, t, spans, scene, seed = job
         r = np.random.default_rng(seed)
-        scene = spec.scene * r.standard_normal(spec.dim).astype(np.float32)
         mask = np.zeros(t, dtype=np.float32)
         for s, e in spans:
             mask[s:e] = 1.0

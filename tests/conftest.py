@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Small and fast on 2 CPU cores, strong enough planted signal to be learnt in seconds.
 TINY_MODEL = ["--heads", "2", "--refine_steps", "2"]
-TINY_OPT = ["--batch_size", "4", "--lr", "1e-3", "--max_epoch", "8", "--milestones", "6"]
+TINY_OPT = ["--batch_size", "4", "--lr", "1e-3", "--max_epoch", "16", "--milestones"]
 
 
 @pytest.fixture(scope="session")

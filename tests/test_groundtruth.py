@@ -228,7 +228,7 @@ def test_check_gt_length_without_sidecar(tmp_path):
     gt = load_gt(tmp_path / "gt.npy")
     assert gt.videos is None
     check_gt_length(gt, [XD_A, XD_B], [2, 3])
-    with pytest.raises(GroundTruthError, match=r"needs 96 .*first video not covered exactly is #1"):
+    with pytest.raises(GroundTruthError, match=r"needs 96 .*ends inside or before video #1"):
         check_gt_length(gt, [XD_A, XD_B], [2, 4])
 
 

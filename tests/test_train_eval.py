@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, TINY_MODEL
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from conftest import ROOT, TINY_MODEL
 from iefvad.checkpoint import read_checkpoint
 from iefvad.options import resolve_train, train_parser
 from iefvad.train import train
@@ -37,7 +37,7 @@ def test_training_learns_the_planted_signal(trained):
     assert c.config.heads == 2 and c.config.refine_steps == 2 and c.config.dim == 32
     log = (result.log_dir / "train_log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,step,lr,loss,cls,align,kl")
-    assert len(log) - 1 == 8 * 4  # 8 epochs x min(16 x 2 crops / 4, ...) = 8 steps each
+    assert len(log) - 1 == 16 * 8  # 16 epochs x (16 videos x 2 crops / batch 4) steps
 
 
 def test_test_py_metrics_json_agrees_with_sklearn(trained, synth_set, tmp_path):
