@@ -56,6 +56,10 @@ class SynthSpec:
     signal_modality: str = "both"
     """``both``, ``image`` or ``event``: where the anomaly direction is planted."""
     seed: int = 0
+    layout: str = "benchmark"
+    """``benchmark``: ``rgb/<Class>/...`` with UCF-style labels; ``custom``: the layout of a
+    user's own folder (``rgb/normal/...``, ``rgb/abnormal/<class>/...``, labels ``normal`` and
+    the class folder) plus ``test_list.txt`` and ``annotations.csv`` for ``list/``."""
 
 
 @dataclass
@@ -114,13 +118,17 @@ def make_feature_set(
             normal = i < nn_
             cls = NORMAL_LABEL if normal else ABNORMAL_CLASSES[i % len(ABNORMAL_CLASSES)]
             stem = f"Normal_Videos_{split}{i:03d}_x264" if normal else f"{cls}{split}{i:03d}_x264"
+            folder = Path(cls)
+            if spec.layout == "custom":
+                cls = "normal" if normal else cls.lower()
+                folder = Path("normal") if normal else Path("abnormal") / cls
             t = int(lengths[i])
             spans = [] if normal else _spans(t, rng, spec.span_fraction)
             scene = prototypes[rng.integers(spec.scenes)] + spec.scene_jitter * rng.standard_normal(
                 spec.dim
             ).astype(np.float32)
             for c in crops:
-                rel = Path(cls) / f"{stem}__{c}.npy"
+                rel = folder / f"{stem}__{c}.npy"
                 img, evt = root / "rgb" / rel, root / "event_thr_10" / rel
                 jobs.append((img, evt, t, spans, scene, int(rng.integers(2**31))))
                 (train_rows if split == "train" else test_rows).append((img, cls))
@@ -146,4 +154,11 @@ def make_feature_set(
     write_list(train_csv, train_rows)
     write_list(test_csv, test_rows)
     save_gt(gt_path, gt_videos, dataset="synthetic")
+    if spec.layout == "custom":
+        (root / "test_list.txt").write_text("".join(f"{v.name}\n" for v in gt_videos))
+        spans = [(v.name, s, e, v.label) for v in gt_videos for s, e in v.segments]
+        (root / "annotations.csv").write_text(
+            "video,start_frame,end_frame,class\n"
+            + "".join(f"{n},{s},{e},{c}\n" for n, s, e, c in spans)
+        )
     return SynthSet(root, train_csv, test_csv, gt_path)
