@@ -81,15 +81,23 @@ def ief_vad_loss(
     lam: float,
     kl_shift: float,
     mask_padding: bool = False,
+    modalities: tuple[str, ...] = ("image", "event"),
 ) -> LossParts:
-    """The full training objective for one batch."""
+    """The full training objective for one batch.
+
+    With a single modality there is nothing to align and only its KL term counts.
+    """
     mask = None
     if mask_padding:
         t = out.logits.shape[1]
         mask = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
     cls = mil_loss(out.logits, labels, lengths)
-    align = alignment_loss(out.mu_image, out.mu_event, mask)
-    kl = kl_loss(out.mu_image, out.logvar_image, kl_shift, mask) + kl_loss(
-        out.mu_event, out.logvar_event, kl_shift, mask
-    )
+    zero = out.logits.new_zeros(())
+    both = "image" in modalities and "event" in modalities
+    align = alignment_loss(out.mu_image, out.mu_event, mask) if both else zero
+    kl = zero
+    if "image" in modalities:
+        kl = kl + kl_loss(out.mu_image, out.logvar_image, kl_shift, mask)
+    if "event" in modalities:
+        kl = kl + kl_loss(out.mu_event, out.logvar_event, kl_shift, mask)
     return LossParts(cls + lam * (align + kl), cls, align, kl)

@@ -20,7 +20,9 @@ from torch import Tensor, nn
 from iefvad.errors import UserInputError
 
 NOISE_MODELS = ("student_t", "gaussian")
-FUSIONS = ("reference",)
+FUSIONS = ("reference", "image_only", "event_only")
+"""``reference``: the released per-element inverse-variance fusion. ``image_only`` /
+``event_only``: single-modality baselines (the other stream is not computed)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,13 @@ class ModelConfig:
         """Build from a dict, ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The streams this model uses: ``("image", "event")`` or one of them."""
+        return {"image_only": ("image",), "event_only": ("event",)}.get(
+            self.fusion, ("image", "event")
+        )
 
     @property
     def noise_scale(self) -> float:
@@ -152,11 +161,25 @@ class TemporalFusion(nn.Module):
         pad = None
         if self.cfg.mask_padding and lengths is not None:
             pad = padding_mask(lengths, image.shape[1])
-        zi = self.whiten_image(self._encode(image, self.image_attn_layers, self.image_norms, pad))
-        ze = self.whiten_event(self._encode(event, self.event_attn_layers, self.event_norms, pad))
-        mu_i, lv_i = self.image_mu(zi), self.image_logvar(zi)
-        mu_e, lv_e = self.event_mu(ze), self.event_logvar(ze)
-        fused, wi, we = self.fuse(mu_i, lv_i, mu_e, lv_e)
+        use = self.cfg.modalities
+        if "image" in use:
+            zi = self.whiten_image(
+                self._encode(image, self.image_attn_layers, self.image_norms, pad)
+            )
+            mu_i, lv_i = self.image_mu(zi), self.image_logvar(zi)
+        if "event" in use:
+            ze = self.whiten_event(
+                self._encode(event, self.event_attn_layers, self.event_norms, pad)
+            )
+            mu_e, lv_e = self.event_mu(ze), self.event_logvar(ze)
+        if use == ("image",):  # the unused stream reads as zeros with weight 0
+            mu_e, lv_e = torch.zeros_like(mu_i), torch.zeros_like(lv_i)
+            fused, wi, we = mu_i, torch.ones_like(mu_i), torch.zeros_like(mu_i)
+        elif use == ("event",):
+            mu_i, lv_i = torch.zeros_like(mu_e), torch.zeros_like(lv_e)
+            fused, wi, we = mu_e, torch.zeros_like(mu_e), torch.ones_like(mu_e)
+        else:
+            fused, wi, we = self.fuse(mu_i, lv_i, mu_e, lv_e)
         for block in self.refinement_blocks:
             fused = fused - self.cfg.lambda_ref * block(fused)
         logits = self.classifier(fused).squeeze(-1)

@@ -357,7 +357,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 img, evt, lengths, labels = dev_bank.gather(idx)
                 with autocast(device, cfg.amp):
                     out = step_model(img, evt, lengths)
-                parts = ief_vad_loss(out, labels, lengths, cfg.lam, shift, mcfg.mask_padding)
+                parts = ief_vad_loss(
+                    out, labels, lengths, cfg.lam, shift, mcfg.mask_padding, mcfg.modalities
+                )
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(parts.total).backward()
                 scaler.step(opt)

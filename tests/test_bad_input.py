@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
 
 from iefvad.csvlist import ListError, read_list, write_list
 from iefvad.datasets import get_spec
@@ -19,6 +18,8 @@ from iefvad.groundtruth import GroundTruthError, load_gt
 from iefvad.model import IEFVAD, ModelConfig
 from iefvad.synth import SynthSpec, make_feature_set
 from iefvad.train import check_labels
+
+from conftest import ROOT
 
 
 @pytest.fixture()

@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 
-from conftest import ROOT, TINY_MODEL, TINY_OPT
 from iefvad.synth import SynthSpec, make_feature_set
+
+from conftest import ROOT, TINY_MODEL, TINY_OPT
 
 
 def run(cwd, script, *args):

@@ -7,7 +7,6 @@ import argparse
 import numpy as np
 import pytest
 import torch
-from extract_helpers import cosine_rows, openai_state_dict, tiny_clip, torch_threads, write_video
 
 from iefvad.encoders import (
     EncoderError,
@@ -18,6 +17,8 @@ from iefvad.encoders import (
 )
 from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets
 from iefvad.video import decode_resized
+
+from extract_helpers import cosine_rows, openai_state_dict, tiny_clip, torch_threads, write_video
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from iefvad.events import event_counts, grayscale, normalise_counts, to_event_input
+from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets, extract_video_features
+
 from extract_helpers import (
     decode_reference,
     identity_encoder,
@@ -13,9 +17,6 @@ from extract_helpers import (
     torch_threads,
     write_video,
 )
-
-from iefvad.events import event_counts, grayscale, normalise_counts, to_event_input
-from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets, extract_video_features
 
 CROPS = (0, 4, 7)  # centre, a corner, a flipped corner (all ten: tests/test_video.py)
 

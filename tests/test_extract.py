@@ -8,16 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from extract_helpers import (
-    decode_reference,
-    openai_state_dict,
-    reference_event_maps,
-    reference_groups,
-    reference_image_input,
-    tiny_clip,
-    torch_threads,
-    write_video,
-)
 
 from iefvad.encoders import load_encoder, random_encoder
 from iefvad.extract import RunConfig, run_extraction
@@ -37,6 +27,17 @@ from iefvad.extract_layout import (
     shard_from_env,
 )
 from iefvad.video import num_snippets
+
+from extract_helpers import (
+    decode_reference,
+    openai_state_dict,
+    reference_event_maps,
+    reference_groups,
+    reference_image_input,
+    tiny_clip,
+    torch_threads,
+    write_video,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from extract_helpers import ROOT, openai_state_dict, tiny_clip, torch_threads, write_video
 
 from iefvad.encoders import load_encoder
 from iefvad.extract_cli import main
 from iefvad.extract_core import Encoders, RecipeOptions, extract_video_features
+
+from extract_helpers import ROOT, openai_state_dict, tiny_clip, torch_threads, write_video
 
 TINY = ["--random_init", "--random_arch", "tiny", "--no_progress"]
 

@@ -188,3 +188,26 @@ def test_width_mismatch_is_reported():
     model = IEFVAD(ModelConfig(dim=16, heads=2))
     with pytest.raises(ValueError, match=r"width D=8 but the model expects D=16"):
         model(torch.zeros(1, 4, 8), torch.zeros(1, 4, 8))
+
+
+@pytest.mark.parametrize("fusion,used", [("image_only", 0), ("event_only", 1)])
+def test_single_modality_baselines_ignore_the_other_stream(fusion, used):
+    from iefvad.losses import ief_vad_loss
+
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, fusion=fusion)).eval()
+    x = [torch.randn(2, 9, 16), torch.randn(2, 9, 16)]
+    y = [t.clone() for t in x]
+    y[1 - used] = torch.randn(2, 9, 16) * 5  # change only the unused modality
+    with torch.no_grad():
+        a, b = model(*x), model(*y)
+        x2 = [t.clone() for t in x]
+        x2[used] = x2[used] + 1.0
+        c = model(*x2)
+    torch.testing.assert_close(a.logits, b.logits, rtol=0, atol=0)
+    assert not torch.allclose(a.logits, c.logits)
+    w_used, w_other = (a.w_image, a.w_event) if used == 0 else (a.w_event, a.w_image)
+    assert bool((w_used == 1).all()) and bool((w_other == 0).all())
+    lengths, labels = torch.tensor([9, 4]), torch.tensor([1.0, 0.0])
+    parts = ief_vad_loss(a, labels, lengths, 1.0, -0.1, modalities=model.cfg.modalities)
+    assert float(parts.align) == 0.0 and float(parts.kl) > 0.0

@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY_MODEL
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from iefvad.checkpoint import read_checkpoint
 from iefvad.options import resolve_train, train_parser
 from iefvad.train import train
+
+from conftest import ROOT, TINY_MODEL
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from extract_helpers import decode_reference, reference_crop, reference_groups, write_video
 
 from iefvad.video import (
     GROUP_FRAMES,
@@ -19,6 +18,8 @@ from iefvad.video import (
     iter_groups,
     num_snippets,
 )
+
+from extract_helpers import decode_reference, reference_crop, reference_groups, write_video
 
 LENGTHS = [15, 16, 17, 511, 512, 513, 1000]
 
