@@ -280,6 +280,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             raise UserInputError("a test list needs --gt_path")
     elif cfg.select == "test":
         raise UserInputError(f"--select test needs a test list; {cfg.test_list} does not exist")
+    elif cfg.final_test:
+        _say(f"[train] no test list at {cfg.test_list}: the final evaluation is skipped")
 
     mcfg = ModelConfig.from_dict({**cfg.model, "dim": bank.dim})
     model = IEFVAD(mcfg).to(device)
