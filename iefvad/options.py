@@ -12,16 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from iefvad.datasets import DATASETS, get_spec, with_preset
+from iefvad.listspecs import default_paths
 from iefvad.model import FUSIONS, NOISE_MODELS
 from iefvad.train import SELECTIONS, TrainConfig
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def default_list_dir(dataset: str) -> Path:
-    """``list/<dataset>`` of the checkout when there is one, else relative to the cwd."""
-    base = PROJECT_ROOT / "list"
-    return (base if base.is_dir() else Path("list")) / dataset
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -175,13 +168,13 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         else:
             source[name] = "command line"
     spec = with_preset(spec, **chosen)
-    lists = default_list_dir(dataset)
+    lists = default_paths(dataset)
     exp = args.exp_name or dataset
     cfg = TrainConfig(
         spec=spec,
-        train_list=args.train_list or lists / "train.csv",
-        test_list=args.test_list or lists / "test.csv",
-        gt_path=args.gt_path or lists / "gt.npy",
+        train_list=args.train_list or lists.train,
+        test_list=args.test_list or lists.test,
+        gt_path=args.gt_path or lists.gt,
         data_root=args.data_root,
         exp_name=exp,
         ckpt_dir=args.ckpt_dir or Path("checkpoints") / exp,

@@ -23,7 +23,7 @@ from iefvad.evaluate import (
 )
 from iefvad.fileio import atomic_write, save_json, save_npy
 from iefvad.groundtruth import load_gt
-from iefvad.options import default_list_dir
+from iefvad.listspecs import default_paths
 from iefvad.plots import VideoTrace, plot_by_class
 from iefvad.train import check_labels, resolve_device
 
@@ -55,9 +55,9 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     trained_on = ckpt.meta.get("dataset")
     if trained_on and trained_on != dataset:
         tqdm.write(f"[test] note: checkpoint was trained on {trained_on}, testing on {dataset}")
-    lists = default_list_dir(dataset)
-    test_list = args.test_list or lists / "test.csv"
-    gt_path = args.gt_path or lists / "gt.npy"
+    lists = default_paths(dataset)
+    test_list = args.test_list or lists.test
+    gt_path = args.gt_path or lists.gt
     event_dir = args.event_dir_name or spec.event_dir
 
     rows = read_list(test_list, args.data_root, event_dir, args.image_dir_name)

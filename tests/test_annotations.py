@@ -13,7 +13,8 @@ from iefvad.annotations import (
     read_span_table,
 )
 from iefvad.datasets import get_spec
-from iefvad.lists import LIST_SPECS, load_annotations
+from iefvad.lists import load_annotations
+from iefvad.listspecs import LIST_SPECS
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

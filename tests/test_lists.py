@@ -26,19 +26,9 @@ from iefvad.groundtruth import (
     load_gt,
     num_snippets,
 )
-from iefvad.lists import (
-    LIST_SPECS,
-    benchmark_lists,
-    custom_lists,
-    default_paths,
-    generate_file_main,
-    generate_gt,
-    generate_gt_main,
-    read_lines,
-    read_membership,
-    read_names,
-    write_lists,
-)
+from iefvad.lists import benchmark_lists, custom_lists, generate_gt, write_lists
+from iefvad.lists_cli import generate_file_main, generate_gt_main
+from iefvad.listspecs import LIST_SPECS, default_paths, read_lines, read_membership, read_names
 
 REPO = Path(__file__).resolve().parents[1]
 CROPS = range(10)
