@@ -22,7 +22,7 @@ from iefvad.evaluate import (
     video_results,
 )
 from iefvad.fileio import atomic_write, save_json, save_npy
-from iefvad.groundtruth import load_gt
+from iefvad.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.listspecs import default_paths
 from iefvad.plots import VideoTrace, plot_by_class
 from iefvad.train import check_labels, resolve_device
@@ -63,6 +63,8 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     rows = read_list(test_list, args.data_root, event_dir, args.image_dir_name)
     check_labels(rows, spec, test_list)
     gt = load_gt(gt_path)
+    # fail fast, from the file headers alone, before reading and scoring every video
+    check_gt_length(gt, [r.stem for r in rows], [num_snippets(r.path) for r in rows])
     test_set = load_test_set(
         rows, ckpt.config.dim, args.nan_policy, args.workers, progress=not args.no_progress
     )

@@ -34,11 +34,12 @@ from iefvad.datasets import DatasetSpec
 from iefvad.errors import UserInputError
 from iefvad.evaluate import TestSet, autocast, compute_metrics, headline, load_test_set, predict
 from iefvad.fileio import save_json
-from iefvad.groundtruth import load_gt
+from iefvad.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.losses import ief_vad_loss, topk_video_scores
 from iefvad.model import IEFVAD, ModelConfig, kl_shift, num_parameters
 
 SELECTIONS = ("last", "val", "test")
+LOSS_NAMES = ("loss", "cls", "align", "kl")
 
 
 @dataclass
@@ -74,6 +75,8 @@ class TrainConfig:
     image_dir: str = "rgb"
     model: dict[str, Any] = field(default_factory=dict)
     """ModelConfig fields (``dim`` is filled from the features unless given)."""
+    log_every: int = 10
+    """Steps between fetches of the loss values (each fetch waits for the accelerator)."""
     final_test: bool = True
     progress: bool = True
     wandb: bool = False
@@ -234,6 +237,35 @@ class RunLogger:
             self.wb.finish()
 
 
+class StepLosses:
+    """Loss values of recent steps, fetched from the accelerator every ``every`` steps in one
+    transfer (fetching each step would make the host wait for the device every step)."""
+
+    def __init__(self, log: RunLogger, every: int) -> None:
+        self.log, self.every = log, max(1, every)
+        self.pending: list[tuple[int, float, float, torch.Tensor]] = []
+        self.epoch, self.bar, self.sums = 0, None, np.zeros(len(LOSS_NAMES))
+
+    def start_epoch(self, epoch: int, bar) -> None:
+        self.epoch, self.bar, self.sums = epoch, bar, np.zeros(len(LOSS_NAMES))
+
+    def add(self, step: int, lr: float, secs: float, parts: torch.Tensor) -> None:
+        self.pending.append((step, lr, secs, parts))
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        vals = torch.stack([p[3] for p in self.pending]).float().cpu().numpy()
+        for (step, lr, secs, _), v in zip(self.pending, vals):
+            self.log.step(self.epoch, step, lr, dict(zip(LOSS_NAMES, v.tolist())), secs)
+        self.sums += vals.sum(0)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{vals[-1][0]:.4f}", cls=f"{vals[-1][1]:.4f}")
+        self.pending.clear()
+
+
 def _say(msg: str) -> None:
     tqdm.write(msg)
 
@@ -259,6 +291,22 @@ def train(cfg: TrainConfig) -> TrainResult:
     else:
         train_rows, val_rows = rows, []
 
+    # the test list and its ground truth are checked (headers only) before the long read
+    test_rows: list[ListRow] = []
+    gt = None
+    need_test = cfg.select == "test" or cfg.final_test
+    if need_test and cfg.test_list is not None and Path(cfg.test_list).is_file():
+        test_rows = read_list(cfg.test_list, cfg.data_root, event_dir, cfg.image_dir)
+        check_labels(test_rows, spec, cfg.test_list)
+        if cfg.gt_path is None:
+            raise UserInputError("a test list needs --gt_path")
+        gt = load_gt(cfg.gt_path)
+        check_gt_length(gt, [r.stem for r in test_rows], [num_snippets(r.path) for r in test_rows])
+    elif cfg.select == "test":
+        raise UserInputError(f"--select test needs a test list; {cfg.test_list} does not exist")
+    elif cfg.final_test:
+        _say(f"[train] no test list at {cfg.test_list}: the final evaluation is skipped")
+
     dim = cfg.model.get("dim")
     bank = build_bank(
         train_rows, spec, dim, cfg.nan_policy, cfg.cache_dir, cfg.workers, progress=cfg.progress
@@ -269,19 +317,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         )
 
     test_set: TestSet | None = None
-    test_rows: list[ListRow] = []
-    need_test = cfg.select == "test" or cfg.final_test
-    if need_test and cfg.test_list is not None and Path(cfg.test_list).is_file():
-        test_rows = read_list(cfg.test_list, cfg.data_root, event_dir, cfg.image_dir)
-        check_labels(test_rows, spec, cfg.test_list)
+    if test_rows:
         test_set = load_test_set(test_rows, bank.dim, cfg.nan_policy, cfg.workers, cfg.progress)
-        gt = load_gt(cfg.gt_path) if cfg.gt_path is not None else None
-        if gt is None:
-            raise UserInputError("a test list needs --gt_path")
-    elif cfg.select == "test":
-        raise UserInputError(f"--select test needs a test list; {cfg.test_list} does not exist")
-    elif cfg.final_test:
-        _say(f"[train] no test list at {cfg.test_list}: the final evaluation is skipped")
 
     mcfg = ModelConfig.from_dict({**cfg.model, "dim": bank.dim})
     model = IEFVAD(mcfg).to(device)
@@ -297,6 +334,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     ckpt_path = cfg.ckpt_dir / f"{cfg.exp_name}.pth"
     save_json(cfg.ckpt_dir / "config.json", {"train": cfg.as_record(), "model": mcfg.to_dict()})
     log = RunLogger(cfg.ckpt_dir, cfg)
+    steps = StepLosses(log, cfg.log_every)
     _say(
         f"[train] {spec.name}: {len(train_rows)} train rows ({int(bank.labels.sum())} abnormal)"
         f", {len(val_rows)} val rows, {len(test_rows)} test videos; D={bank.dim}; "
@@ -354,7 +392,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 unit="step",
                 leave=False,
             )
-            sums = np.zeros(4)
+            steps.start_epoch(epoch + 1, bar)
             for idx in bar:
                 img, evt, lengths, labels = dev_bank.gather(idx)
                 with autocast(device, cfg.amp):
@@ -367,20 +405,18 @@ def train(cfg: TrainConfig) -> TrainResult:
                 scaler.step(opt)
                 scaler.update()
                 global_step += 1
-                vals = [float(p.detach()) for p in parts]
-                sums += vals
-                log.step(
-                    epoch + 1,
+                steps.add(
                     global_step,
                     opt.param_groups[0]["lr"],
-                    dict(zip(("loss", "cls", "align", "kl"), vals)),
                     time.perf_counter() - t0,
+                    torch.stack(parts).detach(),
                 )
-                bar.set_postfix(loss=f"{vals[0]:.4f}", cls=f"{vals[1]:.4f}")
                 if cfg.select != "last" and eval_every and global_step % eval_every == 0:
+                    steps.flush()
                     evaluate_now(epoch + 1, global_step)
+            steps.flush()
             sched.step()
-            mean = sums / max(1, steps_per_epoch)
+            mean = steps.sums / max(1, steps_per_epoch)
             history.append(
                 {
                     "epoch": epoch + 1,
