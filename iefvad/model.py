@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iefvad.errors import UserInputError
@@ -38,8 +39,9 @@ each snippet; ``kalman_smooth``: the same, smoothed backwards (offline). ``image
 ``event_only``: one stream (the other is not computed). ``concat``: a linear layer on both
 means. ``cross_attention``: each stream attends to the other. ``gating``: a learned sigmoid
 gate per value. See docs/fusion.md."""
-WEIGHTLESS_FUSIONS = ("concat", "cross_attention")
-"""Rules without per-modality weights: their ``w_image`` / ``w_event`` are NaN."""
+SHARE_FUSIONS = ("concat", "cross_attention")
+"""Rules without fusion weights: their ``w_image`` / ``w_event`` report each modality's
+contribution share ``|c_i| / (|c_i| + |c_e|)`` per value (docs/fusion.md), not a weight."""
 DEFAULT_FUSION = "reference"
 """Fusion of new models (released checkpoints always load as ``reference``)."""
 
@@ -130,9 +132,12 @@ def padding_mask(lengths: Tensor, t: int) -> Tensor:
     return torch.arange(t, device=lengths.device)[None, :] >= lengths[:, None]
 
 
-def _nan_weights(like: Tensor) -> tuple[Tensor, Tensor]:
-    nan = torch.full_like(like, float("nan"))
-    return nan, nan.clone()
+def contribution_shares(c_i: Tensor, c_e: Tensor) -> tuple[Tensor, Tensor]:
+    """``|c_i| / (|c_i| + |c_e|)`` and its complement, per value, without gradient: how much
+    of a fused value comes from each modality's term (reported, never trained on)."""
+    a_i, a_e = c_i.detach().abs(), c_e.detach().abs()
+    share = a_i / (a_i + a_e).clamp(min=1e-12)
+    return share, 1.0 - share
 
 
 class TemporalFusion(nn.Module):
@@ -228,13 +233,18 @@ class TemporalFusion(nn.Module):
         if cfg.fusion == "gating":
             g = torch.sigmoid(self.gate(torch.cat([mu_i, mu_e], -1)))
             return g * mu_i + (1.0 - g) * mu_e, g, 1.0 - g
-        if cfg.fusion == "concat":
-            return (self.concat_proj(torch.cat([mu_i, mu_e], -1)), *_nan_weights(mu_i))
+        if cfg.fusion == "concat":  # W [mu_i; mu_e] + b, written as the sum of two terms
+            w, b = self.concat_proj.weight, self.concat_proj.bias
+            c_i = F.linear(mu_i, w[:, : cfg.dim])
+            c_e = F.linear(mu_e, w[:, cfg.dim :])
+            return (c_i + c_e + b, *contribution_shares(c_i, c_e))
         if cfg.fusion == "cross_attention":
+            # image queries read event values and vice versa: the image-side content of the
+            # sum is mu_i plus what the event queries read from the image (h_e)
             hi, _ = self.cross_image(mu_i, mu_e, mu_e, key_padding_mask=pad, need_weights=False)
             he, _ = self.cross_event(mu_e, mu_i, mu_i, key_padding_mask=pad, need_weights=False)
             fused = self.cross_norm(0.5 * (mu_i + hi + mu_e + he))
-            return (fused, *_nan_weights(mu_i))
+            return (fused, *contribution_shares(mu_i + he, mu_e + hi))
         raise AssertionError(cfg.fusion)
 
     def forward(
