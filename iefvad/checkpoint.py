@@ -8,8 +8,11 @@ Three layouts load:
 * released wrapped ``{"epoch", "model_state_dict", "optimizer_state_dict", "ap"}``.
 
 For released files the width, layer and refinement counts are read off the weights; the head
-count cannot be (it does not change any shape) and defaults to 8. Loading is strict: a file
-that does not fit stops with a message naming the file and the mismatching keys.
+count cannot be (it does not change any shape) and defaults to 8. Released files have no
+configuration: they always load with the released behaviour (``reference`` fusion, padding
+not masked, :meth:`ModelConfig.released`); our files carry their fusion and masking flags.
+Loading is strict: a file that does not fit stops with a message naming the file and the
+mismatching keys.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def infer_config(sd: dict[str, torch.Tensor], path: Path, **overrides: Any) -> ModelConfig:
-    """Architecture of a released state_dict, read off its weight shapes."""
+    """Architecture of a released state_dict, read off its weight shapes; behaviour of the
+    released code (``reference`` fusion, no padding mask) unless ``overrides`` say otherwise."""
     w = sd.get("temporal.classifier.weight")
     if w is None or w.ndim != 2:
         raise CheckpointError(
@@ -85,7 +89,7 @@ def infer_config(sd: dict[str, torch.Tensor], path: Path, **overrides: Any) -> M
         "refine_steps": count(r"temporal\.refinement_blocks\.(\d+)\.0\.weight$"),
     }
     inferred.update({k: v for k, v in overrides.items() if v is not None})
-    return ModelConfig(**inferred)
+    return ModelConfig.released(**inferred)
 
 
 def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoint:

@@ -49,3 +49,18 @@ def test_main(argv: Sequence[str] | None = None) -> None:
 
     args = test_parser().parse_args(argv)
     guarded(lambda: run_test(args))
+
+
+def ablate_main(argv: Sequence[str] | None = None) -> None:
+    """``ablate.py``: train every fusion variant with the same seeds; table and plot."""
+    from iefvad.ablate import run_ablation
+
+    guarded(lambda: run_ablation(argv))
+
+
+def explore_main(argv: Sequence[str] | None = None) -> None:
+    """``test2.py``: degrade one modality at test time and measure the effect."""
+    from iefvad.explore import explore_parser, run_explore
+
+    args = explore_parser().parse_args(argv)
+    guarded(lambda: run_explore(args))

@@ -13,7 +13,7 @@ from typing import Any
 
 from iefvad.datasets import DATASETS, get_spec, with_preset
 from iefvad.listspecs import default_paths
-from iefvad.model import FUSIONS, NOISE_MODELS
+from iefvad.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
 from iefvad.train import SELECTIONS, TrainConfig
 
 
@@ -65,12 +65,28 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda_ref", type=float, help="refinement step size (default 0.5)")
     g.add_argument("--nu", type=float, help="Student-t degrees of freedom (default 8)")
     g.add_argument("--noise", choices=NOISE_MODELS, help="noise model (default student_t)")
-    g.add_argument("--fusion", choices=FUSIONS, help="fusion rule (default reference)")
+    g.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        help=f"fusion rule (default {DEFAULT_FUSION}; reference = the released model; "
+        "see docs/fusion.md)",
+    )
+    g.add_argument(
+        "--robust_steps", type=int, help="student_t fusion: re-weighting iterations (default 2)"
+    )
     g.add_argument(
         "--mask_padding",
+        dest="mask_padding",
         action="store_true",
         default=None,
-        help="mask padded snippets in attention and losses",
+        help="mask padded snippets in attention, fusion and losses (default for new models)",
+    )
+    g.add_argument(
+        "--no_mask_padding",
+        dest="mask_padding",
+        action="store_false",
+        help="let padded snippets into attention and the alignment/KL means, as the "
+        "released code does",
     )
 
 
@@ -98,6 +114,7 @@ def model_fields(args: argparse.Namespace) -> dict[str, Any]:
         "noise": args.noise,
         "fusion": args.fusion,
         "mask_padding": args.mask_padding,
+        "robust_steps": args.robust_steps,
     }
     return {k: v for k, v in pairs.items() if v is not None}
 

@@ -9,6 +9,8 @@ Signal: every snippet is Gaussian noise around its video's "scene" vector (one o
 prototypes shared by normal and abnormal videos, as in surveillance benchmarks, plus a small
 per-video jitter); inside annotated spans of abnormal videos, a fixed anomaly direction is
 added with strength ``signal`` (in both modalities, or only in one with ``signal_modality``).
+Optionally one modality is intermittently unreliable: in a random ``burst_fraction`` of its
+snippets (train and test alike) it gets extra Gaussian noise of std ``burst_sigma``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ class SynthSpec:
     """Each anomalous span covers this fraction range of its video."""
     signal_modality: str = "both"
     """``both``, ``image`` or ``event``: where the anomaly direction is planted."""
+    burst_modality: str = "none"
+    """``none``, ``image``, ``event`` or ``both``: the stream(s) with noise bursts."""
+    burst_fraction: float = 0.0
+    """Fraction of snippets (chosen independently per snippet) hit by a burst."""
+    burst_sigma: float = 0.0
+    """Std of the extra noise in a burst (the base noise is ``noise``)."""
     seed: int = 0
     layout: str = "benchmark"
     """``benchmark``: ``rgb/<Class>/...`` with UCF-style labels; ``custom``: the layout of a
@@ -68,6 +76,26 @@ class SynthSet:
     train_csv: Path
     test_csv: Path
     gt_path: Path
+
+
+MODALITY_CHOICES = ("both", "image", "event")
+
+
+def check_spec(spec: SynthSpec) -> None:
+    """Reject impossible settings with the field name."""
+    if spec.signal_modality not in MODALITY_CHOICES:
+        raise ValueError(
+            f"signal_modality must be one of {MODALITY_CHOICES}, got {spec.signal_modality!r}"
+        )
+    if spec.burst_modality not in ("none", *MODALITY_CHOICES):
+        raise ValueError(
+            f"burst_modality must be none, both, image or event, got {spec.burst_modality!r}"
+        )
+    if not 0.0 <= spec.burst_fraction <= 1.0 or spec.burst_sigma < 0:
+        raise ValueError(
+            f"burst_fraction must be in [0, 1] and burst_sigma >= 0, got "
+            f"{spec.burst_fraction} and {spec.burst_sigma}"
+        )
 
 
 def ucf_like_lengths(n: int, rng: np.random.Generator, spec: SynthSpec) -> np.ndarray:
@@ -99,11 +127,15 @@ def make_feature_set(
     root: str | os.PathLike[str], spec: SynthSpec = SynthSpec(), workers: int = 4
 ) -> SynthSet:
     """Write features, ``train.csv``, ``test.csv`` and ``gt.npy`` (+ sidecar) under ``root``."""
+    check_spec(spec)
     root = Path(root)
     rng = np.random.default_rng(spec.seed)
     direction = rng.standard_normal((2, spec.dim)).astype(np.float32)
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     plant = {"both": (1.0, 1.0), "image": (1.0, 0.0), "event": (0.0, 1.0)}[spec.signal_modality]
+    bursty = {"none": (False, False), "both": (True, True), "image": (True, False)}.get(
+        spec.burst_modality, (False, True)
+    )
 
     prototypes = spec.scene * rng.standard_normal((spec.scenes, spec.dim)).astype(np.float32)
     jobs = []  # (path_img, path_evt, T, spans, scene, seed)
@@ -143,9 +175,14 @@ def make_feature_set(
         mask = np.zeros(t, dtype=np.float32)
         for s, e in spans:
             mask[s:e] = 1.0
+        burst_rng = np.random.default_rng(seed + 1)  # leaves the base draws unchanged
         for path, k in ((img_path, 0), (evt_path, 1)):
             x = scene + spec.noise * r.standard_normal((t, spec.dim), dtype=np.float32)
             x += (spec.signal * plant[k]) * mask[:, None] * direction[k]
+            if bursty[k] and spec.burst_fraction > 0 and spec.burst_sigma > 0:
+                hit = burst_rng.random(t) < spec.burst_fraction
+                noise = burst_rng.standard_normal((t, spec.dim), dtype=np.float32)
+                x += spec.burst_sigma * hit[:, None] * noise
             save_npy(path, x.astype(np.float32))
 
     with ThreadPoolExecutor(workers) as pool:

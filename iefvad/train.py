@@ -36,7 +36,7 @@ from iefvad.evaluate import TestSet, autocast, compute_metrics, headline, load_t
 from iefvad.fileio import save_json
 from iefvad.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.losses import ief_vad_loss, topk_video_scores
-from iefvad.model import IEFVAD, ModelConfig, kl_shift, num_parameters
+from iefvad.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
 
 SELECTIONS = ("last", "val", "test")
 LOSS_NAMES = ("loss", "cls", "align", "kl")
@@ -96,6 +96,10 @@ class TrainResult:
     test_metrics: dict[str, Any] | None
     log_dir: Path
     history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    """Wall time of the training loop (epochs; not reading features, not the final test)."""
+    parameters: int = 0
+    """Parameters the model's fusion uses (:func:`iefvad.model.num_used_parameters`)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -338,7 +342,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     _say(
         f"[train] {spec.name}: {len(train_rows)} train rows ({int(bank.labels.sum())} abnormal)"
         f", {len(val_rows)} val rows, {len(test_rows)} test videos; D={bank.dim}; "
-        f"{num_parameters(model):,} parameters; device {device}; select={cfg.select}"
+        f"{num_parameters(model):,} parameters; fusion {mcfg.fusion}"
+        f"{'' if mcfg.mask_padding else ' (padding not masked)'}; device {device}; "
+        f"select={cfg.select}"
     )
     if cfg.select == "test":
         _say(
@@ -475,4 +481,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
     _say(f"[train] checkpoint {ckpt_path} ({train_secs:.1f} s of training)")
     bank.close()
-    return TrainResult(ckpt_path, selection, test_metrics, cfg.ckpt_dir, history)
+    return TrainResult(
+        ckpt_path,
+        selection,
+        test_metrics,
+        cfg.ckpt_dir,
+        history,
+        train_secs,
+        num_used_parameters(model),
+    )

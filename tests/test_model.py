@@ -90,7 +90,7 @@ RELEASED_KEYS = (
 
 
 def test_released_architecture_names_and_size():
-    model = IEFVAD()
+    model = IEFVAD(ModelConfig.released())
     assert set(model.state_dict()) == set(RELEASED_KEYS)
     assert num_parameters(model) == 23_633_665
 
@@ -118,6 +118,8 @@ def test_released_checkpoint_loads_strictly_and_matches_reference(released, name
     model, ckpt = load_model(d / name)
     assert ckpt.kind == ("released-wrapped" if name == "wrapped.pth" else "released")
     assert (ckpt.config.dim, ckpt.config.layers, ckpt.config.refine_steps) == (768, 2, 10)
+    # released files carry no configuration: they run as released, whatever our defaults are
+    assert ckpt.config == ModelConfig.released()
     g = torch.Generator().manual_seed(1)
     xi, xe = torch.randn(3, 40, 768, generator=g), torch.randn(3, 40, 768, generator=g)
     with torch.no_grad():
@@ -139,10 +141,28 @@ def test_released_checkpoint_loads_strictly_and_matches_reference(released, name
     assert float(out.w_image.std()) > 0.05
 
 
+def test_released_checkpoint_is_bit_identical_to_the_spec_in_reference_mode(released):
+    """Not just close: every eval output equals the spec module's bit for bit, for test
+    chunks of 256 snippets with padding (lengths are ignored: the released code does not mask).
+    (Train mode draws its dropout masks differently: the fused attention kernel.)"""
+    ref, d = released
+    model, _ = load_model(d / "plain.pth")
+    g = torch.Generator().manual_seed(2)
+    xi, xe = torch.randn(3, 256, 768, generator=g), torch.randn(3, 256, 768, generator=g)
+    xi[1, 100:], xe[1, 100:] = 0.0, 0.0
+    with torch.no_grad():
+        exp = ref.temporal(xi, xe)
+        out = model(xi, xe, torch.tensor([256, 100, 256]))
+    got = (out.fused, out.logits.unsqueeze(-1), out.mu_image, out.mu_event)
+    got += (out.logvar_image, out.logvar_event, out.w_image, out.w_event)
+    for a, b in zip(got, exp):
+        assert torch.equal(a, b)
+
+
 def test_student_t_factor_cancels_in_reference_fusion():
     torch.manual_seed(0)
-    a = IEFVAD(ModelConfig(dim=16, heads=2, noise="student_t")).eval()
-    b = IEFVAD(ModelConfig(dim=16, heads=2, noise="gaussian")).eval()
+    a = IEFVAD(ModelConfig.released(dim=16, heads=2, noise="student_t")).eval()
+    b = IEFVAD(ModelConfig.released(dim=16, heads=2, noise="gaussian")).eval()
     b.load_state_dict(a.state_dict())
     x, y = torch.randn(2, 9, 16), torch.randn(2, 9, 16)
     with torch.no_grad():

@@ -1,0 +1,96 @@
+"""Cost of each fusion rule: one JSON line per (fusion, size).
+
+    python bench/fusion.py                  # CI size on a CPU (B=8, T=256, D=32; seconds)
+    python bench/fusion.py --size paper     # D=768, 8 heads, 10 refinement blocks, B=16
+
+Figures (``bench`` key):
+
+* ``fusion.step``: a whole training step of the model (forward, loss, backward), median of
+  ``--repeat`` runs after one warm-up, milliseconds;
+* ``fusion.rule``: the fusion rule alone on random ``[B, T, D]`` means and log-variances
+  (forward + backward), the part that differs between variants (the Kalman rules are a Python
+  loop over T).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+from iefvad.losses import ief_vad_loss  # noqa: E402
+from iefvad.model import FUSIONS, IEFVAD, ModelConfig, kl_shift  # noqa: E402
+
+SIZES = {  # batch (rows per step), D, heads, refinement blocks
+    "ci": (8, 32, 2, 2),
+    "paper": (16, 768, 8, 10),
+}
+
+
+def timed(fn, repeat: int, device: torch.device) -> float:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        out.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", choices=SIZES, default="ci")
+    p.add_argument("--fusions", nargs="+", default=list(FUSIONS), choices=FUSIONS)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    b, d, heads, k = SIZES[args.size]
+    t = 256
+    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(b, t, d, generator=g).to(device)
+    evt = torch.randn(b, t, d, generator=g).to(device)
+    lengths = torch.randint(t // 4, t + 1, (b,), generator=g).to(device)
+    labels = (torch.arange(b) % 2).float().to(device)
+    for fusion in args.fusions:
+        torch.manual_seed(0)
+        cfg = ModelConfig(dim=d, heads=heads, refine_steps=k, fusion=fusion)
+        model = IEFVAD(cfg).to(device).train()
+        shift = kl_shift(cfg)
+
+        def step(model=model, shift=shift, cfg=cfg) -> None:
+            out = model(img, evt, lengths)
+            ief_vad_loss(out, labels, lengths, 1.0, shift, True, cfg.modalities).total.backward()
+
+        ms = timed(step, args.repeat, device)
+        common = dict(size=args.size, fusion=fusion, batch=b, t=t, dim=d, device=str(device))
+        print(json.dumps(dict(bench="fusion.step", ms=round(ms, 1), **common, machine=machine)))
+        if fusion in ("reference", "student_t", "kalman", "kalman_smooth"):
+            mu = [torch.randn(b, t, d, device=device, requires_grad=True) for _ in range(4)]
+            valid = torch.arange(t, device=device)[None, :] < lengths[:, None]
+            pad = ~valid
+
+            def rule(model=model, mu=mu, pad=pad) -> None:
+                f, wi, _ = model.temporal.fuse(mu[0], mu[1], mu[2], mu[3], pad)
+                (f.sum() + wi.sum()).backward()
+
+            ms = timed(rule, args.repeat, device)
+            print(json.dumps(dict(bench="fusion.rule", ms=round(ms, 1), **common)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
