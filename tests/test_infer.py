@@ -1,0 +1,230 @@
+"""``infer.py``: per-frame CSV, segments JSON and plot for generated and real mp4 videos, the
+snippet scorer's temporal contexts, streams against offline scoring, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from iefvad import evaluate
+from iefvad.checkpoint import save_checkpoint
+from iefvad.csvlist import ListRow
+from iefvad.demo_videos import DemoVideoSpec, plan_video, write_video
+from iefvad.encoders import VisionArch, random_encoder
+from iefvad.extract_core import RecipeOptions
+from iefvad.feature_meta import attach_to_checkpoint, encoder_record, feature_record
+from iefvad.features import CLIP_LEN, chunk, num_chunks
+from iefvad.infer import (
+    Context,
+    InferError,
+    Scorer,
+    find_segments,
+    main,
+    score_video,
+    setup,
+    stream_scores,
+)
+from iefvad.model import IEFVAD, ModelConfig
+
+from extract_helpers import torch_threads
+from extract_helpers import write_video as write_mp4
+
+TINY = VisionArch(width=64, layers=1, patch_size=32, embed_dim=32)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A small untrained model whose checkpoint records two random towers (snippet events)."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=32, heads=1, refine_steps=1, dropout=0.0))
+    save_checkpoint(path, model, dataset="custom")
+    img, evt = random_encoder(TINY, 0), random_encoder(TINY, 1, normalise=False)
+    rec = feature_record(
+        encoder_record(img, TINY, 0),
+        encoder_record(evt, TINY, 1),
+        RecipeOptions(crops=(5,), event_norm="snippet"),
+        test_crop=5,
+    )
+    attach_to_checkpoint(path, rec)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """A generated demo video (80 frames) and a cv2-written mp4 of 37 frames (3 snippets, the
+    last one partial)."""
+    root = tmp_path_factory.mktemp("videos")
+    spec = DemoVideoSpec(width=160, height=120, snippets=(5, 5), span_snippets=(1, 2))
+    gen = write_video(plan_video(spec, "gen", "test", "motion", 7), spec, root / "gen.mp4")
+    real = write_mp4(root / "real.mp4", 37, size=(64, 48), fps=20.0)
+    return {"gen": gen, "real": real}
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def decoded_frames(path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_outputs_for_a_generated_and_a_real_mp4(ckpt, videos, tmp_path, capsys):
+    out = tmp_path / "out"
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main([str(videos["gen"]), str(videos["real"]), "--ckpt_path", str(ckpt), "--out", str(out),
+              "--threshold", "0.0"])  # fmt: skip
+    assert e.value.code == 0
+    for name, fps in (("gen", 25.0), ("real", 20.0)):
+        rows = read_csv(out / f"{name}.csv")
+        n = decoded_frames(videos[name])
+        assert [int(r["frame"]) for r in rows] == list(range(n))  # every decoded frame
+        assert list(rows[0]) == ["frame", "time_s", "score", "w_image", "w_event"]
+        assert float(rows[-1]["time_s"]) == pytest.approx((n - 1) / fps, abs=1e-3)
+        snippets = np.array([float(r["score"]) for r in rows]).reshape(-1)
+        for k in range(-(-n // 16)):  # one score per snippet, the last partial one included
+            assert len(set(snippets[16 * k : 16 * k + 16])) == 1
+        for r in rows:
+            assert 0 <= float(r["score"]) <= 1
+            assert float(r["w_image"]) + float(r["w_event"]) == pytest.approx(1, abs=1e-4)
+        js = json.loads((out / f"{name}.json").read_text())
+        assert js["frames"] == n and js["snippets"] == -(-n // 16) and js["fps"] == fps
+        assert js["context"] == {"mode": "chunk", "window": CLIP_LEN}
+        assert js["encoders_from_checkpoint"] and js["recipe"]["event_norm"] == "snippet"
+        seg = js["segments"][0]  # threshold 0: the whole video is one segment
+        assert (seg["start_frame"], seg["end_frame"], seg["start_s"]) == (0, n, 0.0)
+        assert seg["end_s"] == pytest.approx(n / fps, abs=1e-3)
+        assert (out / f"{name}.png").stat().st_size > 10_000
+    assert "real.mp4: 37 frames, 3 snippets" in capsys.readouterr().out
+
+
+def test_corrupt_video_is_reported_and_skipped(ckpt, videos, tmp_path, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    out = tmp_path / "out"
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main(
+            [
+                str(bad),
+                str(videos["real"]),
+                "--ckpt_path",
+                str(ckpt),
+                "--out",
+                str(out),
+                "--no_plot",
+            ]
+        )
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert f"error: {bad}" in err and "skipped" in err and "1 of 2 videos failed" in err
+    assert (out / "real.csv").is_file() and not (out / "broken.csv").exists()
+    assert not (out / "real.png").exists()
+
+
+@pytest.mark.parametrize(("event_norm", "group"), [("snippet", 1), ("group", 2)])
+def test_stream_equals_offline_scoring_with_the_same_context(ckpt, videos, event_norm, group):
+    with torch_threads(1):
+        s = setup(ckpt, event_norm=event_norm, group_snippets=group)
+        ctx = Context("causal", 3)
+        offline = score_video(s, videos["gen"], ctx)
+        streamed = list(stream_scores(s, str(videos["gen"]), ctx, group_snippets=group))
+    assert [x.index for x in streamed] == list(range(offline.scores.size)) == list(range(5))
+    np.testing.assert_allclose([x.score for x in streamed], offline.scores, atol=1e-5)
+    np.testing.assert_allclose([x.w_event for x in streamed], offline.w_event, atol=1e-5)
+    assert all(x.latency_ms >= 0 for x in streamed)
+    assert [x.context for x in streamed] == [1, 2, 3, 3, 3]
+    assert [(x.start_frame, x.end_frame) for x in streamed][-1] == (64, 80)
+
+
+def test_chunk_context_equals_test_py_and_causal_sees_only_the_past():
+    torch.manual_seed(1)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0)).eval()
+    t = 300
+    img, evt = torch.randn(t, 16), torch.randn(t, 16)
+    # test.py's path: chunks of 256, zero-padded, scored as a batch
+    test_set = evaluate.TestSet(
+        [ListRow(Path("x__5.npy"), "normal")],
+        torch.from_numpy(chunk(img.numpy())),
+        torch.from_numpy(chunk(evt.numpy())),
+        np.zeros(num_chunks(t), int),
+        torch.tensor([256, t - 256]),
+        np.array([t]),
+    )
+    ref = evaluate.predict(model, test_set)
+    sc = Scorer(model, context=Context("chunk", CLIP_LEN))
+    got = sc.push(img[:100], evt[:100]) + sc.push(img[100:], evt[100:]) + sc.flush()
+    np.testing.assert_allclose([g.score for g in got], ref.scores[0], atol=1e-5)
+    np.testing.assert_allclose([g.w_image for g in got], ref.w_image[0], atol=1e-5)
+    # causal, window 4: snippet k is scored on snippets k-3..k only
+    sc = Scorer(model, context=Context("causal", 4))
+    got = [g.score for k in range(0, 20, 3) for g in sc.push(img[k : k + 3], evt[k : k + 3])]
+    for k in (0, 2, 10, 19):
+        lo = max(0, k - 3)
+        alone = Scorer(model, context=Context("chunk", CLIP_LEN))
+        last = (alone.push(img[lo : k + 1], evt[lo : k + 1]) + alone.flush())[-1]
+        assert got[k] == pytest.approx(last.score, abs=1e-5)
+
+
+def test_find_segments():
+    s = np.array([0.1, 0.7, 0.9, 0.2, 0.6, 0.1, 0.95])
+    segs = find_segments(s, frames=100, fps=25.0, threshold=0.5, top_k=2)
+    assert [(d["start_frame"], d["end_frame"], d["peak_score"]) for d in segs] == [
+        (16, 48, 0.9),
+        (96, 100, 0.95),
+    ]
+    assert segs[0]["start_s"] == 0.64 and segs[1]["end_s"] == 4.0 and segs[0]["peak_frame"] == 32
+    assert find_segments(s, 100, 25.0, threshold=0.99) == []
+
+
+def test_stream_cli_alerts_and_log(ckpt, videos, tmp_path, capsys):
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main(["--stream", str(videos["real"]), "--ckpt_path", str(ckpt), "--out", str(tmp_path),
+              "--alert", "0.0", "--min_context", "2", "--window", "4"])  # fmt: skip
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("snippet")]
+    assert len(lines) == 3 and "warming up" in lines[0] and "ALERT" not in lines[0]
+    assert all("ALERT" in ln for ln in lines[1:]) and "latency" in lines[0]
+    rows = read_csv(tmp_path / "stream.csv")
+    assert [r["alert"] for r in rows] == ["0", "1", "1"] and rows[-1]["end_frame"] == "37"
+
+
+def test_bad_input_names_the_fix(ckpt, videos, tmp_path, capsys):
+    for argv, needle in (
+        (["--stream", str(tmp_path / "nope.mp4")], "no such file; pass a camera index"),
+        ([str(videos["real"]), "--stream", "0"], "not both"),
+        ([str(videos["real"]), "--window", "300"], "1..256 snippets"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--ckpt_path", str(ckpt), "--out", str(tmp_path)])
+        assert e.value.code == 2
+        assert needle in capsys.readouterr().err
+    with pytest.raises(InferError, match="1..256"):
+        Context("causal", 0)
+
+
+def test_other_encoder_weights_are_refused_unless_allowed(ckpt, videos, tmp_path, capsys):
+    other = tmp_path / "other.pt"
+    torch.save(random_encoder(TINY, 5).module.state_dict(), other)
+    args = [str(videos["real"]), "--ckpt_path", str(ckpt), "--out", str(tmp_path), "--no_plot"]
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--clip_ckpt", str(other)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "fingerprint" in err and "--allow_other_encoders" in err
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main([*args, "--clip_ckpt", str(other), "--allow_other_encoders"])
+    assert e.value.code == 0
