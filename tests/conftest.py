@@ -13,8 +13,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 ROOT = Path(__file__).resolve().parents[1]
 
 # Small and fast on 2 CPU cores, strong enough planted signal to be learnt in seconds.
+# lam 0.1: with padding masked (new models) the alignment/KL means run over valid snippets
+# only, which weighs them more on the short generated videos; at UCF's lam = 1 the frame AUC
+# of this run depends on the seed (0.85-0.997 over seeds 1, 2, 42), at 0.1 it is 0.97-0.998.
 TINY_MODEL = ["--heads", "2", "--refine_steps", "2"]
-TINY_OPT = ["--batch_size", "4", "--lr", "1e-3", "--max_epoch", "16", "--milestones"]
+TINY_OPT = [
+    "--batch_size", "4", "--lr", "1e-3", "--max_epoch", "16", "--milestones", "--lam", "0.1",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
