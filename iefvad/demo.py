@@ -108,6 +108,14 @@ class DemoConfig:
     dropout: float = 0.0
     """Attention dropout (0: the 256x256 dropout masks cost most of a CPU training step)."""
     refine_steps: int = 2
+    mask_padding: bool = False
+    """Train the released way, padding not masked. The demo's videos are 8-10 snippets long,
+    padded to 256: with the padding masked, self-attention mixes each short video into every
+    snippet and the top-k MIL loss then localises nothing (fused frame AUC 0.40 against 0.85
+    unmasked, docs/fusion.md "Padding"); the 246 padded zeros keep each snippet's
+    representation local."""
+    fused: str | None = None
+    """Fusion rule of the ``fused`` row (None: the model's default for new models)."""
     train_seed: int = 0
     device: str = "auto"
     threads: int = 1
@@ -226,7 +234,9 @@ def _train_config(cfg: DemoConfig, name: str, fusion: str | None, lists: Path) -
         "heads": cfg.heads,
         "refine_steps": cfg.refine_steps,
         "dropout": cfg.dropout,
+        "mask_padding": cfg.mask_padding,
     }
+    fusion = fusion if fusion is not None else cfg.fused
     if fusion is not None:
         model["fusion"] = fusion
     exp = name.replace("-", "_")
@@ -248,6 +258,7 @@ def _train_config(cfg: DemoConfig, name: str, fusion: str | None, lists: Path) -
         model=model,
         final_test=False,
         progress=cfg.progress,
+        epoch_lines=cfg.progress,
     )
 
 

@@ -55,6 +55,7 @@ def plot_comparison(
         figsize=(10, 2.9 * n + 0.8),
         squeeze=False,
         gridspec_kw={"height_ratios": [3, 1.6] * n},
+        layout="constrained",
     )
     for i, v in enumerate(videos):
         ax, axw = axes[2 * i, 0], axes[2 * i + 1, 0]
@@ -85,10 +86,9 @@ def plot_comparison(
         plt.Line2D([], [], color=EVENT_COLOR, ls="--", label="fused: event weight"),
         plt.Rectangle((0, 0), 1, 1, color=SPAN_COLOR, alpha=0.6, label="annotated anomaly"),
     ]
-    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8.5, frameon=False)
     if title:
-        fig.suptitle(title, y=0.995, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight() - (0.02 if title else 0)))
+        fig.suptitle(title, fontsize=11)
+    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8.5, frameon=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -79,6 +79,8 @@ class TrainConfig:
     """Steps between fetches of the loss values (each fetch waits for the accelerator)."""
     final_test: bool = True
     progress: bool = True
+    epoch_lines: bool = True
+    """Print a line per epoch (the demo, which trains three small models, turns it off)."""
     wandb: bool = False
     tensorboard: bool = False
 
@@ -437,7 +439,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 evaluate_now(epoch + 1, global_step)
             if cfg.select != "last" and best["value"] is not None:
                 msg += f"; best {best['metrics']} at step {best['step']}"
-            _say(msg)
+            if cfg.epoch_lines:
+                _say(msg)
             if cfg.select == "test" and best_state is not None:
                 model.load_state_dict(best_state)  # reference: reload the best each epoch
     finally:
