@@ -270,7 +270,7 @@ def write_outputs(
         "",
     ]
     with atomic_write(paths[2], "w") as f:
-        f.write("\n".join(head) + markdown_table(summary) + "\n")
+        f.write("\n".join(head) + "\n" + markdown_table(summary) + "\n")
     save_json(
         out_dir / "ablation.json",
         {**meta, "runs": [r.__dict__ for r in records], "summary": list(summary)},
