@@ -83,7 +83,7 @@ class DemoVideoSpec:
     fps: float = 25.0
     train: tuple[int, int, int] = (48, 24, 24)
     """Training videos: (normal, appearance, motion). Half as many gave a fused frame AUC of
-    0.77-0.92 over three training seeds; these give 0.92-0.95 (docs/demo.md)."""
+    0.77-0.92 over three training seeds; these give 0.91-0.95 (docs/demo.md)."""
     test: tuple[int, int, int] = (8, 8, 8)
     """Test videos: (normal, appearance, motion)."""
     snippets: tuple[int, int] = (8, 10)
