@@ -19,6 +19,7 @@ Everything is written under ``--out``; a rerun reuses the videos and features al
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -118,8 +119,11 @@ class DemoConfig:
     """Fusion rule of the ``fused`` row (None: the model's default for new models)."""
     train_seed: int = 0
     device: str = "auto"
-    threads: int = 1
-    """torch intra-op threads on the CPU (1 is fastest for these small towers on 2 shared cores)."""
+    threads: int = 0
+    """torch intra-op threads on the CPU; 0 = the cores this process may use, at most 4. On an
+    idle 2-core machine 2 threads took 184 s where 1 took 247 s; on cores shared with other
+    jobs 1 can be faster. The thread count changes float rounding, so the last digit of the
+    table can differ between settings."""
     progress: bool = False
     quiet: bool = False
 
@@ -154,6 +158,15 @@ def quick_config(out: Path, seed: int = 0) -> DemoConfig:
         heads=1,
         refine_steps=1,
     )
+
+
+def default_threads() -> int:
+    """The cores this process may use, at most 4 (the demo's models are small)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def _say(cfg: DemoConfig, msg: str) -> None:
@@ -303,8 +316,17 @@ def _pick_videos(plans: Sequence[VideoPlan]) -> list[VideoPlan]:
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
-    """Run every stage (see the module doc); returns the table and the outputs' paths."""
-    torch.set_num_threads(max(1, cfg.threads))
+    """Run every stage (see the module doc); returns the table and the outputs' paths. Sets
+    torch's CPU thread count for the run and restores it after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads if cfg.threads > 0 else default_threads())
+    try:
+        return _run_demo(cfg)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_demo(cfg: DemoConfig) -> DemoResult:
     secs: dict[str, float] = {}
     out = cfg.out
     t0 = t = time.perf_counter()
@@ -458,7 +480,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--clip_model", default="ViT-L-14", help="open_clip name for --clip_ckpt")
     p.add_argument("--epochs", type=int, help="training epochs per model (default 60)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: available cores, max 4)"
+    )
     p.add_argument("--progress", action="store_true", help="progress bars")
     return p
 
