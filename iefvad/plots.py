@@ -80,9 +80,14 @@ def plot_videos(
     if title:
         fig.suptitle(title, x=0.01, ha="left", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG (parent folders created), close it, return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 

@@ -13,16 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from iefvad.plots import save_figure  # noqa: E402
+
 AUC_COLOR = "#2874a6"
 AP_COLOR = "#d68910"
-
-
-def _save(fig, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_ablation(
@@ -58,7 +52,26 @@ def plot_ablation(
         (f"{title}: " if title else "") + f"mean over {seeds} seed(s), bars = std", fontsize=10
     )
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def _grid(rows: Sequence[dict[str, Any]]):
+    """(perturbations, modalities, fig, axes): one panel per (perturbation, degraded
+    modality), in the order the rows name them."""
+    perts = list(dict.fromkeys(r["perturbation"] for r in rows))
+    mods = list(dict.fromkeys(r["modality"] for r in rows))
+    fig, axes = plt.subplots(
+        len(perts), len(mods), figsize=(4.6 * len(mods), 3.2 * len(perts)), squeeze=False
+    )
+    return perts, mods, fig, axes
+
+
+def _series(
+    rows: Sequence[dict[str, Any]], pert: str, mod: str, model: str
+) -> list[dict[str, Any]]:
+    """The rows of one checkpoint under one degradation, by level."""
+    sel = [r for r in rows if (r["perturbation"], r["modality"], r["model"]) == (pert, mod, model)]
+    return sorted(sel, key=lambda r: r["level"])
 
 
 def plot_degradation(
@@ -69,23 +82,14 @@ def plot_degradation(
 ) -> Path:
     """One panel per (perturbation, degraded modality): ``value`` against the degradation
     level, one line per checkpoint."""
-    perts = list(dict.fromkeys(r["perturbation"] for r in rows))
-    mods = list(dict.fromkeys(r["modality"] for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
-    fig, axes = plt.subplots(
-        len(perts), len(mods), figsize=(4.6 * len(mods), 3.2 * len(perts)), squeeze=False
-    )
+    perts, mods, fig, axes = _grid(rows)
     cmap = plt.get_cmap("tab10")
     for i, pert in enumerate(perts):
         for j, mod in enumerate(mods):
             ax = axes[i, j]
             for k, model in enumerate(models):
-                sel = [
-                    r
-                    for r in rows
-                    if r["perturbation"] == pert and r["modality"] == mod and r["model"] == model
-                ]
-                sel.sort(key=lambda r: r["level"])
+                sel = _series(rows, pert, mod, model)
                 ys = [r[value] if r[value] is not None else np.nan for r in sel]
                 ax.plot([r["level"] for r in sel], ys, "o-", ms=3, color=cmap(k % 10), label=model)
             ax.set_title(f"{pert} {mod}", fontsize=10)
@@ -94,7 +98,7 @@ def plot_degradation(
             ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 LEVEL_LABELS = {
@@ -107,31 +111,18 @@ LEVEL_LABELS = {
 def plot_weight_shift(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Mean weight of the *degraded* modality against the level: on normal frames (solid),
     abnormal frames (dashed) and the degraded snippets themselves (dotted)."""
-    perts = list(dict.fromkeys(r["perturbation"] for r in rows))
-    mods = list(dict.fromkeys(r["modality"] for r in rows))
     models = [
         m
         for m in dict.fromkeys(r["model"] for r in rows)
         if any(r["model"] == m and r[f"w_{r['modality']}_normal"] is not None for r in rows)
     ]
-    fig, axes = plt.subplots(
-        len(perts), len(mods), figsize=(4.6 * len(mods), 3.2 * len(perts)), squeeze=False
-    )
+    perts, mods, fig, axes = _grid(rows)
     cmap = plt.get_cmap("tab10")
     for i, pert in enumerate(perts):
         for j, mod in enumerate(mods):
             ax = axes[i, j]
             for k, model in enumerate(models):
-                sel = sorted(
-                    (
-                        r
-                        for r in rows
-                        if r["perturbation"] == pert
-                        and r["modality"] == mod
-                        and r["model"] == model
-                    ),
-                    key=lambda r: r["level"],
-                )
+                sel = _series(rows, pert, mod, model)
                 lv = [r["level"] for r in sel]
                 for key, style in (("normal", "-"), ("abnormal", "--"), ("affected", ":")):
                     ys = [r[f"w_{mod}_{key}"] for r in sel]
@@ -153,4 +144,4 @@ def plot_weight_shift(rows: Sequence[dict[str, Any]], path: str | os.PathLike[st
     if models:
         axes[0, -1].legend(fontsize=6, loc="best")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -15,7 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from iefvad.datasets import SNIPPET_FRAMES  # noqa: E402
-from iefvad.plots import EVENT_COLOR, IMAGE_COLOR, SCORE_COLOR, SPAN_COLOR  # noqa: E402
+from iefvad.plots import (  # noqa: E402
+    EVENT_COLOR,
+    IMAGE_COLOR,
+    SCORE_COLOR,
+    SPAN_COLOR,
+    save_figure,
+)
 
 MODEL_COLORS = {"image-only": IMAGE_COLOR, "event-only": EVENT_COLOR, "fused": SCORE_COLOR}
 DETECTED_COLOR = "#fadbd8"
@@ -89,11 +95,7 @@ def plot_comparison(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8.5, frameon=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_video_scores(
@@ -138,11 +140,7 @@ def plot_video_scores(
     axw.set_xlabel("time (s)")
     axw.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 __all__ = ["ComparedVideo", "plot_comparison", "plot_video_scores"]
