@@ -33,7 +33,7 @@ import torch
 from iefvad.checkpoint import load_model
 from iefvad.cli import guarded
 from iefvad.csvlist import read_list
-from iefvad.datasets import get_spec, with_preset
+from iefvad.datasets import get_spec
 from iefvad.demo_videos import (
     DemoVideos,
     DemoVideoSpec,
@@ -51,7 +51,7 @@ from iefvad.encoders import (
     resolve_precision,
 )
 from iefvad.evaluate import Predictions, compute_metrics, load_test_set, predict, video_results
-from iefvad.extract import RunConfig, run_extraction
+from iefvad.extract import RunConfig, RunSummary, run_extraction
 from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets
 from iefvad.feature_meta import attach_to_checkpoint, encoder_record, feature_record
 from iefvad.fileio import save_json
@@ -233,16 +233,31 @@ def build_encoders(cfg: DemoConfig, opts: RecipeOptions) -> tuple[Encoders, dict
     return Encoders(image=towers["image"], event=towers["event"], batch_size=batch), records
 
 
-def _train_config(cfg: DemoConfig, name: str, fusion: str | None, lists: Path) -> TrainConfig:
-    spec = with_preset(
-        get_spec("custom"),
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        max_epoch=cfg.epochs,
-        milestones=(),
-        gamma=0.1,
-        lam=cfg.lam,
+def extract_features(
+    cfg: DemoConfig, video_dir: Path
+) -> tuple[RunSummary, dict[str, Any], RecipeOptions]:
+    """Extract (or resume) the demo's features under ``cfg.out / "features"`` with the
+    folder pipeline of ``extracting/extract.py``; returns the run's summary, the encoders'
+    records and the recipe."""
+    opts = RecipeOptions(crops=cfg.crops, tail="reference", event_norm=cfg.event_norm)  # type: ignore[arg-type]
+    encoders, records = build_encoders(cfg, opts)
+    feats = cfg.out / "features"
+    summary = run_extraction(
+        RunConfig(
+            video_dir=video_dir,
+            roots={"image": feats / "rgb", "event": feats / get_spec("custom").event_dir},
+            opts=opts,
+            precision=resolve_precision("auto", encoders.device),
+            workers=1,
+            progress=cfg.progress,
+            dataset="custom",
+        ),
+        encoders,
     )
+    return summary, records, opts
+
+
+def _train_config(cfg: DemoConfig, name: str, fusion: str | None, lists: Path) -> TrainConfig:
     model: dict[str, Any] = {
         "heads": cfg.heads,
         "refine_steps": cfg.refine_steps,
@@ -254,7 +269,7 @@ def _train_config(cfg: DemoConfig, name: str, fusion: str | None, lists: Path) -
         model["fusion"] = fusion
     exp = name.replace("-", "_")
     return TrainConfig(
-        spec=spec,
+        spec=get_spec("custom"),
         train_list=lists / "train.csv",
         test_list=lists / "test.csv",
         gt_path=lists / "gt.npy",
@@ -343,21 +358,8 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
 
     # 2. features
     t = time.perf_counter()
-    opts = RecipeOptions(crops=cfg.crops, tail="reference", event_norm=cfg.event_norm)  # type: ignore[arg-type]
-    encoders, records = build_encoders(cfg, opts)
+    summary, records, opts = extract_features(cfg, vids.video_dir)
     feats = out / "features"
-    summary = run_extraction(
-        RunConfig(
-            video_dir=vids.video_dir,
-            roots={"image": feats / "rgb", "event": feats / "event_thr_10"},
-            opts=opts,
-            precision=resolve_precision("auto", encoders.device),
-            workers=1,
-            progress=cfg.progress,
-            dataset="custom",
-        ),
-        encoders,
-    )
     if summary.failed:
         raise RuntimeError(f"feature extraction failed:\n{summary.text()}")
     secs["features"] = time.perf_counter() - t

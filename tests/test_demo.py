@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from iefvad.demo import MODELS, format_table, quick_config, run_demo
+from iefvad.demo import MODELS, extract_features, format_table, quick_config, run_demo
 from iefvad.feature_meta import read_record
 from iefvad.infer import main as infer_main
 from iefvad.metrics import auc_ap
@@ -80,27 +80,8 @@ def test_infer_scores_a_demo_video_with_the_demo_checkpoint(demo, tmp_path):
         assert (tmp_path / f"{video.stem}.{ext}").is_file()
 
 
-def test_rerun_reuses_videos_and_features(demo, capsys):
+def test_rerun_reuses_videos_and_features(demo):
     """A second run finds every video and feature file in place and extracts nothing."""
     cfg, _ = demo
-    from dataclasses import replace
-
-    from iefvad.demo import build_encoders
-    from iefvad.extract import RunConfig, run_extraction
-    from iefvad.extract_core import RecipeOptions
-
-    opts = RecipeOptions(crops=cfg.crops, tail="reference", event_norm=cfg.event_norm)  # type: ignore[arg-type]
-    encoders, _ = build_encoders(replace(cfg), opts)
-    feats = cfg.out / "features"
-    summary = run_extraction(
-        RunConfig(
-            video_dir=cfg.out / "data" / "videos",
-            roots={"image": feats / "rgb", "event": feats / "event_thr_10"},
-            opts=opts,
-            workers=1,
-            progress=False,
-            dataset="custom",
-        ),
-        encoders,
-    )
+    summary, _, _ = extract_features(cfg, cfg.out / "data" / "videos")
     assert not summary.done and not summary.failed and summary.skipped
