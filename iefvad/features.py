@@ -18,6 +18,7 @@ import numpy as np
 
 from iefvad.csvlist import ListRow
 from iefvad.errors import UserInputError
+from iefvad.fileio import load_npy
 
 CLIP_LEN = 256
 """Snippets per training sample / test chunk."""
@@ -37,7 +38,7 @@ def read_feature(path: Path, dim: int | None = None) -> np.ndarray:
             "resolve against the CSV's folder, or --data_root when given)"
         )
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = load_npy(path)
     except Exception as e:  # noqa: BLE001 - any read failure gets the same message
         raise FeatureError(f"cannot read feature file {path}: {e}; re-extract it") from e
     if arr.ndim != 2 or arr.shape[0] < 1:

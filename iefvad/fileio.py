@@ -1,10 +1,12 @@
-"""Atomic file writes: a reader never sees a half-written output, a killed run leaves none."""
+"""Atomic file writes (a reader never sees a half-written output, a killed run leaves none),
+and thread-safe ``.npy`` reads."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,3 +47,43 @@ def save_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=1)
         f.write("\n")
+
+
+_NPY_HEADER_LOCK = threading.Lock()
+"""numpy parses ``.npy`` headers with ``ast.literal_eval``, which CPython 3.11 can fail with a
+spurious ``SystemError: AST constructor recursion depth mismatch`` when several threads parse
+at once (python/cpython#106905; seen here in the threaded training-set reads). Headers are
+parsed one at a time; the data is still read in parallel."""
+
+
+def read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype] | None:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` open in ``f``, which is left at the
+    start of the data; None for format 3.0 (utf-8 header), which numpy must parse itself."""
+    with _NPY_HEADER_LOCK:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(f)
+    return None
+
+
+def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """``np.load(path, allow_pickle=False)``, safe to call from many threads at once."""
+    with open(path, "rb") as f:
+        header = read_npy_header(f)
+        if header is None:
+            with _NPY_HEADER_LOCK:
+                f.seek(0)
+                return np.load(f, allow_pickle=False)
+        shape, fortran, dtype = header
+        if dtype.hasobject:
+            raise ValueError("the array holds Python objects, which need pickle (not allowed)")
+        count = int(np.prod(shape, dtype=np.int64))
+        data = np.fromfile(f, dtype=dtype, count=count)
+    if data.size != count:
+        raise ValueError(
+            f"the file is truncated: its header promises shape {tuple(shape)} {dtype}, "
+            f"the file holds {data.size} of its {count} values"
+        )
+    return data.reshape(shape, order="F" if fortran else "C")

@@ -22,7 +22,7 @@ from iefvad.annotations import Annotations
 from iefvad.csvlist import ListRow, shorten, video_stem
 from iefvad.datasets import SNIPPET_FRAMES, DatasetSpec
 from iefvad.errors import UserInputError
-from iefvad.fileio import save_json, save_npy
+from iefvad.fileio import read_npy_header, save_json, save_npy
 
 GT_FORMAT = "iefvad-gt/1"
 
@@ -84,14 +84,11 @@ def feature_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
         raise FeatureFileError(f"cannot open feature file {path}: {e}") from e
     with f:
         try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            else:  # 3.0 (utf-8 header): let numpy parse it
+            header = read_npy_header(f)
+            if header is None:  # 3.0 (utf-8 header): let numpy parse it
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
                 return tuple(int(n) for n in arr.shape)
+            shape, _, dtype = header
         except Exception as e:  # noqa: BLE001 - any malformed header gets the same message
             raise FeatureFileError(
                 f"feature file {path} is not a readable .npy ({e}); re-extract it "

@@ -56,3 +56,35 @@ def test_chunk_keeps_the_reference_snippets(t):
     # of 256) holds no snippet of the video
     np.testing.assert_array_equal(got.reshape(-1, 4)[:t], ref.reshape(-1, 4)[:t])
     assert not got.reshape(-1, 4)[t:].any()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_load_npy_equals_np_load_from_many_threads(tmp_path, order, dtype):
+    """load_npy parses headers under a lock (CPython 3.11 ast race) and reads data itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from iefvad.fileio import load_npy
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(16):
+        a = np.asarray(rng.standard_normal((5 + i, 7)), dtype=dtype, order=order)
+        np.save(tmp_path / f"{i}.npy", a)
+        paths.append(tmp_path / f"{i}.npy")
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(load_npy, paths * 4))
+    for p, a in zip(paths * 4, got):
+        want = np.load(p)
+        assert a.dtype == want.dtype and a.flags.f_contiguous == want.flags.f_contiguous
+        np.testing.assert_array_equal(a, want)
+
+
+def test_load_npy_reports_a_truncated_file(tmp_path):
+    from iefvad.fileio import load_npy
+
+    p = tmp_path / "t.npy"
+    np.save(p, np.ones((10, 4), np.float32))
+    p.write_bytes(p.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=r"truncated: .* holds 38 of its 40 values"):
+        load_npy(p)
