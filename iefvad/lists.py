@@ -396,8 +396,8 @@ def custom_labels(base: Path, videos: Sequence[FeatureVideo]) -> dict[str, str]:
         if parts and parts[0] == CUSTOM_NORMAL_DIR:
             labels[v.stem] = CUSTOM_NORMAL_LABEL
         elif len(parts) >= 2 and parts[0] == CUSTOM_ABNORMAL_DIR:
-            if parts[1] == CUSTOM_NORMAL_LABEL:
-                bad.append(f"{v.rel} (class folder may not be called {CUSTOM_NORMAL_LABEL!r})")
+            if parts[1].casefold() == CUSTOM_NORMAL_LABEL:
+                bad.append(f"{v.rel} (class folder may not be called {parts[1]!r})")
             labels[v.stem] = parts[1]
         else:
             bad.append(v.rel)
