@@ -195,7 +195,10 @@ def read_list(
             if ie is not None and rec[ie].strip():
                 event = resolve(rec[ie], base)
             elif event_dir is not None:
-                event = derive_event_path(path, event_dir, image_dir)
+                try:
+                    event = derive_event_path(path, event_dir, image_dir)
+                except ListError as e:
+                    raise ListError(f"list file {csv_path}, line {lineno}: {e}") from None
             else:
                 event = None
             rows.append(ListRow(path, rec[il].strip(), event, lineno))
