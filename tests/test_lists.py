@@ -970,3 +970,27 @@ def test_event_path_without_an_rgb_folder_names_the_options(tmp_path):
     assert "--event_base_path" in msg
     rows = read_list(tmp_path / "l.csv", event_dir="feats_ev", image_dir="feats_rgb")
     assert rows[0].event_path == tmp_path / "feats_ev/a__0.npy"
+
+
+# ====================================================================== test-list order (issue 1)
+
+
+def test_reordered_test_list_is_refused_by_its_generated_gt(tmp_path):
+    make_tree(tmp_path / "rgb", MSAD_TREE)
+    lists, _ = run(benchmark_lists, "msad", tmp_path / "rgb")
+    write_lists(lists, tmp_path / "train.csv", tmp_path / "test.csv")
+    run(generate_gt, "msad", tmp_path / "test.csv", tmp_path / "gt.npy")
+    header, *rows = csv_lines(tmp_path / "test.csv")
+    (tmp_path / "test.csv").write_text("\n".join([header, *rows[::-1]]) + "\n")
+    test_rows = read_list(tmp_path / "test.csv")
+    names, lengths = [r.stem for r in test_rows], [num_snippets(r.path) for r in test_rows]
+    with pytest.raises(
+        GroundTruthError,
+        match=r"does not match the test list's order: test video #0 is 'MSAD_normal_testing_1' "
+        r"but the ground truth's video #0 is 'Assault_2' \(it is video #2",
+    ):
+        check_gt_length(load_gt(tmp_path / "gt.npy"), names, lengths)
+    # the same frames without the sidecar: accepted, with the warning that says so
+    (tmp_path / "bare.npy").write_bytes((tmp_path / "gt.npy").read_bytes())
+    _, warned = run(check_gt_length, load_gt(tmp_path / "bare.npy"), names, lengths)
+    assert len(warned) == 1 and "cannot be verified" in warned[0]
