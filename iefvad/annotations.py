@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from iefvad.csvlist import video_stem
+from iefvad.csvlist import read_text, video_stem
 from iefvad.errors import UserInputError
 
 Span = tuple[int, int]
@@ -169,7 +169,14 @@ def read_span_table(
 def read_annotation_csv(path: str | os.PathLike[str]) -> list[VideoAnnotation]:
     """Parse a ``video,start_frame,end_frame[,class]`` CSV (several rows per video allowed)."""
     path = Path(path)
-    rows = list(csv.reader(_read_text(path).splitlines()))
+    lines = _read_text(path).splitlines()
+    try:
+        rows = list(csv.reader(lines))
+    except csv.Error as e:
+        raise AnnotationError(
+            f"annotation file {path}: not a valid CSV ({e}); expected the header "
+            "'video,start_frame,end_frame[,class]' and one row per span"
+        ) from None
     if not rows:
         raise AnnotationError(f"annotation file {path} is empty")
     header = [h.strip().lower() for h in rows[0]]
@@ -247,7 +254,4 @@ def _read_text(path: Path) -> str:
         raise AnnotationError(
             f"annotation file {path} does not exist; pass the right file with --frame_lbl_txt"
         )
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AnnotationError(f"cannot read annotation file {path}: {e}") from e
+    return read_text(path, "annotation file", AnnotationError)

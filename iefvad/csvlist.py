@@ -7,6 +7,7 @@ one is given, else against the CSV's own folder, so lists stay portable between 
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 
 IMAGE_TREE = "rgb"
-"""Name of the image-feature tree whose event twin is found by renaming (REFERENCE.md s.1)."""
+"""Name of the image-feature tree whose event twin is found by renaming its folder."""
 
 
 SHOW = 10
@@ -25,6 +26,43 @@ SHOW = 10
 
 class ListError(UserInputError):
     """A list CSV is missing, empty or malformed."""
+
+
+def read_text(
+    path: str | os.PathLike[str], what: str, error: type[UserInputError] = ListError
+) -> str:
+    """The text of a UTF-8 file (a BOM is dropped); ``error`` names ``what`` and ``path``.
+
+    A file in another encoding (Latin-1, UTF-16, Windows-1252 from a spreadsheet) raises
+    ``error`` naming the first undecodable byte, its offset and line, and how to convert it.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from e
+    fix = (
+        f"Save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path} > fixed` (or 'CSV UTF-8' in "
+        "a spreadsheet)"
+    )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise error(
+            f"{what} {path} is not UTF-8 text: byte 0x{data[e.start]:02x} at byte offset "
+            f"{e.start} (line {line}) cannot be decoded ({e.reason}). {fix}"
+        ) from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise error(
+            f"{what} {path} is not UTF-8 text: it holds a NUL byte at byte offset {nul} "
+            f"(line {line}), as UTF-16 or binary files do. {fix.replace('latin1', 'utf-16')}"
+        )
+    return text
 
 
 def shorten(items: Sequence[str], n: int = SHOW, sep: str = ", ") -> str:
@@ -70,35 +108,39 @@ def video_stem(path: str | PurePath) -> str:
     """``.../Abuse028_x264__5.npy`` -> ``Abuse028_x264`` (folder, extension and crop dropped)."""
     stem = strip_extension(PurePath(path).name)
     head, sep, tail = stem.rpartition("__")
-    return head if sep and tail.isdigit() else stem
+    return head if sep and _is_crop(tail) else stem
+
+
+def _is_crop(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``²``, which ``int`` rejects."""
+    return text.isascii() and text.isdigit()
 
 
 def crop_of(path: str | PurePath) -> int | None:
     """``.../Abuse028_x264__5.npy`` -> 5; None when the name has no crop suffix."""
     _, sep, tail = strip_extension(PurePath(path).name).rpartition("__")
-    return int(tail) if sep and tail.isdigit() else None
+    return int(tail) if sep and _is_crop(tail) else None
 
 
 def derive_event_path(path: Path, event_dir: str, image_dir: str = IMAGE_TREE) -> Path:
-    """Event-feature path of an image-feature path.
+    """Event-feature path of an image-feature path: the last path component equal to
+    ``image_dir`` (``rgb``) becomes ``event_dir`` (``event_thr_10``).
 
-    The last path component equal to ``image_dir`` (``rgb``) becomes ``event_dir``; without
-    such a component the reference's plain substring replacement is applied. Raises
-    :class:`ListError` when neither changes the path.
+    Only a whole folder name is replaced (``/data/rgb_v2/rgb/A.npy`` -> ``/data/rgb_v2/
+    event_thr_10/A.npy``). Raises :class:`ListError` when no component is ``image_dir``.
     """
     parts = list(path.parts)
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] == image_dir:
             parts[i] = event_dir
             return Path(*parts)
-    replaced = str(path).replace(image_dir, event_dir)
-    if replaced == str(path):
-        raise ListError(
-            f"cannot derive the event-feature path of {path}: it contains no {image_dir!r} "
-            f"to replace by {event_dir!r}. Add an 'event_path' column to the list, or pass "
-            "--event_dir_name / --image_dir_name to match your folder names."
-        )
-    return Path(replaced)
+    raise ListError(
+        f"cannot derive the event-feature path of {path}: it contains no {image_dir!r} "
+        f"to replace by {event_dir!r} (a whole folder name is needed). Pass --image_dir_name "
+        "with the name of the folder that holds the image features (and --event_dir_name with "
+        "its event twin, e.g. event_thr_10), or write the list with an event_path column "
+        "(list/generate_file.py --event_base_path EVENT_ROOT)"
+    )
 
 
 def resolve(raw: str, base: Path) -> Path:
@@ -121,8 +163,8 @@ def read_list(
     if not csv_path.is_file():
         raise ListError(f"list file {csv_path} does not exist (pass --train_list/--test_list)")
     base = Path(data_root) if data_root is not None else csv_path.parent
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
+    reader = csv.reader(io.StringIO(read_text(csv_path, "list file"), newline=""))
+    try:
         header = next(reader, None)
         if header is None:
             raise ListError(f"list file {csv_path} is empty: expected a 'path,label' header")
@@ -135,7 +177,8 @@ def read_list(
         ip, il = header.index("path"), header.index("label")
         ie = header.index("event_path") if "event_path" in header else None
         rows: list[ListRow] = []
-        for lineno, rec in enumerate(reader, start=2):
+        for rec in reader:
+            lineno = reader.line_num
             if not rec or all(not c.strip() for c in rec):
                 continue
             if len(rec) < len(header):
@@ -143,14 +186,27 @@ def read_list(
                     f"list file {csv_path}, line {lineno}: expected {len(header)} columns "
                     f"({','.join(header)}), found {len(rec)}: {','.join(rec)!r}"
                 )
+            if not rec[ip].strip():
+                raise ListError(
+                    f"list file {csv_path}, line {lineno}: empty path; every row names a "
+                    "feature file"
+                )
             path = resolve(rec[ip], base)
             if ie is not None and rec[ie].strip():
                 event = resolve(rec[ie], base)
             elif event_dir is not None:
-                event = derive_event_path(path, event_dir, image_dir)
+                try:
+                    event = derive_event_path(path, event_dir, image_dir)
+                except ListError as e:
+                    raise ListError(f"list file {csv_path}, line {lineno}: {e}") from None
             else:
                 event = None
             rows.append(ListRow(path, rec[il].strip(), event, lineno))
+    except csv.Error as e:
+        raise ListError(
+            f"list file {csv_path}, line {reader.line_num}: not a valid CSV row ({e}); "
+            "expected 'path,label' rows"
+        ) from None
     if not rows:
         raise ListError(f"list file {csv_path} has a header but no rows")
     return rows

@@ -63,23 +63,55 @@ class DatasetSpec:
     def is_normal(self, label: str) -> bool:
         return label == self.normal_label
 
+    def codes_of(self, label: str) -> list[str]:
+        """Label codes of a CSV label: ``B2-G-0`` -> ``['B2', 'G']`` for XD, else ``[label]``."""
+        return [c for c in label.split("-") if c != "0"] if self.multi_label else [label]
+
     def classes_of(self, label: str) -> list[str]:
         """Class names of a CSV label; ``B2-G-0`` -> ``['shooting', 'explosion']`` for XD."""
-        codes = [c for c in label.split("-") if c != "0"] if self.multi_label else [label]
-        return [self.label_map.get(c, c) for c in codes]
+        return [self.label_map.get(c, c) for c in self.codes_of(label)]
+
+    def case_fix(self, label: str) -> str | None:
+        """The known label that ``label`` matches up to case (``normal`` -> ``Normal``)."""
+        by_fold = {k.casefold(): k for k in self.label_map}
+        if self.multi_label:
+            parts = [c if c == "0" else by_fold.get(c.casefold(), c) for c in label.split("-")]
+            fixed = "-".join(parts)
+        else:
+            fixed = by_fold.get(label.casefold(), label)
+        return fixed if fixed != label and self.check_label(fixed) is None else None
 
     def check_label(self, label: str) -> str | None:
-        """Return an error text if ``label`` is not a label of this dataset, else None."""
-        if not self.strict_labels:
+        """Return an error text if ``label`` is not a label of this dataset, else None.
+
+        Labels are case-sensitive: ``Normal`` in a list whose normal label is ``normal`` would
+        silently count as an abnormal class, so a case mismatch is an error that names the fix.
+        """
+        if not label:
+            return f"empty label: every row needs one (normal videos: {self.normal_label!r})"
+        codes = self.codes_of(label)
+        if codes and all(c in self.label_map for c in codes):
             return None
-        codes = [c for c in label.split("-") if c != "0"] if self.multi_label else [label]
-        unknown = [c for c in codes if c not in self.label_map]
-        if not codes or unknown:
-            return (
-                f"unknown label {label!r} for dataset {self.name!r}; "
-                f"known labels: {', '.join(self.label_map)}"
+        folded = {k.casefold() for k in self.label_map}
+        if any(c not in self.label_map and c.casefold() in folded for c in codes):
+            fix = self.case_fix(label)
+            hint = f"did you mean {fix!r}? " if fix else ""
+            known = (
+                f"Known labels: {', '.join(self.label_map)}"
+                if self.strict_labels
+                else f"Fix the list, or pass --normal_label {label} if that is your normal label"
             )
-        return None
+            return (
+                f"label {label!r} is not a label of dataset {self.name!r}: {hint}Labels are "
+                f"case-sensitive (normal videos are {self.normal_label!r}; anything else counts "
+                f"as abnormal). {known}"
+            )
+        if not self.strict_labels and codes and all(codes):
+            return None
+        return (
+            f"unknown label {label!r} for dataset {self.name!r}; "
+            f"known labels: {', '.join(self.label_map)}"
+        )
 
     @property
     def normal_class(self) -> str:

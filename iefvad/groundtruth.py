@@ -1,15 +1,17 @@
 """Frame-level ground truth: the one implementation of the length rule.
 
-A test video with T feature rows covers ``16 * T`` frames (REFERENCE.md section 4). The ground
-truth of a test list is the concatenation, in list order, of one 0/1 array of ``16 * T`` frames
-per video with the annotated ``[start, end)`` spans set to 1. It is saved as a float ``.npy``;
-a JSON sidecar next to it (same stem, ``.json``) keeps the per-video names, frame counts, labels
-and segments, which the length check and mAP@IoU use.
+A test video with T feature rows covers ``16 * T`` frames. The ground truth of a test list is
+the concatenation, in list order, of one 0/1 array of ``16 * T`` frames per video with the
+annotated ``[start, end)`` spans set to 1. It is saved as a float ``.npy``; a JSON sidecar next
+to it (same stem, ``.json``) keeps the per-video names, frame counts, labels and segments, which
+the order and length checks and mAP@IoU use. A bare ``.npy`` (the authors' released files) is
+accepted, with one warning that the test list's order cannot be verified against it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from iefvad.annotations import Annotations
-from iefvad.csvlist import ListRow, shorten, video_stem
+from iefvad.csvlist import ListRow, read_text, shorten, video_stem
 from iefvad.datasets import SNIPPET_FRAMES, DatasetSpec
 from iefvad.errors import UserInputError
-from iefvad.fileio import read_npy_header, save_json, save_npy
+from iefvad.fileio import load_npy, read_npy_header, save_json, save_npy
 
 GT_FORMAT = "iefvad-gt/1"
 
@@ -33,6 +35,10 @@ class GroundTruthError(UserInputError):
 
 class GroundTruthWarning(UserWarning):
     """A test video's annotation looks wrong (clipped span, label and spans disagree)."""
+
+
+class UnverifiedOrderWarning(UserWarning):
+    """A ground truth without its sidecar: the test list's order cannot be checked against it."""
 
 
 class FeatureFileError(UserInputError):
@@ -261,8 +267,16 @@ def save_gt(
     return gt
 
 
+REGENERATE = "Regenerate it from the test list with list/generate_gt.py"
+
+
 def load_gt(path: str | os.PathLike[str]) -> GroundTruth:
-    """Read a ground-truth ``.npy`` (and its sidecar when present)."""
+    """Read a ground-truth ``.npy`` (and its sidecar when present).
+
+    Raises :class:`GroundTruthError` naming the file when it is not a readable ``.npy`` of
+    numbers, when a value is not 0 or 1 (the first one is named), or when the sidecar is
+    malformed or describes another array.
+    """
     path = Path(path)
     if not path.is_file():
         raise GroundTruthError(
@@ -270,40 +284,186 @@ def load_gt(path: str | os.PathLike[str]) -> GroundTruth:
             f"`python list/generate_gt.py --dataset ... --csv_path TEST_CSV --save_path {path}` "
             "or pass --gt_path"
         )
-    try:
-        frames = np.load(path, allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
-        raise GroundTruthError(f"cannot read ground-truth file {path}: {e}") from e
-    frames = np.asarray(frames, dtype=np.float32).reshape(-1)
-    videos = None
+    raw = _read_gt_array(path)
     side = sidecar_path(path)
-    if side.is_file():
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-            videos = [
-                VideoGT(v["name"], v["label"], int(v["frames"]), [tuple(s) for s in v["segments"]])
-                for v in meta["videos"]
-            ]
-        except (ValueError, KeyError, TypeError) as e:
-            raise GroundTruthError(
-                f"ground-truth sidecar {side} is malformed ({e!r}); regenerate the ground truth "
-                "(list/generate_gt.py) or delete the sidecar"
-            ) from e
-        described = sum(v.frames for v in videos)
-        if described != frames.size:
-            raise GroundTruthError(
-                f"ground-truth sidecar {side} describes {described} frames over {len(videos)} "
-                f"videos but {path} holds {frames.size}: they come from different runs. "
-                "Regenerate both with list/generate_gt.py, or delete the sidecar"
-            )
+    videos = _read_sidecar(side, path, raw.size) if side.is_file() else None
+    _check_binary(path, raw, videos)
+    frames = raw.astype(np.float32)
+    if videos is not None:
+        _check_sidecar_content(side, path, frames, videos)
     return GroundTruth(frames, videos, path)
 
 
+def _read_gt_array(path: Path) -> np.ndarray:
+    """The flattened array of a ground-truth ``.npy``; never reads more than the file holds."""
+    try:
+        with open(path, "rb") as f:
+            header = read_npy_header(f)
+            if header is None:  # 3.0 (utf-8 header): numpy parses it; mmap checks the size
+                mm = np.load(path, mmap_mode="r", allow_pickle=False)
+                shape, dtype, need, size = mm.shape, mm.dtype, 0, 0
+            else:
+                shape, _, dtype = header
+                need = f.tell() + math.prod(shape) * dtype.itemsize
+                size = os.fstat(f.fileno()).st_size
+    except Exception as e:  # noqa: BLE001 - any malformed file gets the same message
+        raise GroundTruthError(
+            f"ground-truth file {path} is not a readable .npy array ({e}). {REGENERATE}"
+        ) from None
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise GroundTruthError(
+            f"ground-truth file {path} holds {dtype} values; expected 0/1 numbers (float, int "
+            f"or bool). {REGENERATE}"
+        )
+    if size < need:
+        raise GroundTruthError(
+            f"ground-truth file {path} is truncated: its header promises shape {tuple(shape)} "
+            f"{dtype} ({need} bytes) but the file has {size} bytes. {REGENERATE}"
+        )
+    try:
+        arr = np.array(mm) if header is None else load_npy(path)
+    except Exception as e:  # noqa: BLE001
+        raise GroundTruthError(f"cannot read ground-truth file {path}: {e}. {REGENERATE}") from None
+    return np.asarray(arr).reshape(-1)
+
+
+def _check_binary(path: Path, raw: np.ndarray, videos: Sequence[VideoGT] | None) -> None:
+    """Every value 0 or 1, else name the first bad frame (and its video when known)."""
+    bad = ~((raw == 0) | (raw == 1))
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    value = raw[i].item()
+    what = "is not a finite number" if not np.isfinite(value) else "is neither 0 nor 1"
+    where = ""
+    if videos:
+        ends = np.cumsum([v.frames for v in videos])
+        k = int(np.searchsorted(ends, i, side="right"))
+        if k < len(videos):
+            start = int(ends[k - 1]) if k else 0
+            where = f" (frame {i - start} of video #{k} {videos[k].name!r})"
+    raise GroundTruthError(
+        f"ground-truth file {path}: the value at index {i}{where} is {value!r}, which {what}; "
+        f"{int(bad.sum())} of its {raw.size} values are not 0/1. Frame labels are 0 (normal) "
+        f"or 1 (abnormal). {REGENERATE}"
+    )
+
+
+def _read_sidecar(side: Path, path: Path, total: int) -> list[VideoGT]:
+    """Parse and validate the per-video sidecar of ``path``."""
+
+    def bad(why: str) -> GroundTruthError:
+        return GroundTruthError(
+            f"ground-truth sidecar {side} is malformed ({why}); regenerate the ground truth "
+            "(list/generate_gt.py) or delete the sidecar"
+        )
+
+    text = read_text(side, "ground-truth sidecar", GroundTruthError)
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise bad(f"not JSON: {e}") from None
+    entries = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(entries, list):
+        raise bad("expected an object with a 'videos' list")
+    videos: list[VideoGT] = []
+    for i, v in enumerate(entries):
+        try:
+            name, label, frames, segs = v["name"], v["label"], v["frames"], v["segments"]
+        except (TypeError, KeyError):
+            raise bad(f"video #{i} lacks name, label, frames or segments") from None
+        if not isinstance(name, str) or not isinstance(label, str):
+            raise bad(f"video #{i}: name and label must be strings")
+        if not _is_int(frames) or frames < 0:
+            raise bad(f"video #{i} {name!r}: frames must be an integer >= 0, found {frames!r}")
+        if not isinstance(segs, list) or not all(
+            isinstance(sg, list) and len(sg) == 2 and all(map(_is_int, sg)) for sg in segs
+        ):
+            raise bad(f"video #{i} {name!r}: segments must be [start, end] integer pairs")
+        videos.append(VideoGT(name, label, frames, [(int(a), int(b)) for a, b in segs]))
+    described = sum(v.frames for v in videos)
+    if described != total:
+        raise GroundTruthError(
+            f"ground-truth sidecar {side} describes {described} frames over {len(videos)} "
+            f"videos but {path} holds {total}: they come from different runs. "
+            "Regenerate both with list/generate_gt.py, or delete the sidecar"
+        )
+    return videos
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_sidecar_content(
+    side: Path, path: Path, frames: np.ndarray, videos: Sequence[VideoGT]
+) -> None:
+    """The sidecar's spans must rebuild the ``.npy`` exactly (same run, same order)."""
+    rebuilt = build_gt(videos)
+    diff = rebuilt != frames
+    if not diff.any():
+        return
+    i = int(np.argmax(diff))
+    ends = np.cumsum([v.frames for v in videos])
+    k = int(np.searchsorted(ends, i, side="right"))
+    raise GroundTruthError(
+        f"ground-truth sidecar {side} does not describe {path}: at index {i} (video #{k} "
+        f"{videos[k].name!r}) its spans give {rebuilt[i]:g} but the .npy holds {frames[i]:g}; "
+        "they come from different runs. Regenerate both with list/generate_gt.py, or delete "
+        "the sidecar"
+    )
+
+
+_WARNED_UNVERIFIED: set[str] = set()
+"""Bare ground-truth files already warned about (one warning per file and process)."""
+
+
+def check_gt_order(gt: GroundTruth, names: Sequence[str]) -> None:
+    """Raise :class:`GroundTruthError` when the test list names its videos in another order
+    (or other videos) than the ground truth's sidecar.
+
+    A ground truth without a sidecar cannot be checked: a :class:`UnverifiedOrderWarning`
+    naming the file says so, once per file.
+    """
+    where = f" {gt.path}" if gt.path else ""
+    if gt.videos is None:
+        key = str(gt.path.resolve()) if gt.path else ""
+        if gt.path is not None and key not in _WARNED_UNVERIFIED:
+            _WARNED_UNVERIFIED.add(key)
+            warnings.warn(
+                f"ground truth {gt.path} has no sidecar ({sidecar_path(gt.path).name}), so "
+                "the order of the test list cannot be verified against it: a test list in "
+                "another order than the one it was made from gives wrong metrics without an "
+                "error. For a verifiable ground truth run `python list/generate_gt.py --dataset "
+                f"... --csv_path TEST_CSV --save_path {gt.path}` (writes the .npy and its sidecar)",
+                UnverifiedOrderWarning,
+                stacklevel=3,
+            )
+        return
+    for i, (v, name) in enumerate(zip(gt.videos, names)):
+        if video_key(v.name) != video_key(name):
+            listed = {video_key(x.name): j for j, x in enumerate(gt.videos)}
+            j = listed.get(video_key(name))
+            if j is not None:
+                elsewhere = f"it is video #{j} of the ground truth: the list is in another order"
+            else:
+                elsewhere = "the ground truth has no video of that name: the list holds others"
+            raise GroundTruthError(
+                f"ground truth{where} does not match the test list's order: test video #{i} is "
+                f"{name!r} but the ground truth's video #{i} is {v.name!r} ({elsewhere}). "
+                "Metrics would be computed against the wrong frames. Restore the test list the "
+                "ground truth was made from, or regenerate the ground truth from this test list "
+                "(list/generate_gt.py)"
+            )
+
+
 def check_gt_length(gt: GroundTruth, names: Sequence[str], num_snippets: Sequence[int]) -> None:
-    """Raise :class:`GroundTruthError` unless ``gt`` has ``16 * T`` frames per listed video.
+    """Raise :class:`GroundTruthError` unless ``gt`` has ``16 * T`` frames per listed video, in
+    the order of the list (checked with :func:`check_gt_order` when ``gt`` has a sidecar).
 
     The message names both lengths and the first video where the two disagree.
     """
+    check_gt_order(gt, names)
     expected = [frames_of(t) for t in num_snippets]
     total = int(sum(expected))
     where = f" ({gt.path})" if gt.path else ""

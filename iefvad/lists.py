@@ -5,8 +5,10 @@ split files give membership and labels, the annotation file and what its text co
 folder-name aliases, a naming quirk). Custom folders (``normal/...``, ``abnormal/<class>/...``)
 get their labels from the folder names.
 
-Feature files are ``<root>/[<Class>/]<stem>__<crop>.npy`` (REFERENCE.md section 1). Train rows
-hold every crop of a training video, test rows one crop (``test_crop``). Rows follow the order of
+Feature files are ``<root>/[<Class>/]<stem>__<crop>.npy``. Train rows hold every crop of a
+training video, test rows one crop (``test_crop``). A tree written by our extractor holds a
+``<stem>.manifest.json`` per complete video; in such a tree, videos without a complete manifest
+(a failed or interrupted extraction) are left out with one warning. Rows follow the order of
 the split file (so ``--split ief-vad`` reproduces the reference's CSVs row for row); custom rows
 follow the natural order of their folder and name. Every feature header is read once to catch
 unreadable, truncated or inconsistent files before training does.
@@ -14,6 +16,7 @@ unreadable, truncated or inconsistent files before training does.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -123,6 +126,83 @@ def scan_features(base_path: str | os.PathLike[str]) -> list[FeatureVideo]:
         )
         raise ListError(f"feature folder {base} holds no <video>__<crop>.npy files.{hint}")
     return list(videos.values())
+
+
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_FORMAT = "iefvad-extract/1"
+"""The extractor's per-video completion mark (``iefvad.extract_layout``; not imported, since that
+module pulls in the video decoder). ``tests/test_lists.py`` checks that both constants agree."""
+
+
+def has_manifests(root: Path) -> bool:
+    """True when any ``<stem>.manifest.json`` lies under ``root`` (a tree our extractor wrote)."""
+    for _, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(f.endswith(MANIFEST_SUFFIX) for f in filenames):
+            return True
+    return False
+
+
+def manifest_problem(root: Path, v: FeatureVideo) -> str | None:
+    """Why ``v``'s features under ``root`` are not complete by its manifest, or None.
+
+    Incomplete: no manifest (extraction failed or was interrupted), an unreadable one, a crop
+    the manifest lists but whose file is missing, or a crop file the manifest does not list
+    (left over from an earlier run with other settings).
+    """
+    folder = root / v.folder if v.folder else root
+    path = folder / f"{v.stem}{MANIFEST_SUFFIX}"
+    if not path.is_file():
+        return "no manifest"
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unreadable manifest"
+    listed = m.get("crops") if isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT else None
+    if not isinstance(listed, list) or not all(isinstance(c, int) for c in listed):
+        return "manifest of another format"
+    absent = [c for c in listed if not (folder / f"{v.stem}__{c}.npy").is_file()]
+    if absent:
+        return f"crops {','.join(map(str, absent))} missing"
+    extra = sorted(set(v.crops) - set(listed))
+    if extra:
+        return f"crops {','.join(map(str, extra))} not in its manifest"
+    return None
+
+
+def drop_incomplete(
+    base: Path, videos: Sequence[FeatureVideo], event_base: Path | None = None
+) -> list[FeatureVideo]:
+    """``videos`` less those whose extraction is incomplete, with one warning naming them.
+
+    Checked in each tree (``base`` and ``event_base``) that holds manifests; a tree without
+    any (released features) is taken as it is, without a warning.
+    """
+    roots = [(base, "")]
+    if event_base is not None:
+        roots.append((event_base, "event "))
+    roots = [(r, what) for r, what in roots if has_manifests(r)]
+    if not roots:
+        return list(videos)
+    kept: list[FeatureVideo] = []
+    dropped: list[str] = []
+    for v in videos:
+        why = [f"{what}{p}" for r, what in roots if (p := manifest_problem(r, v))]
+        if why:
+            dropped.append(f"{v.rel} ({'; '.join(why)})")
+        else:
+            kept.append(v)
+    if dropped:
+        trees = " and ".join(str(r) for r, _ in roots)
+        warnings.warn(
+            f"left out {len(dropped)} videos whose extraction is incomplete: {trees} was written "
+            f"by the extractor (<video>{MANIFEST_SUFFIX} marks a finished video) but these "
+            f"videos have no complete manifest: {shorten(dropped)}. Rerun the extractor with "
+            "the same options (it redoes only unfinished videos), then rebuild the lists",
+            ListWarning,
+            stacklevel=3,
+        )
+    return kept
 
 
 def index_videos(
@@ -295,7 +375,9 @@ def benchmark_lists(
     if sp.note:
         warnings.warn(sp.note, ListWarning, stacklevel=2)
     base = Path(base_path)
-    videos = index_videos(base, scan_features(base), spec.key)
+    event_base = Path(event_base_path) if event_base_path else None
+    found = drop_incomplete(base, scan_features(base), event_base)
+    videos = index_videos(base, found, spec.key)
     parts: dict[str, dict[str, Member]] = {}
     for part, m in (("train", sp.train), ("test", sp.test)):
         path = dspec.resource(m.file)
@@ -341,7 +423,7 @@ def benchmark_lists(
         )
     used = [videos[k] for part in parts.values() for k in part if k in videos]
     lengths = check_features(used)
-    events = event_paths(base, Path(event_base_path), used, lengths) if event_base_path else {}
+    events = event_paths(base, event_base, used, lengths) if event_base else {}
     _warn_crop_sets([videos[k] for k in parts["train"] if k in videos])
     train = [
         e
@@ -396,8 +478,8 @@ def custom_labels(base: Path, videos: Sequence[FeatureVideo]) -> dict[str, str]:
         if parts and parts[0] == CUSTOM_NORMAL_DIR:
             labels[v.stem] = CUSTOM_NORMAL_LABEL
         elif len(parts) >= 2 and parts[0] == CUSTOM_ABNORMAL_DIR:
-            if parts[1] == CUSTOM_NORMAL_LABEL:
-                bad.append(f"{v.rel} (class folder may not be called {CUSTOM_NORMAL_LABEL!r})")
+            if parts[1].casefold() == CUSTOM_NORMAL_LABEL:
+                bad.append(f"{v.rel} (class folder may not be called {parts[1]!r})")
             labels[v.stem] = parts[1]
         else:
             bad.append(v.rel)
@@ -468,7 +550,9 @@ def custom_lists(
     if test_list is not None and test_fraction is not None:
         raise ValueError("pass either --test_list or --test_fraction, not both")
     base = Path(base_path)
-    videos = index_videos(base, scan_features(base), video_stem)
+    event_base = Path(event_base_path) if event_base_path else None
+    found = drop_incomplete(base, scan_features(base), event_base)
+    videos = index_videos(base, found, video_stem)
     labels = custom_labels(base, list(videos.values()))
     ann = read_annotations(annotations, key=video_stem) if annotations is not None else None
     if ann is not None:
@@ -527,11 +611,7 @@ def custom_lists(
         (k for k in videos if k not in test_set), key=lambda s: natural_key(videos[s].rel)
     )
     lengths = check_features([videos[k] for k in videos])
-    events = (
-        event_paths(base, Path(event_base_path), list(videos.values()), lengths)
-        if event_base_path
-        else {}
-    )
+    events = event_paths(base, event_base, list(videos.values()), lengths) if event_base else {}
     _warn_crop_sets([videos[k] for k in train_keys])
     train = [e for k in train_keys for e in _train_entries(videos[k], labels[k], events)]
     test = [_test_entry(videos[k], labels[k], test_crop, events) for k in test_keys]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from iefvad.csvlist import ListError, video_stem
+from iefvad.csvlist import ListError, read_text, video_stem
 from iefvad.datasets import DATASETS, DatasetSpec
 
 SPLITS = ("standard", "ief-vad")
@@ -180,13 +180,8 @@ def read_lines(path: str | os.PathLike[str], what: str = "split file") -> list[t
     Tolerates CRLF, a BOM and a last line without a newline (UCF's ``test_list.txt``: ``wc -l``
     counts 289 because its 290th line has no line end).
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ListError(f"{what} {path} does not exist") from None
     out = []
-    for i, raw in enumerate(text.splitlines(), start=1):
+    for i, raw in enumerate(read_text(path, what).splitlines(), start=1):
         line = raw.strip()
         if line and not line.startswith("#"):
             out.append((i, line))

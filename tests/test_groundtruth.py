@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from iefvad.groundtruth import (
     FeatureFileError,
     GroundTruthError,
     GroundTruthWarning,
+    UnverifiedOrderWarning,
     VideoGT,
     check_gt_length,
     feature_shape,
@@ -219,7 +223,11 @@ def test_check_gt_length_tells_apart_xd_names_with_dots(tmp_path):
     save_gt(tmp_path / "gt.npy", _videos(), "xd")
     gt = load_gt(tmp_path / "gt.npy")
     other = "A.Beautiful.Mind.2001__#00-50-26_00-55-16_label_A"
-    with pytest.raises(GroundTruthError, match=rf"#1 '{other}'.*for '{XD_B}'"):
+    with pytest.raises(
+        GroundTruthError,
+        match=rf"test video #1 is '{other}' but the ground truth's video #1 is "
+        rf"'{XD_B}' \(the ground truth has no video of that name",
+    ):
         check_gt_length(gt, [XD_A, other], [2, 3])
 
 
@@ -227,7 +235,8 @@ def test_check_gt_length_without_sidecar(tmp_path):
     np.save(tmp_path / "gt.npy", np.zeros(80, np.float32))
     gt = load_gt(tmp_path / "gt.npy")
     assert gt.videos is None
-    check_gt_length(gt, [XD_A, XD_B], [2, 3])
+    with pytest.warns(UnverifiedOrderWarning):
+        check_gt_length(gt, [XD_A, XD_B], [2, 3])
     with pytest.raises(GroundTruthError, match=r"needs 96 .*ends inside or before video #1"):
         check_gt_length(gt, [XD_A, XD_B], [2, 4])
 
@@ -253,3 +262,138 @@ def test_video_stem_keeps_dotted_names():
     assert video_stem(f"rgb/{XD_A}__5.npy") == XD_A
     assert video_stem(XD_A) == XD_A
     assert video_stem("Abuse/Abuse028_x264.mp4") == "Abuse028_x264"
+
+
+# ---------------------------------------------------------------- order (issue: reordered list)
+
+
+def test_reordered_test_list_is_refused_with_a_sidecar(tmp_path):
+    save_gt(tmp_path / "gt.npy", _videos(), "xd")
+    gt = load_gt(tmp_path / "gt.npy")
+    # same videos, same total frames (16 x 5), other order: the frame count alone cannot tell
+    with pytest.raises(
+        GroundTruthError,
+        match=rf"does not match the test list's order: test video #0 is '{XD_B}' but the "
+        rf"ground truth's video #0 is '{XD_A}' \(it is video #1 of the ground truth: the list "
+        r"is in another order\)",
+    ):
+        check_gt_length(gt, [XD_B, XD_A], [3, 2])
+
+
+def test_bare_gt_warns_once_that_order_cannot_be_verified(tmp_path):
+    bare = tmp_path / "released_gt.npy"
+    np.save(bare, np.zeros(80, np.float32))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for _ in range(3):  # training checks before the first epoch and at every evaluation
+            check_gt_length(load_gt(bare), [XD_B, XD_A], [3, 2])
+    msgs = [str(w.message) for w in rec if issubclass(w.category, UnverifiedOrderWarning)]
+    assert len(msgs) == 1
+    assert f"ground truth {bare} has no sidecar (released_gt.json)" in msgs[0]
+    assert "order of the test list cannot be verified" in msgs[0]
+    assert "list/generate_gt.py" in msgs[0]
+
+
+def test_every_writer_writes_the_sidecar(tmp_path):
+    """save_gt is the one writer (generate_gt, synth, demo use it): the sidecar names videos."""
+    save_gt(tmp_path / "gt.npy", _videos(), "xd")
+    gt = load_gt(tmp_path / "gt.npy")
+    assert [v.name for v in gt.videos] == [XD_A, XD_B]
+
+
+def test_sidecar_from_another_run_is_refused(tmp_path):
+    save_gt(tmp_path / "gt.npy", _videos(), "xd")
+    # another order of the same videos written over the .npy only: same length, other frames
+    np.save(tmp_path / "gt.npy", np.concatenate([np.ones(16), np.zeros(64)]).astype(np.float32))
+    with pytest.raises(
+        GroundTruthError,
+        match=rf"gt\.json does not describe .*gt\.npy: at index 0 \(video #0 '{XD_A}'\) its "
+        r"spans give 0 but the \.npy holds 1",
+    ):
+        load_gt(tmp_path / "gt.npy")
+
+
+# ---------------------------------------------------------------- values (issue: 0.4, 2, NaN)
+
+
+@pytest.mark.parametrize(
+    "value, what",
+    [
+        (0.4, r"0\.4.*neither 0 nor 1"),
+        (2.0, r"2\.0.*neither 0 nor 1"),
+        (np.nan, r"nan.*not a finite"),
+    ],
+)
+def test_gt_values_other_than_0_1_are_refused(tmp_path, value, what):
+    a = np.zeros(80, np.float32)
+    a[37] = value
+    np.save(tmp_path / "gt.npy", a)
+    with pytest.raises(
+        GroundTruthError,
+        match=rf"ground-truth file {tmp_path}/gt\.npy: the value at index 37 is {what}",
+    ):
+        load_gt(tmp_path / "gt.npy")
+
+
+def test_gt_value_error_names_the_video_from_the_sidecar(tmp_path):
+    save_gt(tmp_path / "gt.npy", _videos(), "xd")
+    a = np.load(tmp_path / "gt.npy")
+    a[40] = np.inf
+    np.save(tmp_path / "gt.npy", a)
+    with pytest.raises(
+        GroundTruthError, match=rf"index 40 \(frame 8 of video #1 '{XD_B}'\) is inf"
+    ):
+        load_gt(tmp_path / "gt.npy")
+
+
+def test_gt_int_and_bool_arrays_are_accepted(tmp_path):
+    np.save(tmp_path / "i.npy", np.array([0, 1, 1, 0], np.int64))
+    np.save(tmp_path / "b.npy", np.array([False, True]))
+    assert load_gt(tmp_path / "i.npy").frames.tolist() == [0, 1, 1, 0]
+    assert load_gt(tmp_path / "b.npy").frames.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "make, what",
+    [
+        (lambda p: p.write_bytes(b"not an npy"), "is not a readable .npy array"),
+        (lambda p: np.save(p, np.array(["a", "b"])), "holds <U1 values; expected 0/1 numbers"),
+        (lambda p: p.write_bytes(_npy_header((1000,)) + b"\0" * 8), "is truncated"),
+    ],
+)
+def test_unreadable_gt_files(tmp_path, make, what):
+    make(tmp_path / "gt.npy")
+    with pytest.raises(GroundTruthError, match=re.escape(what)):
+        load_gt(tmp_path / "gt.npy")
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f4", "fortran_order": False, "shape": shape}
+    )
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "sidecar, what",
+    [
+        (b"{", "not JSON"),
+        (b"[]", "expected an object with a 'videos' list"),
+        (b'{"videos": [{"name": "a"}]}', "video #0 lacks name, label, frames or segments"),
+        (
+            b'{"videos": [{"name": "a", "label": "A", "frames": 1e400, "segments": []}]}',
+            "frames must be an integer >= 0",
+        ),
+        (
+            b'{"videos": [{"name": "a", "label": "A", "frames": 80, "segments": [[1]]}]}',
+            "segments must be [start, end] integer pairs",
+        ),
+        (b"\xff\xfe{}", "is not UTF-8 text: byte 0xff at byte offset 0"),
+    ],
+)
+def test_malformed_sidecar(tmp_path, sidecar, what):
+    np.save(tmp_path / "gt.npy", np.zeros(80, np.float32))
+    (tmp_path / "gt.json").write_bytes(sidecar)
+    with pytest.raises(GroundTruthError, match=re.escape(what)):
+        load_gt(tmp_path / "gt.npy")

@@ -8,6 +8,7 @@ expectations written out by hand.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iefvad.csvlist import ListError, read_list
+from iefvad.annotations import AnnotationError, read_annotations
+from iefvad.csvlist import ListError, derive_event_path, read_list, video_stem, write_list
 from iefvad.datasets import get_spec
 from iefvad.groundtruth import (
     FeatureFileError,
@@ -26,7 +28,14 @@ from iefvad.groundtruth import (
     load_gt,
     num_snippets,
 )
-from iefvad.lists import benchmark_lists, custom_lists, generate_gt, write_lists
+from iefvad.lists import (
+    MANIFEST_FORMAT,
+    MANIFEST_SUFFIX,
+    benchmark_lists,
+    custom_lists,
+    generate_gt,
+    write_lists,
+)
 from iefvad.lists_cli import generate_file_main, generate_gt_main
 from iefvad.listspecs import LIST_SPECS, default_paths, read_lines, read_membership, read_names
 
@@ -777,6 +786,7 @@ def test_main_errors_exit_2(tmp_path, capsys):
         generate_file_main(["--dataset", "xd", "--base_path", "x"], "ucfcrime", tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cwd", ["repo", "list"])
 def test_scripts_run_uninstalled(tmp_path, cwd):
     """``python list/ucf_generate_file.py`` and ``cd list; python ucf_generate_gt.py``."""
@@ -799,3 +809,188 @@ def test_scripts_run_uninstalled(tmp_path, cwd):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(np.load(out / "gt.npy"), UCF_GT)
+
+
+# ====================================================================== manifests (issue 4)
+
+
+def write_manifests(root: Path, videos: dict[str, int], crops=CROPS) -> None:
+    """The extractor's completion marks: ``root/<Folder>/<stem>.manifest.json``."""
+    for rel, t in videos.items():
+        p = root / f"{rel}{MANIFEST_SUFFIX}"
+        p.write_text(json.dumps({"format": MANIFEST_FORMAT, "T": t, "crops": list(crops)}))
+
+
+def test_manifest_constants_match_the_extractor():
+    from iefvad import extract_layout
+
+    assert (MANIFEST_SUFFIX, MANIFEST_FORMAT) == (
+        extract_layout.MANIFEST_SUFFIX,
+        extract_layout.MANIFEST_FORMAT,
+    )
+
+
+def test_extracted_tree_leaves_out_videos_without_a_complete_manifest(tmp_path):
+    make_tree(tmp_path / "rgb", MSAD_TREE)
+    write_manifests(tmp_path / "rgb", MSAD_TREE)
+    # a failed redo: the extractor drops the manifest first, then dies mid-way
+    (tmp_path / "rgb/Assault/Assault_11.manifest.json").unlink()
+    # an interrupted write: the manifest lists crop 7, whose file is gone
+    (tmp_path / "rgb/Normal/frontdoor1__7.npy").unlink()
+    lists, warned = run(benchmark_lists, "msad", tmp_path / "rgb")
+    left_out = [w for w in warned if w.startswith("left out 2 videos whose extraction")]
+    assert len(left_out) == 1
+    assert "Assault/Assault_11 (no manifest)" in left_out[0]
+    assert "Normal/frontdoor1 (crops 7 missing)" in left_out[0]
+    assert "Rerun the extractor" in left_out[0]
+    listed = {video_stem(e.path) for e in lists.train + lists.test}
+    assert listed == {"Assault_1", "Assault_2", "MSAD_normal_testing_1"}
+
+
+def test_crop_files_not_in_the_manifest_are_stale(tmp_path):
+    make_tree(tmp_path / "feat", CUSTOM_TREE, crops=[0, 5])
+    write_manifests(tmp_path / "feat", CUSTOM_TREE, crops=[0])  # crop 5: an older run's
+    write_manifests(tmp_path / "feat", {"normal/walk_01": 4}, crops=[0, 5])
+    lists, warned = run(custom_lists, tmp_path / "feat", test_crop=0)
+    assert warned[0].startswith("left out 5 videos")
+    assert "abnormal/fight/fight_01 (crops 5 not in its manifest)" in warned[0]
+    assert {video_stem(e.path) for e in lists.train} == {"walk_01"}
+
+
+def test_event_tree_manifests_are_checked_too(tmp_path):
+    make_tree(tmp_path / "rgb", MSAD_TREE)
+    make_tree(tmp_path / "event_thr_20", MSAD_TREE)
+    write_manifests(tmp_path / "rgb", MSAD_TREE)
+    write_manifests(tmp_path / "event_thr_20", MSAD_TREE)
+    (tmp_path / "event_thr_20/Assault/Assault_2.manifest.json").unlink()
+    lists, warned = run(
+        benchmark_lists, "msad", tmp_path / "rgb", event_base_path=tmp_path / "event_thr_20"
+    )
+    assert any("Assault/Assault_2 (event no manifest)" in w for w in warned)
+    assert [video_stem(e.path) for e in lists.test] == ["Assault_11", "MSAD_normal_testing_1"]
+
+
+def test_released_tree_without_manifests_is_listed_without_warnings(tmp_path):
+    make_tree(tmp_path / "feat", CUSTOM_TREE)
+    lists, warned = run(custom_lists, tmp_path / "feat")
+    assert warned == [] and lists.train_videos == len(CUSTOM_TREE)
+
+
+# ====================================================================== labels (issue 3)
+
+
+def test_label_case_mismatch_is_named(tmp_path):
+    write_list(tmp_path / "train.csv", [(tmp_path / "rgb/a__0.npy", "Normal")] * 4)
+    rows = read_list(tmp_path / "train.csv")
+    assert rows[3].line == 5
+    err = get_spec("custom").check_label(rows[3].label)
+    assert "'Normal' is not a label of dataset 'custom': did you mean 'normal'?" in err
+    assert "--normal_label Normal" in err
+    assert "did you mean 'Normal'?" in get_spec("ucfcrime").check_label("normal")
+    assert "did you mean 'B1-G-0'?" in get_spec("xd").check_label("b1-g-0")
+    assert get_spec("custom").check_label("fighting") is None
+    assert get_spec("custom").check_label("normal") is None
+    assert "unknown label 'Burgling'" in get_spec("ucfcrime").check_label("Burgling")
+
+
+def test_gt_of_a_custom_list_with_a_capitalised_normal_label(tmp_path):
+    make_tree(tmp_path / "feat", {"normal/walk_01": 2}, crops=[5])
+    write_list(tmp_path / "test.csv", [(tmp_path / "feat/normal/walk_01__5.npy", "Normal")])
+    with pytest.raises(GroundTruthError, match=r"line 2: label 'Normal'.*did you mean 'normal'"):
+        generate_gt("custom", tmp_path / "test.csv", tmp_path / "gt.npy")
+
+
+def test_custom_class_folder_named_normal_in_another_case(tmp_path):
+    make_tree(tmp_path / "feat", {"normal/a": 2, "abnormal/Normal/b": 2})
+    with pytest.raises(ListError, match=r"abnormal/Normal/b \(class folder may not be called"):
+        custom_lists(tmp_path / "feat")
+
+
+# ====================================================================== encodings (issue 5)
+
+
+@pytest.mark.parametrize(
+    "reader, error",
+    [
+        (lambda p: read_list(p), ListError),
+        (lambda p: read_annotations(p), AnnotationError),
+        (lambda p: read_names(p), ListError),
+    ],
+)
+def test_non_utf8_files_name_the_byte(tmp_path, reader, error):
+    p = tmp_path / "list.csv"
+    p.write_bytes("path,label\nfeats/caf\u00e9__0.npy,Normal\n".encode("latin-1"))
+    with pytest.raises(error) as info:
+        reader(p)
+    msg = str(info.value)
+    assert f"{p} is not UTF-8 text: byte 0xe9 at byte offset 20 (line 2)" in msg
+    assert "iconv -f latin1 -t utf-8" in msg
+
+
+def test_utf16_list_names_the_nul_byte(tmp_path):
+    p = tmp_path / "l.csv"
+    p.write_bytes("path,label\n".encode("utf-16-le"))  # no BOM: every other byte is NUL
+    with pytest.raises(ListError, match=r"holds a NUL byte at byte offset 1 \(line 1\).*utf-16"):
+        read_list(p)
+
+
+def test_malformed_csv_rows(tmp_path):
+    (tmp_path / "l.csv").write_text('path,label\na__0.npy,Normal\n"' + "x" * 200_000 + '",A\n')
+    with pytest.raises(ListError, match=r"l\.csv, line 3: not a valid CSV row \(field larger"):
+        read_list(tmp_path / "l.csv")
+    (tmp_path / "e.csv").write_text("path,label\n,Normal\n")
+    with pytest.raises(ListError, match=r"e\.csv, line 2: empty path"):
+        read_list(tmp_path / "e.csv")
+
+
+# ====================================================================== event paths (issue 6)
+
+
+def test_event_path_replaces_the_rgb_folder_only(tmp_path):
+    p = Path("/data/rgb_v2/rgb/Abuse/rgb_clip__0.npy")
+    assert derive_event_path(p, "event_thr_20") == Path(
+        "/data/rgb_v2/event_thr_20/Abuse/rgb_clip__0.npy"
+    )
+    # the last folder named rgb is the image tree
+    assert derive_event_path(Path("/rgb/x/rgb/a__0.npy"), "ev") == Path("/rgb/x/ev/a__0.npy")
+    # other names for both trees
+    assert derive_event_path(Path("/d/clip_img/a__0.npy"), "evt", "clip_img") == Path(
+        "/d/evt/a__0.npy"
+    )
+
+
+def test_event_path_without_an_rgb_folder_names_the_options(tmp_path):
+    (tmp_path / "l.csv").write_text("path,label\nfeats_rgb/a__0.npy,Normal\n")
+    with pytest.raises(ListError) as info:
+        read_list(tmp_path / "l.csv", event_dir="event_thr_10")
+    msg = str(info.value)
+    assert f"event-feature path of {tmp_path}/feats_rgb/a__0.npy" in msg
+    assert "contains no 'rgb' to replace by 'event_thr_10'" in msg
+    assert "--image_dir_name" in msg and "--event_dir_name" in msg
+    assert "--event_base_path" in msg
+    rows = read_list(tmp_path / "l.csv", event_dir="feats_ev", image_dir="feats_rgb")
+    assert rows[0].event_path == tmp_path / "feats_ev/a__0.npy"
+
+
+# ====================================================================== test-list order (issue 1)
+
+
+def test_reordered_test_list_is_refused_by_its_generated_gt(tmp_path):
+    make_tree(tmp_path / "rgb", MSAD_TREE)
+    lists, _ = run(benchmark_lists, "msad", tmp_path / "rgb")
+    write_lists(lists, tmp_path / "train.csv", tmp_path / "test.csv")
+    run(generate_gt, "msad", tmp_path / "test.csv", tmp_path / "gt.npy")
+    header, *rows = csv_lines(tmp_path / "test.csv")
+    (tmp_path / "test.csv").write_text("\n".join([header, *rows[::-1]]) + "\n")
+    test_rows = read_list(tmp_path / "test.csv")
+    names, lengths = [r.stem for r in test_rows], [num_snippets(r.path) for r in test_rows]
+    with pytest.raises(
+        GroundTruthError,
+        match=r"does not match the test list's order: test video #0 is 'MSAD_normal_testing_1' "
+        r"but the ground truth's video #0 is 'Assault_2' \(it is video #2",
+    ):
+        check_gt_length(load_gt(tmp_path / "gt.npy"), names, lengths)
+    # the same frames without the sidecar: accepted, with the warning that says so
+    (tmp_path / "bare.npy").write_bytes((tmp_path / "gt.npy").read_bytes())
+    _, warned = run(check_gt_length, load_gt(tmp_path / "bare.npy"), names, lengths)
+    assert len(warned) == 1 and "cannot be verified" in warned[0]
