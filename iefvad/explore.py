@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from iefvad.checkpoint import load_model
+from iefvad.checkpoint import Checkpoint, load_model
 from iefvad.csvlist import read_list
 from iefvad.datasets import SNIPPET_FRAMES, get_spec
 from iefvad.errors import UserInputError
@@ -220,6 +220,22 @@ def per_video(mask: np.ndarray, test: TestSet) -> list[np.ndarray]:
     return out
 
 
+def check_finite_weights(ckpt: Checkpoint) -> None:
+    """Refuse a checkpoint whose weights hold NaN or inf (a diverged run): every score it gives
+    would be NaN, and no threshold or alert ever fires on NaN."""
+    bad = [
+        k
+        for k, v in ckpt.state_dict.items()
+        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        raise UserInputError(
+            f"checkpoint {ckpt.path}: {len(bad)} weight tensor(s) hold NaN or inf values (e.g. "
+            f"{', '.join(bad[:3])}), so every score would be NaN; the training run that wrote it "
+            "diverged: use an earlier checkpoint of that run, or retrain (lower --lr)"
+        )
+
+
 def explore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Uncertainty explorer: degrade one modality at test time (attenuate, "
@@ -278,7 +294,8 @@ def explore_parser() -> argparse.ArgumentParser:
 
 
 def check_levels(args: argparse.Namespace) -> dict[str, list[float]]:
-    """Validated levels per chosen perturbation; errors name the flag."""
+    """Validated levels per chosen perturbation, level 0 (the clean pass) always included;
+    errors name the flag."""
     levels = {
         "attenuate": args.attenuate_levels,
         "noise": args.noise_levels,
@@ -287,30 +304,55 @@ def check_levels(args: argparse.Namespace) -> dict[str, list[float]]:
     for name, vals in levels.items():
         flag = f"--{name}_levels"
         if any(not math.isfinite(v) or v < 0 for v in vals):
-            raise UserInputError(f"{flag} must be >= 0, got {vals}")
+            what = "noise stds" if name == "noise" else "fractions of the video"
+            raise UserInputError(f"{flag} are {what}, so each must be >= 0; got {vals}")
         if name != "noise" and any(v > 1 for v in vals):
             raise UserInputError(f"{flag} are fractions of the video: 0..1, got {vals}")
     if not 0 <= args.attenuation <= 1:
-        raise UserInputError(f"--attenuation must be in [0, 1], got {args.attenuation}")
+        raise UserInputError(
+            f"--attenuation {args.attenuation}: the factor attenuated snippets are multiplied "
+            "by must be in [0, 1] (the reference uses 0.01)"
+        )
+    for flag, value, low in (
+        ("--seed", args.seed, 0),
+        ("--batch_size", args.batch_size, 1),
+        ("--workers", args.workers, 1),
+        ("--threads", args.threads, 1),
+        ("--heads", args.heads, 1),
+    ):
+        if value is not None and value < low:
+            raise UserInputError(f"{flag} must be >= {low}, got {value}")
+    if args.nu is not None and not (math.isfinite(args.nu) and args.nu > 0):
+        raise UserInputError(
+            f"--nu is a Student-t degrees of freedom: give a value > 0, got {args.nu}"
+        )
     if args.labels and len(args.labels) != len(args.ckpt_path or [None]):
         raise UserInputError(
             f"--labels gives {len(args.labels)} names for {len(args.ckpt_path or [None])} "
             "checkpoint(s): give one per --ckpt_path"
         )
-    return {k: sorted(set(v)) for k, v in levels.items() if k in args.perturbation}
+    if args.labels and len(set(args.labels)) != len(args.labels):
+        raise UserInputError(
+            f"--labels {' '.join(args.labels)}: names repeat, so the rows of two checkpoints "
+            "would merge in the CSV and plots; give each checkpoint its own name"
+        )
+    return {k: sorted(set(v) | {0.0}) for k, v in levels.items() if k in args.perturbation}
 
 
 def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run every degradation for every checkpoint; write the CSV, JSON and plots."""
+    """Run every degradation for every checkpoint; write the CSV, JSON and plots.
+
+    The CSV and JSON are rewritten (atomically) after every pass, so a crash or Ctrl-C keeps
+    the finished rows (the JSON then says ``"complete": false``)."""
     levels = check_levels(args)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserInputError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     exp = args.exp_name or (args.ckpt_path[0].stem if args.ckpt_path else args.dataset)
     ckpts = args.ckpt_path or [Path("checkpoints") / str(exp) / f"{exp}.pth"]
     device = resolve_device(args.device)
     loaded = [load_model(c, device, heads=args.heads, nu=args.nu, noise=args.noise) for c in ckpts]
+    for _, ckpt in loaded:
+        check_finite_weights(ckpt)
     first = loaded[0][1]
     dataset = args.dataset or first.meta.get("dataset") or "ucfcrime"
     if dataset == "custom":
@@ -329,58 +371,69 @@ def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
     labels = args.labels or _labels(ckpts, [c.config.fusion for _, c in loaded])
     out_dir = args.out_dir or Path("results") / str(exp) / "uncertainty"
     progress = not args.no_progress
+    csv_path, json_path = out_dir / "uncertainty.csv", out_dir / "uncertainty.json"
+    meta = {
+        "checkpoints": [str(c) for c in ckpts],
+        "labels": labels,
+        "dataset": dataset,
+        "test_list": str(test_list),
+        "gt_path": str(gt_path),
+        "seed": args.seed,
+        "attenuation": args.attenuation,
+        "noise_absolute": args.noise_absolute,
+        "levels": levels,
+    }
 
     sets: dict[int, TestSet] = {}
     grid = [Degradation(m, p, lv) for m in args.modality for p, lvs in levels.items() for lv in lvs]
     results: list[dict[str, Any]] = []
-    for label, path, (model, ckpt) in zip(labels, ckpts, loaded):
-        dim = ckpt.config.dim
-        if dim not in sets:
-            sets[dim] = load_test_set(rows, dim, args.nan_policy, args.workers, progress)
-        test = sets[dim]
-        check_gt_length(gt, [r.stem for r in rows], [int(t) for t in test.lengths])
-        stds = {m: feature_std(test, m) for m in args.modality}
-        clean = predict(model, test, device, args.batch_size, args.amp)
-        base = degradation_metrics(clean, clean, gt.frames, None)
-        for d in tqdm(grid, desc=f"degrading ({label})", disable=not progress, unit="pass"):
-            sigma = d.level if args.noise_absolute else d.level * stds[d.modality]
-            param = {"attenuate": args.attenuation, "noise": sigma, "drop": 0.0}[d.perturbation]
-            row: dict[str, Any] = {
-                "model": label,
-                "fusion": ckpt.config.fusion,
-                "checkpoint": str(path),
-                "modality": d.modality,
-                "perturbation": d.perturbation,
-                "level": d.level,
-                "param": param,
-            }
-            if d.level == 0:
-                row.update(base)
-            else:
-                mask = affected_snippets(test, d, args.seed)
-                degrade = Degrader(d, mask, sigma, args.attenuation, args.seed)
-                pred = predict(model, test, device, args.batch_size, args.amp, degrade)
-                row.update(degradation_metrics(clean, pred, gt.frames, per_video(mask, test)))
-            results.append(row)
-        tqdm.write(_summary_line(label, ckpt.config.fusion, results))
 
-    write_rows(results, out_dir / "uncertainty.csv")
-    save_json(
-        out_dir / "uncertainty.json",
-        {
-            "checkpoints": [str(c) for c in ckpts],
-            "labels": labels,
-            "dataset": dataset,
-            "test_list": str(test_list),
-            "gt_path": str(gt_path),
-            "seed": args.seed,
-            "attenuation": args.attenuation,
-            "noise_absolute": args.noise_absolute,
-            "levels": levels,
-            "rows": results,
-        },
-    )
-    written = [out_dir / "uncertainty.csv", out_dir / "uncertainty.json"]
+    def save(complete: bool) -> None:
+        write_rows(results, csv_path)
+        save_json(json_path, {**meta, "complete": complete, "rows": results})
+
+    try:
+        for label, path, (model, ckpt) in zip(labels, ckpts, loaded):
+            dim = ckpt.config.dim
+            if dim not in sets:
+                sets[dim] = load_test_set(rows, dim, args.nan_policy, args.workers, progress)
+            test = sets[dim]
+            check_gt_length(gt, [r.stem for r in rows], [int(t) for t in test.lengths])
+            stds = {m: feature_std(test, m) for m in args.modality}
+            clean = predict(model, test, device, args.batch_size, args.amp)
+            _check_finite_scores(clean, path)
+            base = degradation_metrics(clean, clean, gt.frames, None)
+            for d in tqdm(grid, desc=f"degrading ({label})", disable=not progress, unit="pass"):
+                sigma = d.level if args.noise_absolute else d.level * stds[d.modality]
+                param = {"attenuate": args.attenuation, "noise": sigma, "drop": 0.0}
+                row: dict[str, Any] = {
+                    "model": label,
+                    "fusion": ckpt.config.fusion,
+                    "checkpoint": str(path),
+                    "modality": d.modality,
+                    "perturbation": d.perturbation,
+                    "level": d.level,
+                    "param": param[d.perturbation],
+                }
+                if d.level == 0:
+                    row.update(base)
+                else:
+                    mask = affected_snippets(test, d, args.seed)
+                    degrade = Degrader(d, mask, sigma, args.attenuation, args.seed)
+                    pred = predict(model, test, device, args.batch_size, args.amp, degrade)
+                    row.update(degradation_metrics(clean, pred, gt.frames, per_video(mask, test)))
+                results.append(row)
+                save(complete=False)
+            tqdm.write(_summary_line(label, ckpt.config.fusion, results))
+    except BaseException:
+        if results:
+            tqdm.write(
+                f"[test2] stopped after {len(results)} of {len(grid) * len(ckpts)} passes; the "
+                f"finished rows are in {csv_path} and {json_path} (marked incomplete)"
+            )
+        raise
+    save(complete=True)
+    written = [csv_path, json_path]
     if not args.no_plots:
         from iefvad.plots_fusion import plot_degradation, plot_weight_shift
 
@@ -389,6 +442,16 @@ def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
         written.append(plot_weight_shift(results, out_dir / "weight_shift.png"))
     tqdm.write(f"[test2] wrote {', '.join(str(p) for p in written)}")
     return results
+
+
+def _check_finite_scores(pred: Predictions, path: Path) -> None:
+    """Stop when a checkpoint's clean pass gives NaN/inf scores (its weights are finite: the
+    features or a fp16 overflow are to blame)."""
+    if not all(np.isfinite(s).all() for s in pred.scores):
+        raise UserInputError(
+            f"checkpoint {path} gives NaN/inf scores on the clean test features: check the "
+            "features for NaN (--nan_policy) and run without --amp"
+        )
 
 
 def _labels(paths: Sequence[Path], fusions: Sequence[str]) -> list[str]:
@@ -401,7 +464,7 @@ def _labels(paths: Sequence[Path], fusions: Sequence[str]) -> list[str]:
 
 def _summary_line(label: str, fusion: str, rows: Sequence[dict[str, Any]]) -> str:
     mine = [r for r in rows if r["model"] == label]
-    clean = next(r for r in mine if r["level"] == 0)
+    clean = next((r for r in mine if r["level"] == 0), {"auc": None})
     worst = min(mine, key=lambda r: r["auc"] if r["auc"] is not None else 1.0)
     fmt = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
     return (

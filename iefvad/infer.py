@@ -32,8 +32,8 @@ import math
 import os
 import sys
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from iefvad.cli import guarded
 from iefvad.datasets import SNIPPET_FRAMES
 from iefvad.encoders import resolve_device, resolve_precision
 from iefvad.errors import UserInputError
+from iefvad.explore import check_finite_weights
 from iefvad.extract_core import (
     Encoders,
     RecipeOptions,
@@ -67,11 +68,42 @@ CONTEXTS: tuple[str, ...] = ("chunk", "causal")
 MIN_CONTEXT = 8
 """Snippets of context a stream needs before it may alert (``--min_context``)."""
 DEFAULT_FPS = 25.0
-"""Assumed when a container or camera reports no frame rate (the output says so)."""
+"""Assumed (unless ``--fps`` is given) when a container or camera reports no usable frame
+rate; the output says so."""
+FPS_RANGE = (0.1, 1000.0)
+"""Frame rates outside this range (a broken header: 0, NaN, 2e9 ...) are not believed."""
 
 
 class InferError(UserInputError):
     """Bad options, source or checkpoint for ``infer.py`` (the message says what to fix)."""
+
+
+def frame_rate(reported: float, override: float | None = None) -> tuple[float, str | None]:
+    """``(fps, warning)``: ``override`` (``--fps``) if given, else the ``reported`` rate when
+    it is plausible (:data:`FPS_RANGE`), else :data:`DEFAULT_FPS` with a warning."""
+    if override is not None:
+        return float(override), None
+    if math.isfinite(reported) and FPS_RANGE[0] <= reported <= FPS_RANGE[1]:
+        return float(reported), None
+    said = (
+        "no frame rate"
+        if not reported or math.isnan(reported)
+        else f"a frame rate of {reported:g} fps, which cannot be right"
+    )
+    return DEFAULT_FPS, (
+        f"reports {said}: times assume {DEFAULT_FPS:g} fps (pass --fps to give the true rate)"
+    )
+
+
+def check_finite_scores(s: InferSetup, scores: Iterable[float], where: str) -> None:
+    """Stop at the first NaN/inf score (no threshold or alert fires on NaN)."""
+    for x in scores:
+        if not math.isfinite(x):
+            raise InferError(
+                f"checkpoint {s.checkpoint.path} gave a score of {x} on {where}: the encoders' "
+                "weights or features hold NaN/inf (a half-precision overflow: try --precision "
+                "fp32; else check the --clip_ckpt / --event_clip_ckpt files)"
+            )
 
 
 # ------------------------------------------------------------------------------ scoring
@@ -258,7 +290,26 @@ class InferSetup:
             "encoders": enc,
             "recipe": {**self.opts.as_dict(), "group_snippets": self.group_snippets},
             "encoders_from_checkpoint": self.record is not None,
+            "encoder_warning": unverified_encoders(self),
         }
+
+
+def unverified_encoders(s: InferSetup) -> str | None:
+    """The warning for a checkpoint without a feature record (released checkpoints have none):
+    encoders of the right width are accepted, but nothing shows they made its features."""
+    if s.record is not None:
+        return None
+    used = ", ".join(
+        f"{m} {e.source}"
+        for m in s.encoders.modalities
+        if (e := getattr(s.encoders, m)) is not None
+    )
+    return (
+        f"checkpoint {s.checkpoint.path} does not record the encoders of its training features "
+        f"(released checkpoints do not), so the encoders used ({used}) cannot be verified "
+        "against them: the scores are meaningful only if these are the exact CLIP weights and "
+        "extraction recipe the model was trained with"
+    )
 
 
 def setup(
@@ -279,6 +330,7 @@ def setup(
     passed); options left None come from the checkpoint's record (or the reference recipe)."""
     dev = resolve_device(device)
     model, ckpt = load_model(ckpt_path, dev)
+    check_finite_weights(ckpt)
     rec = ckpt.meta.get(CHECKPOINT_KEY)
     opts, rec_crop, rec_group = recipe_of(rec)
     crop = rec_crop if crop is None else crop
@@ -365,9 +417,13 @@ def _copy_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
 
 
 def score_video(
-    s: InferSetup, path: str | os.PathLike[str], context: Context = Context()
+    s: InferSetup,
+    path: str | os.PathLike[str],
+    context: Context = Context(),
+    fps: float | None = None,
 ) -> VideoScores:
-    """Score every frame of one video file; raises :class:`VideoError` for an unusable one."""
+    """Score every frame of one video file; raises :class:`VideoError` for an unusable one.
+    ``fps`` overrides the container's frame rate (which is used only when plausible)."""
     t0 = time.perf_counter()
     cap, info = open_video(path)
     counter = _Counter(background(_copy_frames(cap), maxsize=64))
@@ -386,11 +442,14 @@ def score_video(
         raise VideoError(path, "empty", "no frame could be decoded (corrupt or empty video)")
     if info.frames_reported > 0 and counter.n < info.frames_reported:
         warnings.append(f"decoded {counter.n} of the {info.frames_reported} frames reported")
-    fps = info.fps if info.fps and math.isfinite(info.fps) and info.fps > 0 else DEFAULT_FPS
+    check_finite_scores(s, (o.score for o in out), f"video {path}")
+    rate, warning = frame_rate(info.fps, fps)
+    if warning:
+        warnings.append(warning)
     return VideoScores(
         str(path),
-        fps,
-        fps != info.fps,
+        rate,
+        rate != info.fps,
         counter.n,
         np.array([o.score for o in out], np.float32),
         np.array([o.w_image for o in out], np.float32),
@@ -404,7 +463,10 @@ def find_segments(
     scores: np.ndarray, frames: int, fps: float, threshold: float = 0.5, top_k: int = 5
 ) -> list[dict[str, Any]]:
     """Runs of snippets scoring ``>= threshold``, as frame spans ``[start, end)`` and seconds,
-    with their peak and mean score; the ``top_k`` with the highest peaks, in time order."""
+    with their peak and mean score; the ``top_k`` with the highest peaks (0: all), in time
+    order."""
+    if top_k < 0:
+        raise InferError(f"--top_k {top_k}: give the number of segments to keep, or 0 for all")
     above = np.asarray(scores) >= threshold
     segs = []
     t = 0
@@ -429,7 +491,7 @@ def find_segments(
                 "mean_score": round(float(part.mean()), 4),
             }
         )
-    segs = sorted(segs, key=lambda d: -d["peak_score"])[: max(0, top_k)]
+    segs = sorted(segs, key=lambda d: -d["peak_score"])[: top_k or None]
     return sorted(segs, key=lambda d: d["start_frame"])
 
 
@@ -460,12 +522,15 @@ def write_outputs(
     threshold: float = 0.5,
     top_k: int = 5,
     plot: bool = True,
+    name: str | None = None,
 ) -> dict[str, Path]:
     """``<name>.csv`` (per frame), ``<name>.json`` (segments, settings), ``<name>.png``;
-    returns their paths."""
+    returns their paths. ``name``: default the video's stem (see :func:`output_names`)."""
+    name = name or vs.name
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": write_frame_csv(vs, out / f"{vs.name}.csv")}
+    paths = {"csv": write_frame_csv(vs, out / f"{name}.csv")}
+    every = find_segments(vs.scores, vs.frames, vs.fps, threshold, 0)
     segs = find_segments(vs.scores, vs.frames, vs.fps, threshold, top_k)
     summary = {
         "video": vs.path,
@@ -475,6 +540,8 @@ def write_outputs(
         "duration_s": round(vs.frames / vs.fps, 3),
         "snippets": int(vs.scores.size),
         "threshold": threshold,
+        "segments_found": len(every),
+        "top_k": top_k,
         "max_score": round(float(vs.scores.max()), 4) if vs.scores.size else None,
         "segments": segs,
         "context": asdict(context),
@@ -482,12 +549,12 @@ def write_outputs(
         "seconds": round(vs.seconds, 3),
         "warnings": vs.warnings,
     }
-    save_json(out / f"{vs.name}.json", summary)
-    paths["json"] = out / f"{vs.name}.json"
+    save_json(out / f"{name}.json", summary)
+    paths["json"] = out / f"{name}.json"
     if plot:
         spans = [(d["start_frame"], d["end_frame"]) for d in segs]
         paths["png"] = plot_video_scores(
-            vs.name,
+            name,
             vs.scores,
             vs.w_image,
             vs.w_event,
@@ -495,9 +562,41 @@ def write_outputs(
             vs.fps,
             spans,
             threshold,
-            out / f"{vs.name}.png",
+            out / f"{name}.png",
         )
     return paths
+
+
+def output_names(videos: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """A distinct output name per video (compared case-insensitively): its stem; where stems
+    collide, its path relative to the videos' common folder with ``/`` -> ``__`` (``a__x``),
+    with the extension where that alone differs (``b__x.avi``); ``-2``, ``-3`` ... last (the
+    same file twice)."""
+    paths = [Path(os.path.abspath(v)) for v in videos]
+    names = [p.stem for p in paths]
+    if len(paths) > 1:
+        root = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        for keep_ext in (False, True):
+            n = Counter(x.casefold() for x in names)
+            clash = [i for i, x in enumerate(names) if n[x.casefold()] > 1]
+            rel = [paths[i].relative_to(root) for i in clash]
+            cand = ["__".join([*r.parent.parts, r.name if keep_ext else r.stem]) for r in rel]
+            m = Counter(c.casefold() for c in cand)
+            for i, c in zip(clash, cand):
+                if m[c.casefold()] == 1:  # only where it tells the videos apart
+                    names[i] = c
+    taken = {x.casefold() for x in names}
+    used: set[str] = set()
+    out = []
+    for x in names:
+        if x.casefold() in used:
+            k = 2
+            while f"{x}-{k}".casefold() in taken | used:
+                k += 1
+            x = f"{x}-{k}"
+        used.add(x.casefold())
+        out.append(x)
+    return out
 
 
 # ------------------------------------------------------------------------------ streams
@@ -532,7 +631,8 @@ class StreamScore(SnippetScore):
 
 
 def open_stream(source: str | int) -> tuple[cv2.VideoCapture, float]:
-    """Open a camera index, a file or a URL with OpenCV; returns (capture, fps or 0)."""
+    """Open a camera index, a file or a URL with OpenCV; returns (capture, the frame rate it
+    reports: may be 0, NaN or absurd, see :func:`frame_rate`)."""
     src: str | int = int(source) if isinstance(source, str) and source.isdigit() else source
     if isinstance(src, str) and "://" not in src and not Path(src).exists():
         raise InferError(
@@ -546,8 +646,7 @@ def open_stream(source: str | int) -> tuple[cv2.VideoCapture, float]:
             f"--stream {source}: OpenCV cannot open it (no such camera, unreachable URL, or a "
             "codec this OpenCV build lacks)"
         )
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    return cap, fps if math.isfinite(fps) and fps > 0 else 0.0
+    return cap, float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
 
 
 def _paced(frames: Iterable[np.ndarray], fps: float) -> Iterator[np.ndarray]:
@@ -574,13 +673,37 @@ def stream_scores(
     max_snippets: int | None = None,
     realtime: bool = False,
     min_context: int = MIN_CONTEXT,
+    fps: float | None = None,
+    on_warning: Callable[[str], None] = log.warning,
 ) -> Iterator[StreamScore]:
     """Score a live source snippet by snippet (see :func:`open_stream`); ends when the source
     does, after ``max_snippets``, or when the caller stops iterating. No alert is raised
     before ``min_context`` snippets of context exist (the first seconds of a stream give the
-    model far less context than it was trained with)."""
-    cap, fps = open_stream(source)
-    rate = fps or DEFAULT_FPS
+    model far less context than it was trained with). ``fps`` overrides the source's frame
+    rate; an implausible one is replaced by :data:`DEFAULT_FPS` and reported to
+    ``on_warning``. The source is opened at once (a bad one raises here, not when iterating).
+    """
+    cap, reported = open_stream(source)
+    rate, warning = frame_rate(reported, fps)
+    if warning:
+        on_warning(f"{source} {warning}")
+    return _stream_loop(
+        s, source, cap, rate, context, group_snippets, alert, max_snippets, realtime, min_context
+    )
+
+
+def _stream_loop(
+    s: InferSetup,
+    source: str | int,
+    cap: cv2.VideoCapture,
+    rate: float,
+    context: Context,
+    group_snippets: int,
+    alert: float | None,
+    max_snippets: int | None,
+    realtime: bool,
+    min_context: int,
+) -> Iterator[StreamScore]:
     frames: Iterable[np.ndarray] = _copy_frames(cap)
     if realtime:
         frames = _paced(frames, rate)
@@ -595,6 +718,7 @@ def stream_scores(
             )
         )
         for batch in _then(batches, scorer.flush):
+            check_finite_scores(s, (sc.score for sc in batch), f"stream {source}")
             for sc in batch:
                 now = time.perf_counter()
                 seen = (
@@ -669,7 +793,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--window", type=int, help="snippets of context (offline 256, stream 64)")
     g = p.add_argument_group("outputs")
     g.add_argument("--threshold", type=float, default=0.5, help="segment / alert threshold")
-    g.add_argument("--top_k", type=int, default=5, help="segments in the JSON")
+    g.add_argument("--top_k", type=int, default=5, help="segments in the JSON (0: all)")
+    g.add_argument(
+        "--fps",
+        type=float,
+        help="frame rate for the times (default: the video's; 25 when it reports none or an "
+        "impossible one)",
+    )
     g.add_argument("--no_plot", action="store_true", help="skip the PNG")
     g = p.add_argument_group("streams")
     g.add_argument("--alert", type=float, help="print ALERT when a snippet scores >= this")
@@ -689,24 +819,68 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(flag: str, value: float | None, low: float = 1) -> None:
+    if value is not None and not (math.isfinite(value) and value >= low):
+        raise InferError(f"{flag} {value}: must be >= {low:g}")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse nonsensical numbers before any model or encoder is loaded; errors name the flag."""
+    if args.window is not None and not 1 <= args.window <= CLIP_LEN:
+        raise InferError(
+            f"--window {args.window}: the model takes 1..{CLIP_LEN} snippets of context"
+        )
+    for flag, v in (("--threshold", args.threshold), ("--alert", args.alert)):
+        if v is not None and not 0 <= v <= 1:
+            raise InferError(f"{flag} {v}: scores are probabilities, give a value in [0, 1]")
+    if args.top_k < 0:
+        raise InferError(f"--top_k {args.top_k}: give the number of segments to keep, or 0 for all")
+    _positive("--min_context", args.min_context, 0)
+    for flag in ("--max_snippets", "--threads", "--group_snippets"):
+        _positive(flag, getattr(args, flag[2:]))
+    if args.crop is not None and not 0 <= args.crop <= 9:
+        raise InferError(f"--crop {args.crop}: crops are numbered 0..9 (reference: 5)")
+    if args.event_threshold is not None and not 0 <= args.event_threshold < 255:
+        raise InferError(
+            f"--event_threshold {args.event_threshold}: gray levels, give a value in [0, 255)"
+        )
+    if args.fps is not None and not FPS_RANGE[0] <= args.fps <= FPS_RANGE[1]:
+        raise InferError(
+            f"--fps {args.fps}: give the frame rate, {FPS_RANGE[0]:g}..{FPS_RANGE[1]:g}"
+        )
+    if args.stream and args.alert is not None:
+        window = args.window or 64
+        if args.min_context > window:
+            raise InferError(
+                f"--min_context {args.min_context} exceeds --window {window}: a snippet never "
+                "has more context than the window, so no alert could ever fire; lower "
+                "--min_context or raise --window"
+            )
+
+
 def _score_files(args: argparse.Namespace, s: InferSetup) -> int:
-    context = Context(args.context or "chunk", args.window or CLIP_LEN)
+    context = Context(args.context or "chunk", CLIP_LEN if args.window is None else args.window)
+    names = output_names(args.videos)
+    for v, name in zip(args.videos, names):
+        if name != Path(v).stem:
+            print(f"[infer] {v}: outputs named {name}.* (another input has the same name)")
     failed: dict[str, str] = {}
-    for v in args.videos:
+    for v, name in zip(args.videos, names):
         try:
-            vs = score_video(s, v, context)
+            vs = score_video(s, v, context, args.fps)
         except VideoError as e:
             failed[v] = e.reason
             print(f"error: {v}: {e.reason}; skipped", file=sys.stderr)
             continue
         paths = write_outputs(
-            vs, s, args.out, context, args.threshold, args.top_k, not args.no_plot
+            vs, s, args.out, context, args.threshold, args.top_k, not args.no_plot, name
         )
-        segs = find_segments(vs.scores, vs.frames, vs.fps, args.threshold, args.top_k)
+        segs = find_segments(vs.scores, vs.frames, vs.fps, args.threshold, 0)
         top = max(segs, key=lambda d: d["peak_score"]) if segs else None
+        kept = f" ({args.top_k} in the JSON)" if 0 < args.top_k < len(segs) else ""
         print(
             f"{v}: {vs.frames} frames, {vs.scores.size} snippets in {vs.seconds:.1f} s; max "
-            f"score {vs.scores.max():.3f}; {len(segs)} segment(s) >= {args.threshold}"
+            f"score {vs.scores.max():.3f}; {len(segs)} segment(s) >= {args.threshold}{kept}"
             + (
                 f", top {top['start_s']:.2f}-{top['end_s']:.2f} s (peak {top['peak_score']:.3f})"
                 if top
@@ -724,36 +898,51 @@ def _score_files(args: argparse.Namespace, s: InferSetup) -> int:
     return 0
 
 
-def _score_stream(args: argparse.Namespace, s: InferSetup) -> int:
-    context = Context(args.context or "causal", args.window or 64)
-    group = args.group_snippets or 1
-    out = Path(args.out)
+def new_log(out: Path, stem: str = "stream") -> tuple[Path, Any]:
+    """Create ``<stem>.csv`` in ``out``, or ``<stem>-2.csv``, ``-3`` ... when it exists: a run
+    never overwrites an earlier run's log. Returns (path, the file open for writing)."""
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "stream.csv"
+    k = 1
+    while True:
+        path = out / (f"{stem}.csv" if k == 1 else f"{stem}-{k}.csv")
+        try:
+            return path, open(path, "x", newline="")
+        except FileExistsError:
+            k += 1
+
+
+def _score_stream(args: argparse.Namespace, s: InferSetup) -> int:
+    context = Context(args.context or "causal", 64 if args.window is None else args.window)
+    group = args.group_snippets or 1
+    scores = stream_scores(
+        s,
+        args.stream,
+        context,
+        group,
+        args.alert,
+        args.max_snippets,
+        args.realtime,
+        args.min_context,
+        args.fps,
+        lambda msg: print(f"warning: {msg}", file=sys.stderr, flush=True),
+    )
+    csv_path, f = new_log(Path(args.out))
     n, alerts, lat = 0, 0, []
     norm = "per snippet" if s.opts.event_norm == "snippet" else f"over {group} snippet(s)"
+    kept = f" (earlier logs in {args.out} are kept)" if csv_path.name != "stream.csv" else ""
     print(
         f"[stream] {args.stream}: {context.mode} context of {context.window} snippets, event "
-        f"maps normalised {norm}; log {csv_path}",
+        f"maps normalised {norm}; log {csv_path}{kept}",
         flush=True,
     )
-    with open(csv_path, "w", newline="") as f:
+    with f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(
             ["snippet", "start_frame", "end_frame", "start_s", "end_s", "score", "w_image",
              "w_event", "latency_ms", "context", "alert"]
         )  # fmt: skip
         try:
-            for sc in stream_scores(
-                s,
-                args.stream,
-                context,
-                group,
-                args.alert,
-                args.max_snippets,
-                args.realtime,
-                args.min_context,
-            ):
+            for sc in scores:
                 n += 1
                 lat.append(sc.latency_ms)
                 alerts += sc.alert
@@ -779,6 +968,7 @@ def run(args: argparse.Namespace) -> int:
     """``infer.py`` with parsed arguments; returns the exit status."""
     if bool(args.videos) == bool(args.stream):
         raise InferError("pass video files to score, or --stream SOURCE (not both)")
+    check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     s = setup(
@@ -794,6 +984,8 @@ def run(args: argparse.Namespace) -> int:
         args.group_snippets,
         check_encoders=not args.allow_other_encoders,
     )
+    if (note := unverified_encoders(s)) is not None:
+        print(f"warning: {note}", file=sys.stderr)
     return _score_stream(args, s) if args.stream else _score_files(args, s)
 
 
@@ -807,16 +999,21 @@ __all__ = [
     "Context",
     "InferError",
     "InferSetup",
+    "check_args",
     "Scorer",
     "SnippetScore",
     "StreamScore",
     "VideoScores",
     "find_segments",
+    "frame_rate",
     "main",
+    "new_log",
     "open_stream",
+    "output_names",
     "score_video",
     "setup",
     "stream_scores",
+    "unverified_encoders",
     "write_frame_csv",
     "write_outputs",
 ]

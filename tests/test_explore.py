@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import subprocess
 import sys
@@ -12,7 +13,10 @@ import pytest
 import torch
 from torch import nn
 
+from iefvad import explore
+from iefvad.checkpoint import save_checkpoint
 from iefvad.csvlist import read_list
+from iefvad.errors import UserInputError
 from iefvad.evaluate import load_test_set, predict
 from iefvad.explore import (
     COLUMNS,
@@ -20,13 +24,17 @@ from iefvad.explore import (
     Degrader,
     affected_snippets,
     bernoulli_kl,
+    check_levels,
     degradation_metrics,
+    explore_parser,
     histogram_kl,
     per_video,
+    run_explore,
 )
-from iefvad.model import FusionOutput
+from iefvad.model import IEFVAD, FusionOutput, ModelConfig
 
 from conftest import ROOT
+from extract_helpers import torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +144,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_test2_on_a_trained_checkpoint_writes_csv_and_plots(trained, synth_set, tmp_path):
     ckpt, _ = trained
     out = tmp_path / "u"
@@ -179,3 +188,96 @@ def test_test2_on_a_trained_checkpoint_writes_csv_and_plots(trained, synth_set, 
         assert (out / name).stat().st_size > 10_000
     bad = run("--ckpt_path", str(ckpt), *common, "--attenuate_levels", "1.5")
     assert bad.returncode == 2 and "error: --attenuate_levels" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """An untrained model of the synthetic features' width (test2 needs no training)."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.manual_seed(0)
+    save_checkpoint(path, IEFVAD(ModelConfig(dim=32, heads=1, refine_steps=1, dropout=0.0)))
+    return path
+
+
+def explore_args(ckpt, synth_set, out, *extra: str):
+    return explore_parser().parse_args(
+        ["--ckpt_path", str(ckpt), "--dataset", "ucfcrime", "--test_list",
+         str(synth_set.test_csv), "--gt_path", str(synth_set.gt_path), "--out_dir", str(out),
+         "--modality", "event", "--perturbation", "attenuate", "drop", "--attenuate_levels",
+         "0.5", "--drop_levels", "1", "--no_plots", "--no_progress", "--workers", "1", *extra]
+    )  # fmt: skip
+
+
+def test_levels_without_zero_still_get_the_clean_row(tiny_ckpt, synth_set, tmp_path, capsys):
+    with torch_threads(1):
+        rows = run_explore(explore_args(tiny_ckpt, synth_set, tmp_path))
+    got = [(r["perturbation"], r["level"]) for r in rows]
+    assert got == [("attenuate", 0.0), ("attenuate", 0.5), ("drop", 0.0), ("drop", 1.0)]
+    assert "clean AUC" in capsys.readouterr().out
+    on_disk = list(csv.DictReader(open(tmp_path / "uncertainty.csv")))
+    assert len(on_disk) == 4 and json.loads((tmp_path / "uncertainty.json").read_text())["complete"]
+
+
+def test_an_interrupted_run_keeps_the_finished_rows(
+    tiny_ckpt, synth_set, tmp_path, monkeypatch, capsys
+):
+    calls = []
+
+    def predict_then_ctrl_c(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:  # clean pass, attenuate 0.5, then Ctrl-C during drop 1
+            raise KeyboardInterrupt
+        return predict(*a, **k)
+
+    monkeypatch.setattr(explore, "predict", predict_then_ctrl_c)
+    with torch_threads(1), pytest.raises(KeyboardInterrupt):
+        run_explore(explore_args(tiny_ckpt, synth_set, tmp_path))
+    rows = list(csv.DictReader(open(tmp_path / "uncertainty.csv")))
+    assert [(r["perturbation"], r["level"]) for r in rows] == [
+        ("attenuate", "0"),
+        ("attenuate", "0.5"),
+        ("drop", "0"),
+    ]
+    assert float(rows[1]["kl_clean_noisy"]) > 0 and rows[0]["auc"]
+    js = json.loads((tmp_path / "uncertainty.json").read_text())
+    assert js["complete"] is False and len(js["rows"]) == 3
+    assert "stopped after 3 of 4 passes" in capsys.readouterr().out
+
+
+def test_nan_weights_are_refused_naming_the_checkpoint(tiny_ckpt, synth_set, tmp_path):
+    payload = torch.load(tiny_ckpt, map_location="cpu", weights_only=False)
+    key = next(k for k, v in payload["model_state_dict"].items() if v.is_floating_point())
+    payload["model_state_dict"][key][0] = float("inf")
+    bad = tmp_path / "diverged.pth"
+    torch.save(payload, bad)
+    with pytest.raises(UserInputError, match=f"checkpoint {bad}: 1 weight tensor.*NaN or inf"):
+        run_explore(explore_args(bad, synth_set, tmp_path / "u"))
+    assert not (tmp_path / "u").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--noise_levels", "-1"], "--noise_levels are noise stds, so each must be >= 0"),
+        (["--noise_levels", "nan"], "--noise_levels are noise stds"),
+        (["--drop_levels", "1.5"], "--drop_levels are fractions of the video: 0..1"),
+        (["--attenuation", "2"], "--attenuation 2.0: the factor"),
+        (["--attenuation", "-0.1"], "--attenuation -0.1: the factor"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--batch_size", "0"], "--batch_size must be >= 1"),
+        (["--workers", "0"], "--workers must be >= 1"),
+        (["--nu", "0"], "--nu is a Student-t degrees of freedom"),
+        (["--labels", "a", "b"], "--labels gives 2 names for 1 checkpoint"),
+    ],
+)
+def test_bad_flags_name_the_flag(flags, needle):
+    args = explore_parser().parse_args(["--ckpt_path", "x.pth", *flags])
+    with pytest.raises(UserInputError) as e:
+        check_levels(args)
+    assert needle in str(e.value)
+
+
+def test_repeated_labels_are_refused():
+    args = explore_parser().parse_args(["--ckpt_path", "a.pth", "b.pth", "--labels", "m", "m"])
+    with pytest.raises(UserInputError, match="--labels m m: names repeat"):
+        check_levels(args)

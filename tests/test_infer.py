@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from iefvad import evaluate
+from iefvad import evaluate, infer
 from iefvad.checkpoint import save_checkpoint
 from iefvad.csvlist import ListRow
 from iefvad.demo_videos import DemoVideoSpec, plan_video, write_video
@@ -24,7 +25,9 @@ from iefvad.infer import (
     InferError,
     Scorer,
     find_segments,
+    frame_rate,
     main,
+    output_names,
     score_video,
     setup,
     stream_scores,
@@ -187,6 +190,9 @@ def test_find_segments():
     ]
     assert segs[0]["start_s"] == 0.64 and segs[1]["end_s"] == 4.0 and segs[0]["peak_frame"] == 32
     assert find_segments(s, 100, 25.0, threshold=0.99) == []
+    assert len(find_segments(s, 100, 25.0, threshold=0.5, top_k=0)) == 3  # 0: every segment
+    with pytest.raises(InferError, match="--top_k -1"):
+        find_segments(s, 100, 25.0, top_k=-1)
 
 
 def test_stream_cli_alerts_and_log(ckpt, videos, tmp_path, capsys):
@@ -202,16 +208,39 @@ def test_stream_cli_alerts_and_log(ckpt, videos, tmp_path, capsys):
     assert [r["alert"] for r in rows] == ["0", "1", "1"] and rows[-1]["end_frame"] == "37"
 
 
-def test_bad_input_names_the_fix(ckpt, videos, tmp_path, capsys):
-    for argv, needle in (
-        (["--stream", str(tmp_path / "nope.mp4")], "no such file; pass a camera index"),
-        ([str(videos["real"]), "--stream", "0"], "not both"),
-        ([str(videos["real"]), "--window", "300"], "1..256 snippets"),
-    ):
-        with pytest.raises(SystemExit) as e:
-            main([*argv, "--ckpt_path", str(ckpt), "--out", str(tmp_path)])
-        assert e.value.code == 2
-        assert needle in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--stream", "nope.mp4"], "no such file; pass a camera index"),
+        (["V", "--stream", "0"], "not both"),
+        (["V", "--window", "300"], "--window 300: the model takes 1..256 snippets"),
+        (["V", "--window", "0"], "--window 0: the model takes 1..256 snippets"),
+        (["V", "--top_k", "-1"], "--top_k -1: give the number of segments to keep, or 0 for all"),
+        (["V", "--threshold", "1.5"], "--threshold 1.5: scores are probabilities"),
+        (["--stream", "V", "--alert", "-0.1"], "--alert -0.1: scores are probabilities"),
+        (["V", "--threshold", "nan"], "--threshold nan: scores are probabilities"),
+        (["V", "--fps", "0"], "--fps 0.0: give the frame rate"),
+        (["V", "--fps", "2e9"], "--fps 2000000000.0: give the frame rate"),
+        (["V", "--crop", "10"], "--crop 10: crops are numbered 0..9"),
+        (["V", "--event_threshold", "-1"], "--event_threshold -1.0: gray levels"),
+        (["V", "--group_snippets", "0"], "--group_snippets 0: must be >= 1"),
+        (["V", "--threads", "-2"], "--threads -2: must be >= 1"),
+        (["--stream", "V", "--max_snippets", "0"], "--max_snippets 0: must be >= 1"),
+        (["--stream", "V", "--min_context", "-1"], "--min_context -1: must be >= 0"),
+        (
+            ["--stream", "V", "--alert", "0.5", "--min_context", "100"],
+            "--min_context 100 exceeds --window 64: a snippet never has more context",
+        ),
+    ],
+)
+def test_bad_input_names_the_fix(ckpt, videos, tmp_path, capsys, argv, needle):
+    argv = [str(videos["real"]) if a == "V" else a for a in argv]
+    argv = [str(tmp_path / a) if a == "nope.mp4" else a for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--ckpt_path", str(ckpt), "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert needle in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.csv"))
     with pytest.raises(InferError, match="1..256"):
         Context("causal", 0)
 
@@ -228,3 +257,131 @@ def test_other_encoder_weights_are_refused_unless_allowed(ckpt, videos, tmp_path
     with torch_threads(1), pytest.raises(SystemExit) as e:
         main([*args, "--clip_ckpt", str(other), "--allow_other_encoders"])
     assert e.value.code == 0
+
+
+def test_output_names_are_unique_per_input():
+    assert output_names(["a/x.mp4", "b/y.mp4"]) == ["x", "y"]
+    assert output_names(["a/x.mp4", "b/x.mp4", "b/x.avi"]) == ["a__x", "b__x.mp4", "b__x.avi"]
+    assert output_names(["x.mp4", "sub/x.mp4"]) == ["x", "sub__x"]
+    assert output_names(["x.mp4", "x.mp4"]) == ["x", "x-2"]  # the same file twice
+    assert output_names(["A/X.mp4", "a/x.mp4"]) == ["X", "x-2"]  # case-blind file systems
+    assert output_names(["a/x.mp4", "b/x.mp4", "a__x.mp4"]) == ["a__x", "b__x", "a__x-2"]
+
+
+def test_videos_with_the_same_name_do_not_overwrite_each_other(ckpt, tmp_path, capsys):
+    src = tmp_path / "in"
+    vids = [
+        write_mp4(src / "a" / "x.mp4", 17, size=(64, 48)),
+        write_mp4(src / "b" / "x.mp4", 33, size=(64, 48)),
+        write_mp4(src / "b" / "x.avi", 20, size=(64, 48), fourcc="MJPG"),
+    ]
+    out = tmp_path / "out"
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main([*map(str, vids), "--ckpt_path", str(ckpt), "--out", str(out), "--no_plot"])
+    assert e.value.code == 0
+    for name, video, frames in zip(("a__x", "b__x.mp4", "b__x.avi"), vids, (17, 33, 20)):
+        assert len(read_csv(out / f"{name}.csv")) == frames
+        js = json.loads((out / f"{name}.json").read_text())
+        assert js["video"] == str(video) and js["frames"] == frames
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{n}.{ext}" for n in ("a__x", "b__x.mp4", "b__x.avi") for ext in ("csv", "json")
+    )
+    said = capsys.readouterr().out
+    assert (
+        f"{vids[2]}: outputs named b__x.avi.*" in said
+        and f"{vids[0]}: outputs named a__x.*" in said
+    )
+
+
+def test_a_second_stream_run_keeps_the_first_log(ckpt, videos, tmp_path, capsys):
+    argv = ["--stream", str(videos["real"]), "--ckpt_path", str(ckpt), "--out", str(tmp_path),
+            "--max_snippets", "1", "--quiet"]  # fmt: skip
+    with torch_threads(1), pytest.raises(SystemExit):
+        main(argv)
+    first = (tmp_path / "stream.csv").read_text()
+    capsys.readouterr()
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    assert (tmp_path / "stream.csv").read_text() == first and len(first.splitlines()) == 2
+    assert len(read_csv(tmp_path / "stream-2.csv")) == 1
+    assert f"log {tmp_path / 'stream-2.csv'} (earlier logs" in capsys.readouterr().out
+
+
+def test_nan_weights_stop_with_the_checkpoint_named(ckpt, videos, tmp_path, capsys):
+    payload = torch.load(ckpt, map_location="cpu", weights_only=False)
+    sd = payload["model_state_dict"]
+    key = next(k for k, v in sd.items() if v.is_floating_point())
+    sd[key] = torch.full_like(sd[key], float("nan"))
+    bad = tmp_path / "diverged.pth"
+    torch.save(payload, bad)
+    with pytest.raises(SystemExit) as e:
+        main([str(videos["real"]), "--ckpt_path", str(bad), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {bad}" in err and "NaN or inf" in err and key in err
+    assert not (tmp_path / "o").exists()
+    # NaN that appears only while scoring (finite checkpoint) stops too, naming it
+    with torch_threads(1):
+        s = setup(ckpt)
+        with torch.no_grad():
+            for p in s.model.parameters():
+                p.fill_(float("nan"))
+        with pytest.raises(InferError, match=f"checkpoint {ckpt} gave a score of nan on video"):
+            score_video(s, videos["real"])
+
+
+def test_impossible_frame_rate_is_replaced_and_reported(
+    ckpt, videos, tmp_path, monkeypatch, capsys
+):
+    assert frame_rate(30.0) == (30.0, None) and frame_rate(2e9, 12.5) == (12.5, None)
+    real_open = infer.open_video
+    reported = {"fps": 2e9}
+
+    def lying_open(path):
+        cap, info = real_open(path)
+        info.fps = reported["fps"]
+        return cap, info
+
+    monkeypatch.setattr(infer, "open_video", lying_open)
+    with torch_threads(1):
+        s = setup(ckpt)
+        cases = [(2e9, "2e+09 fps, which cannot be"), (0.0, "no frame rate"),
+                 (float("nan"), "no frame rate"), (-5.0, "-5 fps, which cannot be")]  # fmt: skip
+        for fps, said in cases:
+            reported["fps"] = fps
+            vs = score_video(s, videos["real"])
+            assert vs.fps == 25.0 and vs.fps_assumed
+            assert any(said in w and "assume 25 fps" in w for w in vs.warnings)
+    reported["fps"] = 2e9
+    out = tmp_path / "o"
+    argv = [str(videos["real"]), "--ckpt_path", str(ckpt), "--out", str(out), "--no_plot"]
+    with torch_threads(1), pytest.raises(SystemExit):
+        main(argv)
+    assert f"warning: {videos['real']}: reports a frame rate of 2e+09" in capsys.readouterr().err
+    assert read_csv(out / "real.csv")[-1]["time_s"] == "1.440"  # frame 36 at 25 fps
+    with torch_threads(1), pytest.raises(SystemExit):
+        main([*argv, "--fps", "20"])
+    assert "warning" not in capsys.readouterr().err
+    assert read_csv(out / "real.csv")[-1]["time_s"] == "1.800"
+    assert json.loads((out / "real.json").read_text())["fps"] == 20.0
+
+
+def test_unrecorded_checkpoint_warns_once_that_encoders_are_unverified(videos, tmp_path, capsys):
+    bare = tmp_path / "released.pth"
+    torch.manual_seed(0)
+    save_checkpoint(bare, IEFVAD(ModelConfig(dim=32, heads=1, refine_steps=1, dropout=0.0)))
+    img, evt = tmp_path / "img.pt", tmp_path / "evt.pt"
+    torch.save(random_encoder(TINY, 0).module.state_dict(), img)
+    torch.save(random_encoder(TINY, 1, normalise=False).module.state_dict(), evt)
+    second = shutil.copy(videos["real"], tmp_path / "second.mp4")
+    out = tmp_path / "o"
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main([str(videos["real"]), str(second), "--ckpt_path", str(bare), "--clip_ckpt", str(img),
+              "--event_clip_ckpt", str(evt), "--out", str(out), "--no_plot"])  # fmt: skip
+    assert e.value.code == 0
+    err = capsys.readouterr().err
+    assert err.count("cannot be verified") == 1
+    assert f"checkpoint {bare} does not record the encoders" in err and str(img) in err
+    js = json.loads((out / "second.json").read_text())
+    assert not js["encoders_from_checkpoint"] and "cannot be verified" in js["encoder_warning"]
