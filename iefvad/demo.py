@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from iefvad.checkpoint import load_model
-from iefvad.cli import guarded
+from iefvad.cli import exit_on_failure
 from iefvad.csvlist import read_list
 from iefvad.datasets import get_spec
 from iefvad.demo_videos import (
@@ -50,6 +50,7 @@ from iefvad.encoders import (
     resolve_device,
     resolve_precision,
 )
+from iefvad.errors import UserInputError
 from iefvad.evaluate import Predictions, compute_metrics, load_test_set, predict, video_results
 from iefvad.extract import RunConfig, RunSummary, run_extraction
 from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets
@@ -225,9 +226,10 @@ def build_encoders(cfg: DemoConfig, opts: RecipeOptions) -> tuple[Encoders, dict
             records[kind] = encoder_record(enc, arch, seed, stats)
         towers[kind] = enc.to(device, precision)
     if towers["image"].embed_dim != towers["event"].embed_dim:
-        raise ValueError(
+        raise UserInputError(
             f"image and event towers give {towers['image'].embed_dim}- and "
-            f"{towers['event'].embed_dim}-wide features; the fusion model needs one width"
+            f"{towers['event'].embed_dim}-wide features; the fusion model needs one width: pass "
+            "--clip_ckpt and --event_clip_ckpt of the same architecture"
         )
     batch = 256 if device.type == "cuda" else 64
     return Encoders(image=towers["image"], event=towers["event"], batch_size=batch), records
@@ -490,7 +492,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m iefvad.demo`` (``make demo``)."""
     args = parser().parse_args(argv)
+    exit_on_failure(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> None:
+    weights = {"--clip_ckpt": args.clip_ckpt, "--event_clip_ckpt": args.event_clip_ckpt}
+    for flag, path in weights.items():
+        if path is not None and not path.is_file():  # fail before minutes of video generation
+            raise UserInputError(
+                f"{flag} {path}: no such file; pass a weights file or leave it out (random tower)"
+            )
     cfg = quick_config(args.out, args.seed) if args.quick else DemoConfig(out=args.out)
     if not args.quick:
         cfg.videos = replace(cfg.videos, seed=args.seed)
@@ -502,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.epochs is not None:
         cfg.epochs = args.epochs
     cfg.device, cfg.threads, cfg.progress = args.device, args.threads, args.progress
-    res = guarded(lambda: run_demo(cfg))
+    res = run_demo(cfg)
     print()
     print(format_table(res.table))
     print()

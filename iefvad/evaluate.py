@@ -19,7 +19,14 @@ from iefvad.csvlist import ListRow
 from iefvad.datasets import SNIPPET_FRAMES, DatasetSpec
 from iefvad.features import CLIP_LEN, chunk, num_chunks, read_pairs
 from iefvad.groundtruth import GroundTruth, check_gt_length
-from iefvad.metrics import VideoResult, abnormal_only, auc_ap, detection_map, per_class
+from iefvad.metrics import (
+    VideoResult,
+    abnormal_only,
+    ap_convention,
+    auc_ap,
+    detection_map,
+    per_class,
+)
 from iefvad.model import IEFVAD
 
 
@@ -148,7 +155,9 @@ def compute_metrics(
     check_gt_length(gt, [r.stem for r in rows], lengths)
     scores = pred.frame_scores()
     videos = video_results(rows, lengths, spec)
-    result: dict = {"dataset": spec.name, "headline": spec.headline}
+    ap_key = ap_convention(spec.name)
+    first = ap_key if spec.headline == "ap" else spec.headline
+    result: dict = {"dataset": spec.name, "headline": first, "ap_convention": ap_key}
     result.update(auc_ap(gt.frames, scores))
     result.update(abnormal_only(videos, gt.frames, scores))
     result["per_class"] = per_class(videos, gt.frames, scores)
@@ -176,14 +185,18 @@ def segments_of(gt: GroundTruth, videos: Sequence[VideoResult]) -> list[list[tup
     return [segments_from_mask(gt.frames[v.start : v.start + v.frames] > 0.5) for v in videos]
 
 
+LABELS = {"auc": "AUC", "ap": "AP", "ap_trapz": "AP(trapz)", "ano_auc": "ANO_AUC"}
+"""Console names of the metrics in :func:`headline`."""
+
+
 def headline(metrics: dict) -> str:
     """One console line with the dataset's headline metric first."""
     first = metrics["headline"]
-    names = [first] + [k for k in ("auc", "ap", "ano_auc") if k != first]
+    names = [first] + [k for k in LABELS if k != first and k in metrics]
 
     def fmt(k: str) -> str:
         v = metrics.get(k)
-        return f"{k.upper()} {'n/a' if v is None else f'{100 * v:.2f}'}"
+        return f"{LABELS.get(k, k.upper())} {'n/a' if v is None else f'{100 * v:.2f}'}"
 
     line = " | ".join(fmt(k) for k in names)
     if "map_iou" in metrics and metrics["map_iou"].get("avg") is not None:

@@ -299,16 +299,9 @@ def main(
     parser = build_parser(dataset, modality, compat)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _run(args, dataset or args.dataset, modality or args.modality, compat)
-    except Exception as e:
-        from iefvad.encoders import EncoderError
-        from iefvad.extract_layout import ExtractError
+    from iefvad.cli import run_entry
 
-        if isinstance(e, (EncoderError, ExtractError, ValueError)):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
+    return run_entry(lambda: _run(args, dataset or args.dataset, modality or args.modality, compat))
 
 
 def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) -> int:

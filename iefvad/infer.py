@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from iefvad.checkpoint import Checkpoint, load_model
-from iefvad.cli import guarded
+from iefvad.cli import run_entry
 from iefvad.datasets import SNIPPET_FRAMES
 from iefvad.encoders import resolve_device, resolve_precision
 from iefvad.errors import UserInputError
@@ -991,7 +991,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    raise SystemExit(guarded(lambda: run(args)))
+    raise SystemExit(run_entry(lambda: run(args)))
 
 
 __all__ = [

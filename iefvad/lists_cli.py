@@ -10,8 +10,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from iefvad.cli import run_entry
 from iefvad.csvlist import ListError
 from iefvad.datasets import DATASETS
+from iefvad.errors import UserInputError
 from iefvad.lists import benchmark_lists, custom_lists, generate_gt, write_lists
 from iefvad.listspecs import DEFAULT_TEST_CROP, SPLITS, default_paths
 
@@ -94,7 +96,15 @@ def generate_file_main(
     dataset: str | None = None,
     list_dir: str | os.PathLike[str] | None = None,
 ) -> int:
-    """``list/generate_file.py``: parse arguments, build and write the lists."""
+    """``list/generate_file.py``: parse arguments, build and write the lists; exit status."""
+    return run_entry(lambda: _generate_file(argv, dataset, list_dir))
+
+
+def _generate_file(
+    argv: Sequence[str] | None,
+    dataset: str | None,
+    list_dir: str | os.PathLike[str] | None,
+) -> int:
     args = file_parser(dataset).parse_args(argv)
     defaults = default_paths(args.dataset, list_dir)
     train_path = Path(args.train_save_path or defaults.train)
@@ -104,40 +114,36 @@ def generate_file_main(
         for n in ("test_list", "test_fraction", "frame_lbl_txt")
         if getattr(args, n) is not None
     ]
-    try:
-        with _cli_warnings():
-            if args.dataset == "custom":
-                if args.split != "standard":
-                    raise ValueError("--split applies to the benchmarks, not to custom data")
-                lists = custom_lists(
-                    args.base_path,
-                    args.test_list,
-                    args.test_fraction,
-                    args.seed,
-                    args.test_crop,
-                    args.frame_lbl_txt,
-                    args.event_base_path,
+    with _cli_warnings():
+        if args.dataset == "custom":
+            if args.split != "standard":
+                raise UserInputError("--split applies to the benchmarks, not to custom data")
+            lists = custom_lists(
+                args.base_path,
+                args.test_list,
+                args.test_fraction,
+                args.seed,
+                args.test_crop,
+                args.frame_lbl_txt,
+                args.event_base_path,
+            )
+        else:
+            if custom_only:
+                raise UserInputError(
+                    f"{', '.join(custom_only)} apply to --dataset custom only; the "
+                    f"{args.dataset} split comes from its shipped files (--split)"
                 )
-            else:
-                if custom_only:
-                    raise ValueError(
-                        f"{', '.join(custom_only)} apply to --dataset custom only; the "
-                        f"{args.dataset} split comes from its shipped files (--split)"
-                    )
-                lists = benchmark_lists(
-                    args.dataset,
-                    args.base_path,
-                    args.split,
-                    args.test_crop,
-                    args.skip_unknown,
-                    args.event_base_path,
-                )
-            if not lists.train and not lists.test:
-                raise ListError(f"no video under {args.base_path} belongs to a split")
-            write_lists(lists, train_path, test_path, relative=not args.absolute)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            lists = benchmark_lists(
+                args.dataset,
+                args.base_path,
+                args.split,
+                args.test_crop,
+                args.skip_unknown,
+                args.event_base_path,
+            )
+        if not lists.train and not lists.test:
+            raise ListError(f"no video under {args.base_path} belongs to a split")
+        write_lists(lists, train_path, test_path, relative=not args.absolute)
     for note in lists.notes:
         print(f"note: {note}")
     if lists.train:
@@ -177,19 +183,23 @@ def generate_gt_main(
     dataset: str | None = None,
     list_dir: str | os.PathLike[str] | None = None,
 ) -> int:
-    """``list/generate_gt.py``: parse arguments, write the ground truth."""
+    """``list/generate_gt.py``: parse arguments, write the ground truth; exit status."""
+    return run_entry(lambda: _generate_gt(argv, dataset, list_dir))
+
+
+def _generate_gt(
+    argv: Sequence[str] | None,
+    dataset: str | None,
+    list_dir: str | os.PathLike[str] | None,
+) -> int:
     args = gt_parser(dataset).parse_args(argv)
     defaults = default_paths(args.dataset, list_dir)
     csv_path = Path(args.csv_path or defaults.test)
     save_path = Path(args.save_path or defaults.gt)
-    try:
-        with _cli_warnings():
-            s = generate_gt(
-                args.dataset, csv_path, save_path, args.frame_lbl_txt, args.split, args.data_root
-            )
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with _cli_warnings():
+        s = generate_gt(
+            args.dataset, csv_path, save_path, args.frame_lbl_txt, args.split, args.data_root
+        )
     share = 100.0 * s.abnormal_frames / max(1, s.frames)
     print(
         f"ground truth: {len(s.videos)} videos, {s.frames} frames ({share:.2f}% abnormal) "

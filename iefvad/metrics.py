@@ -2,6 +2,12 @@
 
 All values are fractions in [0, 1]; a metric that is undefined on its frames (one class only)
 is ``None``, never a made-up number.
+
+Two frame APs, because benchmarks differ: ``ap`` is scikit-learn's ``average_precision_score``
+(the step sum over the precision-recall curve, as the IEF-VAD reference reports it);
+``ap_trapz`` is the trapezoidal area under the same curve, ``auc(recall, precision)``, which is
+XD-Violence's official evaluation (and that of RTFM, UR-DMU, PEL4VAD). :data:`BENCHMARK_AP`
+says which one a dataset's published numbers use.
 """
 
 from __future__ import annotations
@@ -10,22 +16,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 IOU_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 
+BENCHMARK_AP: dict[str, str] = {"xd": "ap_trapz"}
+"""Dataset name -> the frame-AP key its official evaluation computes (default ``ap``)."""
+
+
+def ap_convention(dataset: str) -> str:
+    """``ap_trapz`` for datasets whose benchmark takes the trapezoidal PR area, else ``ap``."""
+    return BENCHMARK_AP.get(dataset, "ap")
+
+
+def trapezoid_ap(gt: np.ndarray, scores: np.ndarray) -> float:
+    """Trapezoidal area under the precision-recall curve (XD-Violence's evaluation)."""
+    precision, recall, _ = precision_recall_curve(gt, scores)
+    return float(auc(recall, precision))
+
 
 def auc_ap(gt: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
-    """Frame AUC and AP; ``None`` where ``gt`` holds a single class."""
+    """Frame AUC, AP and trapezoidal AP; ``None`` where ``gt`` holds a single class."""
     gt = np.asarray(gt).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if gt.shape != scores.shape:
         raise ValueError(f"{gt.size} ground-truth frames but {scores.size} scores")
     if gt.size == 0 or gt.min() == gt.max():
-        return {"auc": None, "ap": None}
+        return {"auc": None, "ap": None, "ap_trapz": None}
     return {
         "auc": float(roc_auc_score(gt, scores)),
         "ap": float(average_precision_score(gt, scores)),
+        "ap_trapz": trapezoid_ap(gt, scores),
     }
 
 
@@ -58,13 +79,14 @@ def per_class(
 def abnormal_only(
     videos: Sequence[VideoResult], gt: np.ndarray, scores: np.ndarray
 ) -> dict[str, float | None]:
-    """AUC/AP restricted to the frames of abnormal videos (``ano_auc``, ``ano_ap``)."""
+    """AUC/AP restricted to the frames of abnormal videos (``ano_auc``, ``ano_ap``,
+    ``ano_ap_trapz``)."""
     idx = [np.arange(v.start, v.start + v.frames) for v in videos if not v.normal]
     if not idx:
-        return {"ano_auc": None, "ano_ap": None}
+        return {"ano_auc": None, "ano_ap": None, "ano_ap_trapz": None}
     sel = np.concatenate(idx)
     m = auc_ap(gt[sel], scores[sel])
-    return {"ano_auc": m["auc"], "ano_ap": m["ap"]}
+    return {f"ano_{k}": v for k, v in m.items()}
 
 
 def segments_from_mask(mask: np.ndarray) -> list[tuple[int, int]]:

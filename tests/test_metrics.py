@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
+from iefvad.csvlist import ListRow
+from iefvad.datasets import get_spec
+from iefvad.evaluate import Predictions, compute_metrics, headline
+from iefvad.groundtruth import GroundTruth
 from iefvad.metrics import (
     VideoResult,
     abnormal_only,
@@ -13,6 +19,7 @@ from iefvad.metrics import (
     detection_map,
     per_class,
     segments_from_mask,
+    trapezoid_ap,
 )
 
 
@@ -22,7 +29,51 @@ def test_auc_ap_and_undefined_cases():
     m = auc_ap(gt, s)
     assert m["auc"] == pytest.approx(roc_auc_score(gt, s))
     assert m["auc"] == pytest.approx(8 / 9)
-    assert auc_ap(np.zeros(4), np.arange(4.0)) == {"auc": None, "ap": None}
+    assert auc_ap(np.zeros(4), np.arange(4.0)) == {"auc": None, "ap": None, "ap_trapz": None}
+
+
+# Ranked by score: positive, negative, positive, negative. The precision-recall points are
+# (recall 0, precision 1) [sklearn's start], (1/2, 1), (1/2, 1/2), (1, 2/3), (1, 1/2).
+RANKED_GT = np.array([1, 0, 1, 0], dtype=float)
+RANKED_SCORES = np.array([0.9, 0.8, 0.7, 0.6])
+# Trapezoids: 1/2 * (1 + 1)/2 + 0 + 1/2 * (1/2 + 2/3)/2 + 0 = 1/2 + 7/24 = 19/24.
+HAND_TRAPZ = 19 / 24
+# Step sum (average_precision_score): 1/2 * 1 + 1/2 * 2/3 = 5/6.
+HAND_STEP = 5 / 6
+
+
+def test_trapezoid_ap_is_the_hand_computed_area_and_differs_from_sklearn_ap():
+    assert trapezoid_ap(RANKED_GT, RANKED_SCORES) == pytest.approx(HAND_TRAPZ)
+    assert average_precision_score(RANKED_GT, RANKED_SCORES) == pytest.approx(HAND_STEP)
+    m = auc_ap(RANKED_GT, RANKED_SCORES)
+    assert m["ap"] == pytest.approx(HAND_STEP) and m["ap_trapz"] == pytest.approx(HAND_TRAPZ)
+    assert abs(m["ap"] - m["ap_trapz"]) > 0.04
+
+
+def _two_videos(dataset: str, normal: str, abnormal: str) -> dict:
+    """compute_metrics on a normal video (snippets 0.8, 0.6) and an abnormal one (0.9, 0.7):
+    frame for frame the ranking of RANKED_GT / RANKED_SCORES, 16 frames per snippet."""
+    rows = [ListRow(Path("a__5.npy"), normal), ListRow(Path("b__5.npy"), abnormal)]
+    scores = [np.array([0.8, 0.6]), np.array([0.9, 0.7])]
+    pred = Predictions(scores, [np.full(2, 0.5)] * 2, [np.full(2, 0.5)] * 2)
+    gt = GroundTruth(np.r_[np.zeros(32), np.ones(32)], None)
+    return compute_metrics(pred, gt, rows, get_spec(dataset), detection=False)
+
+
+def test_xd_headline_is_the_trapezoidal_ap_and_others_keep_auc():
+    xd = _two_videos("xd", "A", "B1-0-0")
+    assert xd["headline"] == "ap_trapz" and xd["ap_convention"] == "ap_trapz"
+    assert xd["ap_trapz"] == pytest.approx(HAND_TRAPZ) and xd["ap"] == pytest.approx(HAND_STEP)
+    assert headline(xd).startswith(f"xd: AP(trapz) {100 * HAND_TRAPZ:.2f} | AUC ")
+    assert f"| AP {100 * HAND_STEP:.2f}" in headline(xd)
+    assert xd["per_class"]["fighting"]["ap_trapz"] is None  # one class only: undefined
+    for name, normal in (("ucfcrime", "Normal"), ("shang", "normal"), ("msad", "Normal")):
+        spec = get_spec(name)
+        abnormal = next(k for k in spec.label_map if k != normal)
+        m = _two_videos(name, normal, abnormal)
+        assert m["headline"] == "auc" and m["ap_convention"] == "ap"
+        assert m["auc"] == pytest.approx(0.75)  # 3 of the 4 (positive, negative) pairs
+        assert headline(m).startswith(f"{name}: AUC 75.00 | AP 83.33 | AP(trapz) 79.17")
 
 
 def test_per_class_and_abnormal_only():
