@@ -503,7 +503,7 @@ def select_fraction(
     warning when there are too few of those.
     """
     if not 0 < fraction < 1:
-        raise ValueError(f"--test_fraction must be between 0 and 1 (exclusive), got {fraction}")
+        raise ListError(f"--test_fraction must be between 0 and 1 (exclusive), got {fraction}")
     rng = random.Random(seed)
     groups: dict[str, list[str]] = defaultdict(list)
     for stem, label in labels.items():
@@ -548,7 +548,7 @@ def custom_lists(
     ``annotations`` and ``test_fraction``, only annotated abnormal videos are drawn for test.
     """
     if test_list is not None and test_fraction is not None:
-        raise ValueError("pass either --test_list or --test_fraction, not both")
+        raise ListError("pass either --test_list or --test_fraction, not both")
     base = Path(base_path)
     event_base = Path(event_base_path) if event_base_path else None
     found = drop_incomplete(base, scan_features(base), event_base)

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from iefvad.csvlist import ListError, read_text, video_stem
 from iefvad.datasets import DATASETS, DatasetSpec
+from iefvad.errors import UserInputError
 
 SPLITS = ("standard", "ief-vad")
 DEFAULT_TEST_CROP = 5
@@ -148,14 +149,14 @@ def get_list_spec(dataset: str) -> ListSpec:
     if dataset == "custom":
         return CUSTOM_LIST_SPEC
     if dataset not in LIST_SPECS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise UserInputError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     return LIST_SPECS[dataset]
 
 
 def split_spec(dataset: str, split: str) -> SplitSpec:
     spec = get_list_spec(dataset)
     if split not in spec.splits:
-        raise ValueError(
+        raise UserInputError(
             f"unknown split {split!r} for dataset {dataset!r}; choose one of "
             f"{', '.join(spec.splits)}"
         )
