@@ -31,6 +31,7 @@ import torch
 from iefvad import __version__
 from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets
 from iefvad.extract_layout import (
+    KEEP_REASONS,
     MANIFEST_FORMAT,
     ExtractError,
     OutputLayout,
@@ -39,6 +40,7 @@ from iefvad.extract_layout import (
     discover_videos,
     failures_name,
     shard,
+    stale_outputs,
     summary_name,
 )
 from iefvad.fileio import atomic_write, save_json, save_npy
@@ -225,24 +227,20 @@ def write_video(
         save_json(layout.manifest_path(modality, job), m)
 
 
-def _forget(layout: OutputLayout, modality: str, job: VideoJob) -> None:
-    """Before redoing a video: drop its manifest (so a crash mid-rewrite cannot leave an old
-    manifest over new files) and temporaries a killed run left."""
-    layout.manifest_path(modality, job).unlink(missing_ok=True)
-    for tmp in layout.stale_temporaries(modality, job):
-        tmp.unlink(missing_ok=True)
-
-
 @dataclass(frozen=True)
 class Plan:
     """This rank's work: videos to extract (with the modalities each still needs), videos
-    already complete, why existing outputs are redone, and the size of the whole listing."""
+    already complete, why existing outputs are redone, the old files to delete before redoing
+    them (:func:`iefvad.extract_layout.stale_outputs`), videos whose valid old outputs stay
+    until replaced, and the size of the whole listing."""
 
     todo: list[tuple[VideoJob, tuple[str, ...]]]
     complete: list[VideoJob]
     redo: dict[str, str]
     listed: int
     layout: OutputLayout
+    remove: dict[str, list[Path]] = field(default_factory=dict)
+    kept: frozenset[str] = frozenset()
 
 
 def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
@@ -255,17 +253,20 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
     todo: list[tuple[VideoJob, tuple[str, ...]]] = []
     complete: list[VideoJob] = []
     redo: dict[str, str] = {}
+    remove: dict[str, list[Path]] = {}
+    kept: set[str] = set()
     for job in shard(jobs, cfg.rank, cfg.world):
         reasons = {}
         for m in cfg.roots:
-            settings = settings_of(m, encoders, cfg)
-            why = (
-                "overwrite"
-                if cfg.overwrite
-                else completion(layout, m, job, settings, cfg.opts.crops)
+            why = completion(layout, m, job, settings_of(m, encoders, cfg), cfg.opts.crops)
+            if why is None and not cfg.overwrite:
+                continue
+            reasons[m] = "overwrite" if cfg.overwrite else why
+            remove.setdefault(job.rel, []).extend(
+                stale_outputs(layout, m, job, why, cfg.opts.crops)
             )
-            if why is not None:
-                reasons[m] = why
+            if why in KEEP_REASONS:
+                kept.add(job.rel)
         if not reasons:
             complete.append(job)
             continue
@@ -273,7 +274,18 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
         real = {m: w for m, w in reasons.items() if w != "missing"}
         if real:
             redo[job.rel] = "; ".join(f"{m}: {w}" for m, w in real.items())
-    return Plan(todo, complete, redo, len(jobs), layout)
+    remove = {rel: paths for rel, paths in remove.items() if paths}
+    return Plan(todo, complete, redo, len(jobs), layout, remove, frozenset(kept))
+
+
+def remove_stale(p: Plan) -> None:
+    """Delete the old outputs of the videos about to be redone that are not valid for this run
+    (see :func:`iefvad.extract_layout.stale_outputs`): if a redo fails, none of them is left
+    looking complete."""
+    for rel, paths in p.remove.items():
+        for path in paths:
+            path.unlink(missing_ok=True)
+        log.debug("%s: removed %d stale outputs before redoing it", rel, len(paths))
 
 
 def _decode_worker(
@@ -378,9 +390,7 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
     parts: dict[int, dict[str, dict[int, list[torch.Tensor]]]] = {}
     finished = 0
     try:
-        for job, mods in order:
-            for m in mods:
-                _forget(p.layout, m, job)
+        remove_stale(p)
         for t in threads:
             t.start()
         while finished < len(order):
@@ -421,7 +431,11 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
             finished += 1
             progress.video_done()
             if err is not None:
-                summary.failed[job.rel] = err.reason
+                summary.failed[job.rel] = err.reason + (
+                    "; its previous outputs (same video and settings) are kept"
+                    if job.rel in p.kept
+                    else ""
+                )
                 log.warning("skipped %s: %s", job.video, err.reason)
                 continue
             assert acc is not None  # a video without error has at least one group

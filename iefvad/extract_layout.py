@@ -4,7 +4,11 @@ Layout (REFERENCE.md section 1): ``<root>/<Class>/<stem>__<crop>.npy`` float32 `
 (``<root>/<stem>__<crop>.npy``) for datasets without class folders (XD). One root per modality,
 side by side (``.../rgb`` and ``.../event_thr_10``). Next to a video's feature files each root
 holds ``<stem>.manifest.json``, written last: its presence, with settings equal to the current
-run's, is what makes a video complete. A rerun skips complete videos and redoes the rest.
+run's and every feature file's header and size matching its ``T`` and ``dim``, is what makes a
+video complete. A rerun skips complete videos and redoes the rest, deleting first whatever of
+the old outputs is not valid for the run (:func:`stale_outputs`), so a redo that fails leaves
+nothing that looks complete. :func:`feature_file_status` checks one feature file against its
+manifest (for list builders).
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from iefvad.errors import UserInputError
-from iefvad.video import VIDEO_EXTENSIONS
+from iefvad.fileio import read_npy_header
+from iefvad.video import NUM_CROPS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +227,41 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
 
 
+FEATURE_DTYPE = np.dtype("<f4")
+
+
+def npy_problem(path: Path, rows: int, dim: int) -> str | None:
+    """None when ``path`` is a complete float32 ``[rows, dim]`` ``.npy`` (header and file size
+    agree), else why not: ``missing``, ``permission denied``, a bad header, another shape or
+    dtype, or a size that is not ``header + rows * dim * 4`` bytes (truncated or overlong)."""
+    try:
+        with open(path, "rb") as f:
+            header = read_npy_header(f)
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return "missing"
+    except PermissionError:
+        return "permission denied"
+    except (OSError, ValueError) as e:
+        return f"not a readable .npy ({e})"
+    if header is None:
+        return "not a readable .npy (format 3.0 header)"
+    shape, fortran, dtype = header
+    if tuple(shape) != (rows, dim) or dtype != FEATURE_DTYPE or fortran:
+        return f"holds {dtype} {list(shape)}, the manifest says float32 [{rows}, {dim}]"
+    want = offset + rows * dim * FEATURE_DTYPE.itemsize
+    if size != want:
+        return f"{'truncated' if size < want else 'overlong'}: {size} bytes, expected {want}"
+    return None
+
+
+def _manifest_shape(m: Mapping[str, Any]) -> tuple[int, int] | None:
+    t, d = m.get("T"), m.get("dim")
+    ok = isinstance(t, int) and isinstance(d, int) and t >= 0 and d > 0
+    return (t, d) if ok else None
+
+
 def completion(
     layout: OutputLayout,
     modality: str,
@@ -228,21 +270,83 @@ def completion(
     crops: Sequence[int],
 ) -> str | None:
     """None when ``job``'s ``modality`` outputs are complete for ``settings`` and ``crops``,
-    else why not (``missing``, ``settings changed: ...``, ``video changed``, ``partial``)."""
-    m = read_manifest(layout.manifest_path(modality, job))
+    else why not: ``missing`` (no manifest), ``manifest unreadable``, ``settings changed:
+    ...``, ``video changed``, ``partial`` (a feature file is missing), ``damaged <file>: ...``
+    (see :func:`npy_problem`: a truncated file is redone), ``crops missing``."""
+    path = layout.manifest_path(modality, job)
+    m = read_manifest(path)
     if m is None:
-        return "missing"
+        return "manifest unreadable" if path.exists() else "missing"
+    shape = _manifest_shape(m)
+    if shape is None:
+        return "manifest unreadable"
     changed = [k for k, v in settings.items() if m.get("settings", {}).get(k) != v]
     if changed:
         return "settings changed: " + ", ".join(changed)
     src = m.get("video", {})
     if src.get("size") != job.size or src.get("mtime_ns") != job.mtime_ns:
         return "video changed"
-    if not set(crops) <= set(m.get("crops", [])):
+    have = set(m.get("crops", []))
+    for c in crops:
+        if c not in have:
+            continue
+        f = layout.feature_path(modality, job, c)
+        problem = npy_problem(f, *shape)
+        if problem == "missing":
+            return "partial"
+        if problem is not None:
+            return f"damaged {f.name}: {problem}"
+    if not set(crops) <= have:
         return "crops missing"
-    if not all(layout.feature_path(modality, job, c).is_file() for c in crops):
-        return "partial"
     return None
+
+
+KEEP_REASONS: frozenset[str | None] = frozenset({None, "crops missing"})
+"""Completion results under which a video's old outputs are valid for the run (same video and
+settings, every file intact): a redo (``--overwrite``, more crops) replaces them in place and a
+failed redo leaves them as they were."""
+
+
+def stale_outputs(
+    layout: OutputLayout, modality: str, job: VideoJob, why: str | None, crops: Sequence[int]
+) -> list[Path]:
+    """Existing files to delete before redoing ``job``'s ``modality``, given its
+    :func:`completion` result ``why``: none in :data:`KEEP_REASONS`; otherwise the manifest,
+    the run's crops and every crop the old manifest claims (they were for another video or
+    other settings, or are damaged). Without a manifest only the run's crops go (whatever else
+    lies there was never claimed). Killed writers' temporaries always go."""
+    drop = set(layout.stale_temporaries(modality, job))
+    if why not in KEEP_REASONS:
+        manifest = layout.manifest_path(modality, job)
+        old = read_manifest(manifest) or {}
+        claimed = [c for c in old.get("crops", []) if isinstance(c, int) and 0 <= c < NUM_CROPS]
+        drop.add(manifest)
+        drop.update(layout.feature_path(modality, job, c) for c in {*crops, *claimed})
+    return sorted(p for p in drop if p.exists() or p.is_symlink())
+
+
+def feature_file_status(path: str | os.PathLike[str]) -> str | None:
+    """None when the feature file ``<stem>__<crop>.npy`` is claimed by the manifest beside it
+    (``<stem>.manifest.json`` lists the crop) and is a complete float32 ``[T, dim]`` array of
+    that manifest; else why not: ``no manifest`` (released feature sets have none), ``manifest
+    unreadable``, ``crop N not in its manifest``, or :func:`npy_problem`'s answer.
+
+    For list builders: a file that fails this was left by an unfinished or failed extraction.
+    """
+    path = Path(path)
+    stem, sep, crop = path.name.removesuffix(".npy").rpartition("__")
+    if not sep or not crop.isdigit() or not path.name.endswith(".npy"):
+        return f"{path.name} is not named <video>__<crop>.npy"
+    manifest = path.with_name(f"{stem}{MANIFEST_SUFFIX}")
+    m = read_manifest(manifest)
+    if m is None:
+        return "manifest unreadable" if manifest.exists() else "no manifest"
+    shape = _manifest_shape(m)
+    if shape is None:
+        return "manifest unreadable"
+    if int(crop) not in m.get("crops", []):
+        return f"crop {int(crop)} not in its manifest"
+    return npy_problem(path, *shape)
 
 
 def failures_name(rank: int, world: int) -> str:
