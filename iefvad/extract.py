@@ -35,10 +35,12 @@ from iefvad.extract_layout import (
     MANIFEST_FORMAT,
     ExtractError,
     OutputLayout,
+    RunLock,
     VideoJob,
+    check_output_folders,
     completion,
-    discover_videos,
     failures_name,
+    scan_videos,
     shard,
     stale_outputs,
     summary_name,
@@ -83,6 +85,8 @@ class RunSummary:
     redone: dict[str, str] = field(default_factory=dict)
     """Videos redone although outputs existed, with why (partial, settings changed...)."""
     failed: dict[str, str] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+    """Sub-folders of the video folder that could not be read: their videos were not seen."""
     frames: int = 0
     images: int = 0
     """Encoder inputs: one per crop per frame (image) plus one per crop per snippet (event)."""
@@ -91,7 +95,7 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.interrupted else (1 if self.failed else 0)
+        return 130 if self.interrupted else (1 if self.failed or self.unreadable else 0)
 
     def text(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0
@@ -99,11 +103,14 @@ class RunSummary:
             f"{self.total} videos: {len(self.done)} extracted, {len(self.skipped)} already "
             f"complete, {len(self.failed)} failed"
             + (f", {len(self.redone)} redone" if self.redone else "")
+            + (f", {len(self.unreadable)} folders unreadable" if self.unreadable else "")
             + f"; {self.frames} frames in {self.seconds:.1f} s ({rate:.1f} frames/s, "
             f"{self.images / self.seconds if self.seconds else 0.0:.1f} images/s)"
         ]
         for rel, why in sorted(self.failed.items()):
             lines.append(f"  FAILED {rel}: {why}")
+        for folder in self.unreadable:
+            lines.append(f"  UNREADABLE {folder}: {UNREADABLE_FOLDER}")
         if self.interrupted:
             lines.append("  interrupted: rerun the same command to resume")
         return "\n".join(lines)
@@ -115,11 +122,25 @@ class RunSummary:
             "skipped": self.skipped,
             "redone": self.redone,
             "failed": self.failed,
+            "unreadable": self.unreadable,
             "frames": self.frames,
             "images": self.images,
             "seconds": self.seconds,
             "interrupted": self.interrupted,
         }
+
+
+UNREADABLE_FOLDER = (
+    "permission denied: the folder cannot be read, its videos were not extracted; make it "
+    "readable (chmod a+rx) and rerun"
+)
+
+
+def failure_lines(summary: RunSummary) -> list[str]:
+    """Lines of the failures file: ``video<TAB>reason``, then ``folder/<TAB>reason`` for every
+    unreadable folder."""
+    lines = [f"{rel}\t{why}" for rel, why in sorted(summary.failed.items())]
+    return lines + [f"{folder}\t{UNREADABLE_FOLDER}" for folder in summary.unreadable]
 
 
 class BufferPool:
@@ -241,6 +262,7 @@ class Plan:
     layout: OutputLayout
     remove: dict[str, list[Path]] = field(default_factory=dict)
     kept: frozenset[str] = frozenset()
+    unreadable: list[str] = field(default_factory=list)
 
 
 def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
@@ -249,7 +271,8 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
         if m not in encoders.modalities:
             raise ExtractError(f"an output root is set for {m} features but no {m} encoder")
     layout = OutputLayout({m: Path(p) for m, p in cfg.roots.items()})
-    jobs = discover_videos(cfg.video_dir, cfg.class_folders, cfg.video_list)
+    found = scan_videos(cfg.video_dir, cfg.class_folders, cfg.video_list)
+    jobs = found.jobs
     todo: list[tuple[VideoJob, tuple[str, ...]]] = []
     complete: list[VideoJob] = []
     redo: dict[str, str] = {}
@@ -275,7 +298,7 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
         if real:
             redo[job.rel] = "; ".join(f"{m}: {w}" for m, w in real.items())
     remove = {rel: paths for rel, paths in remove.items() if paths}
-    return Plan(todo, complete, redo, len(jobs), layout, remove, frozenset(kept))
+    return Plan(todo, complete, redo, len(jobs), layout, remove, frozenset(kept), found.unreadable)
 
 
 def remove_stale(p: Plan) -> None:
@@ -355,11 +378,24 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
     Writes features and manifests under ``cfg.roots``, and in each root the failures file
     (``video<TAB>reason`` lines, rewritten each run) and a JSON summary. Returns the summary;
     KeyboardInterrupt is caught, recorded (``interrupted``) and the outputs so far are kept.
+    Before anything is decoded: every output folder is created and probed for writing, and the
+    roots are locked against a second run (:class:`iefvad.extract_layout.RunLock`); either
+    failing raises :class:`ExtractError`.
     """
     t0 = time.perf_counter()
+    check_output_folders(cfg.roots.values())
+    with RunLock(cfg.roots.values(), cfg.rank, cfg.world):
+        return _extract_locked(cfg, encoders, t0)
+
+
+def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary:
     p = plan(cfg, encoders)
+    check_output_folders(p.layout.folder(m, job) for job, mods in p.todo for m in mods)
     summary = RunSummary(
-        total=len(p.todo) + len(p.complete), skipped=[j.rel for j in p.complete], redone=p.redo
+        total=len(p.todo) + len(p.complete),
+        skipped=[j.rel for j in p.complete],
+        redone=p.redo,
+        unreadable=p.unreadable,
     )
     log.info(
         "shard %d/%d (%s videos of %d listed): %d complete, %d to extract",
@@ -478,8 +514,7 @@ def _write_reports(cfg: RunConfig, summary: RunSummary) -> None:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / failures_name(cfg.rank, cfg.world), "w") as f:
-            for rel, why in sorted(summary.failed.items()):
-                f.write(f"{rel}\t{why}\n")
+            f.writelines(line + "\n" for line in failure_lines(summary))
         save_json(root / summary_name(cfg.rank, cfg.world), summary.to_json())
 
 
@@ -502,14 +537,14 @@ def gather_summaries(summary: RunSummary, cfg: RunConfig) -> RunSummary | None:
         total.skipped += p["skipped"]
         total.redone.update(p["redone"])
         total.failed.update(p["failed"])
+        total.unreadable = sorted({*total.unreadable, *p.get("unreadable", [])})
         total.frames += p["frames"]
         total.images += p["images"]
         total.seconds = max(total.seconds, p["seconds"])
         total.interrupted |= p["interrupted"]
     for root in cfg.roots.values():
         with atomic_write(Path(root) / failures_name(0, 1), "w") as f:
-            for rel, why in sorted(total.failed.items()):
-                f.write(f"{rel}\t{why}\n")
+            f.writelines(line + "\n" for line in failure_lines(total))
     return total
 
 

@@ -13,11 +13,15 @@ manifest (for list builders).
 
 from __future__ import annotations
 
+import datetime as _dt
+import errno
+import fcntl
 import glob
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import socket
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from iefvad.errors import UserInputError
-from iefvad.fileio import read_npy_header
+from iefvad.fileio import probe_writable, read_npy_header
 from iefvad.video import NUM_CROPS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -72,51 +76,124 @@ def _job(video_dir: Path, video: Path, class_folders: bool) -> VideoJob:
     )
 
 
-def discover_videos(
+@dataclass(frozen=True)
+class Discovery:
+    """The videos found, and the folders that could not be read (relative, posix, ending in
+    ``/``): their videos are missing from ``jobs``."""
+
+    jobs: list[VideoJob]
+    unreadable: list[str]
+
+
+def _walk_videos(root: Path) -> tuple[list[Path], list[str]]:
+    """Video files under ``root`` (hidden files and folders skipped, symlinked folders not
+    followed) and the sub-folders that could not be listed."""
+    unreadable: list[str] = []
+
+    def skipped(err: OSError) -> None:
+        where = Path(err.filename or root)
+        rel = where.relative_to(root).as_posix() if where != root else "."
+        unreadable.append(f"{rel}/")
+
+    videos = []
+    for folder, dirs, files in os.walk(root, onerror=skipped):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            f = Path(folder) / name
+            if not _is_video(f):
+                continue
+            try:
+                if f.is_file():
+                    videos.append(f)
+            except OSError:  # a folder listable but not searchable (mode r--)
+                unreadable.append(f"{Path(folder).relative_to(root).as_posix()}/")
+                break
+    return sorted(videos), sorted(set(unreadable))
+
+
+def _read_video_list(video_list: Path, root: Path) -> list[Path]:
+    try:
+        text = video_list.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ExtractError(
+            f"--videos {video_list}: cannot read it ({e.strerror}); pass a readable text file "
+            "of video paths, one per line"
+        ) from None
+    except UnicodeDecodeError:
+        raise ExtractError(
+            f"--videos {video_list} is not UTF-8 text; pass a text file of video paths, one "
+            "per line"
+        ) from None
+    lines = [
+        ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    paths = [Path(ln) if Path(ln).is_absolute() else root / ln for ln in lines]
+    missing, denied = [], []
+    for p in paths:
+        try:
+            if not p.is_file():
+                missing.append(str(p))
+        except PermissionError:
+            denied.append(str(p))
+    if denied:
+        raise ExtractError(
+            f"--videos {video_list}: permission denied on the folder of {len(denied)} listed "
+            f"files, first {denied[0]}; make the folders readable (chmod a+rx)"
+        )
+    if missing:
+        raise ExtractError(
+            f"--videos {video_list}: {len(missing)} listed files do not exist, first "
+            f"{missing[0]}; paths are relative to --video_dir {root}"
+        )
+    outside = [str(p) for p in paths if not p.resolve().is_relative_to(root.resolve())]
+    if outside:
+        raise ExtractError(f"--videos {video_list}: {outside[0]} is not under --video_dir {root}")
+    return sorted(set(paths))
+
+
+def scan_videos(
     video_dir: str | os.PathLike[str],
     class_folders: bool = True,
     video_list: str | os.PathLike[str] | None = None,
-) -> list[VideoJob]:
+) -> Discovery:
     """Videos under ``video_dir`` (recursively; hidden files and non-video files skipped).
 
     ``class_folders``: outputs keep the video's folder (``<Class>/``); False writes them flat.
     ``video_list``: a text file of video paths (relative to ``video_dir`` or absolute), one per
-    line, to extract only those. Raises :class:`ExtractError` for a missing folder, no videos,
-    listed files that do not exist, or two videos that would write the same feature files.
+    line, to extract only those. Sub-folders that cannot be read are logged as a warning and
+    returned in :attr:`Discovery.unreadable`. Raises :class:`ExtractError` for a missing or
+    unreadable folder, no videos, listed files that do not exist, or two videos that would
+    write the same feature files.
     """
     root = Path(video_dir).expanduser()
     if not root.is_dir():
         raise ExtractError(f"--video_dir {root} is not a folder; pass the folder of the videos")
+    if not os.access(root, os.R_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        raise ExtractError(
+            f"--video_dir {root}: permission denied (this user cannot list it); make it "
+            "readable (chmod a+rx) or run as a user who can read it"
+        )
+    unreadable: list[str] = []
     if video_list is not None:
-        lines = [
-            ln.strip()
-            for ln in Path(video_list).read_text(encoding="utf-8").splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")
-        ]
-        paths = [Path(ln) if Path(ln).is_absolute() else root / ln for ln in lines]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise ExtractError(
-                f"--videos {video_list}: {len(missing)} listed files do not exist, first "
-                f"{missing[0]}; paths are relative to --video_dir {root}"
-            )
-        outside = [str(p) for p in paths if not p.resolve().is_relative_to(root.resolve())]
-        if outside:
-            raise ExtractError(
-                f"--videos {video_list}: {outside[0]} is not under --video_dir {root}"
-            )
-        videos = sorted(set(paths))
+        videos = _read_video_list(Path(video_list), root)
     else:
-        videos = sorted(
-            p
-            for p in root.rglob("*")
-            if p.is_file()
-            and _is_video(p)
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        videos, unreadable = _walk_videos(root)
+    if unreadable:
+        log.warning(
+            "%d folders under %s cannot be read (permission denied); their videos are skipped "
+            "and listed as failures: %s",
+            len(unreadable),
+            root,
+            ", ".join(unreadable),
         )
     if not videos:
         raise ExtractError(
             f"no video files under {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})"
+            + (
+                f"; {len(unreadable)} folders could not be read: {unreadable[0]}"
+                if unreadable
+                else ""
+            )
         )
     jobs = [_job(root, v, class_folders) for v in videos]
     seen: dict[tuple[str, str], VideoJob] = {}
@@ -138,7 +215,16 @@ def discover_videos(
                 root,
                 top[0].rel,
             )
-    return jobs
+    return Discovery(jobs, unreadable)
+
+
+def discover_videos(
+    video_dir: str | os.PathLike[str],
+    class_folders: bool = True,
+    video_list: str | os.PathLike[str] | None = None,
+) -> list[VideoJob]:
+    """The jobs of :func:`scan_videos` (unreadable folders only logged)."""
+    return scan_videos(video_dir, class_folders, video_list).jobs
 
 
 def shard(jobs: Sequence[VideoJob], rank: int, world: int) -> list[VideoJob]:
@@ -189,6 +275,17 @@ def parse_shard(text: str) -> tuple[int, int]:
     if world < 1 or not 0 <= rank < world:
         raise ExtractError(f"--shard {text}: need 0 <= RANK < WORLD")
     return rank, world
+
+
+RELEASED_THRESHOLD = 10.0
+"""The event threshold of every released feature set (``event_thr_10``)."""
+
+
+def event_tree_name(released: str, threshold: float) -> str:
+    """Name of the event feature tree: the dataset's released name (``event_thr_10``;
+    ShanghaiTech ``event``) at the released threshold 10, else ``event_thr_<threshold>``
+    (``event_thr_40``, ``event_thr_12.5``), so that a folder never claims another threshold."""
+    return released if threshold == RELEASED_THRESHOLD else f"event_thr_{threshold:g}"
 
 
 @dataclass(frozen=True)
@@ -355,3 +452,150 @@ def failures_name(rank: int, world: int) -> str:
 
 def summary_name(rank: int, world: int) -> str:
     return "extract_summary.json" if world == 1 else f"extract_summary.rank{rank}of{world}.json"
+
+
+def check_output_folders(folders: Iterable[str | os.PathLike[str]]) -> None:
+    """Create every output folder and write a probe file in it, before anything is decoded:
+    raise :class:`ExtractError` naming the first folder that cannot be written and the fix
+    (instead of a traceback once every video is encoded)."""
+    problems: list[tuple[Path, str]] = []
+    for folder in sorted({Path(f) for f in folders}):
+        try:
+            probe_writable(folder)
+        except (FileExistsError, NotADirectoryError):
+            problems.append((folder, "a file, not a folder, is in the way"))
+        except OSError as e:
+            problems.append((folder, e.strerror or str(e)))
+    if problems:
+        folder, why = problems[0]
+        more = f" (and {len(problems) - 1} more output folders)" if len(problems) > 1 else ""
+        raise ExtractError(
+            f"cannot write features to {folder}: {why}{more}; nothing was extracted. Make it "
+            "writable for this user (chmod u+w, or ask its owner; a read-only mount needs "
+            "another place), or pass another --out_root / --save_dir"
+        )
+
+
+LOCK_NAME = ".iefvad-extract.lock"
+"""Lock file in each output root: held exclusively by a single-process run, shared by the
+ranks of a sharded run (each of which also holds its own ``.iefvad-extract.rank<r>of<n>.lock``
+exclusively). The files stay after the run; the kernel releases the locks of a dead process."""
+
+
+def _rank_lock_name(rank: int, world: int) -> str:
+    return f".iefvad-extract.rank{rank}of{world}.lock"
+
+
+def _open_lock(path: Path) -> tuple[int, bool]:
+    """``(fd, writable)``: a lock file another user created may only open read-only (a lock
+    needs no write access; the PID is then not recorded)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666), True
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
+
+
+def _held(path: Path) -> bool:
+    """Whether some process holds a lock on ``path`` (probed with a non-blocking lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)
+    return False
+
+
+def _holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        text = ""
+    return text or "PID unknown"
+
+
+class RunLock:
+    """Exclusive use of output roots by one run (or by the ranks of one sharded run): taken
+    without waiting; a second run fails at once with :class:`ExtractError` naming the folder
+    and the other run's PID. A context manager; released on exit or when the process dies.
+
+    ``world == 1``: an exclusive lock on :data:`LOCK_NAME`. Sharded (torchrun, SLURM,
+    ``--shard``): a shared lock on it, so that the ranks of one run coexist and a single
+    process run is refused, plus an exclusive lock on this rank's own file, so that the same
+    shard of two runs is refused. File systems without locks get a warning and no lock.
+    """
+
+    def __init__(self, roots: Iterable[str | os.PathLike[str]], rank: int = 0, world: int = 1):
+        self.roots = sorted({Path(r) for r in roots})
+        self.rank, self.world = rank, world
+        self._fds: list[int] = []
+
+    def _text(self) -> bytes:
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        where = f", shard {self.rank}/{self.world}" if self.world > 1 else ""
+        return f"PID {os.getpid()} on {socket.gethostname()}{where}, since {now}\n".encode()
+
+    def _take(self, path: Path, exclusive: bool) -> bool:
+        """Lock ``path``: False when another process holds it (True when locks are not
+        supported: warned, not taken)."""
+        fd, writable = _open_lock(path)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            log.warning(
+                "cannot lock %s (%s): a second extraction into this folder would not be "
+                "detected; do not start two runs into it",
+                path.parent,
+                e.strerror,
+            )
+            return True
+        if exclusive and writable:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, self._text(), 0)
+        self._fds.append(fd)
+        return True
+
+    def _refuse(self, root: Path, path: Path) -> ExtractError:
+        """The error for ``path`` held by another run; behind a refused main lock may be a
+        single run (its PID is in the file) or a sharded run's ranks (PIDs in theirs)."""
+        holders = [_holder(path)]
+        if path.name == LOCK_NAME:
+            ranks = [p for p in sorted(root.glob(".iefvad-extract.rank*.lock")) if _held(p)]
+            holders = [_holder(p) for p in ranks] or holders
+        who = "; ".join(holders[:4]) + (
+            f"; and {len(holders) - 4} more" if len(holders) > 4 else ""
+        )
+        return ExtractError(
+            f"another extraction ({who}) is writing to {root}: wait for it to end, or stop it "
+            "(two runs into one folder would overwrite each other's videos); to split the "
+            "videos between processes use torchrun or --shard RANK/WORLD"
+        )
+
+    def __enter__(self) -> RunLock:
+        try:
+            for root in self.roots:
+                main = root / LOCK_NAME
+                if not self._take(main, exclusive=self.world == 1):
+                    raise self._refuse(root, main)
+                if self.world > 1:
+                    own = root / _rank_lock_name(self.rank, self.world)
+                    if not self._take(own, exclusive=True):
+                        raise self._refuse(root, own)
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def release(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())  # closing the file releases its lock
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

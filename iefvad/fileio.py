@@ -54,6 +54,16 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         raise
 
 
+def probe_writable(folder: str | os.PathLike[str]) -> None:
+    """Create ``folder`` (with its parents) if needed, then a file in it, and remove that file:
+    raises the ``OSError`` (permission denied, read-only file system...) a write would meet."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temporary(folder, "iefvad-write-probe")
+    os.close(fd)
+    tmp.unlink()
+
+
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """``np.save`` atomically."""
     with atomic_write(path, "wb") as f:
