@@ -261,7 +261,8 @@ class Plan:
     listed: int
     layout: OutputLayout
     remove: dict[str, list[Path]] = field(default_factory=dict)
-    kept: frozenset[str] = frozenset()
+    kept: frozenset[tuple[str, str]] = frozenset()
+    """``(video, modality)`` pairs whose old outputs stay valid through a redo."""
     unreadable: list[str] = field(default_factory=list)
 
 
@@ -277,7 +278,7 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
     complete: list[VideoJob] = []
     redo: dict[str, str] = {}
     remove: dict[str, list[Path]] = {}
-    kept: set[str] = set()
+    kept: set[tuple[str, str]] = set()
     for job in shard(jobs, cfg.rank, cfg.world):
         reasons = {}
         for m in cfg.roots:
@@ -289,7 +290,7 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
                 stale_outputs(layout, m, job, why, cfg.opts.crops)
             )
             if why in KEEP_REASONS:
-                kept.add(job.rel)
+                kept.add((job.rel, m))
         if not reasons:
             complete.append(job)
             continue
@@ -309,6 +310,16 @@ def remove_stale(p: Plan) -> None:
         for path in paths:
             path.unlink(missing_ok=True)
         log.debug("%s: removed %d stale outputs before redoing it", rel, len(paths))
+
+
+def _discard_failed(p: Plan, cfg: RunConfig, job: VideoJob, mods: tuple[str, ...]) -> None:
+    """A video failed: unless its old outputs are still valid (:attr:`Plan.kept`), remove the
+    feature files of the run's crops that have no manifest (left from before the run, or half
+    written now), so that nothing of it looks usable."""
+    for m in mods:
+        if (job.rel, m) not in p.kept and not p.layout.manifest_path(m, job).exists():
+            for c in cfg.opts.crops:
+                p.layout.feature_path(m, job, c).unlink(missing_ok=True)
 
 
 def _decode_worker(
@@ -423,6 +434,7 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
     subsets: dict[tuple[str, ...], Encoders] = {}
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iefvad-writer")
     writes: dict[str, Future] = {}
+    jobs_of: dict[str, tuple[VideoJob, tuple[str, ...]]] = {}
     parts: dict[int, dict[str, dict[int, list[torch.Tensor]]]] = {}
     finished = 0
     try:
@@ -467,9 +479,10 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
             finished += 1
             progress.video_done()
             if err is not None:
+                _discard_failed(p, cfg, job, mods)
                 summary.failed[job.rel] = err.reason + (
                     "; its previous outputs (same video and settings) are kept"
-                    if job.rel in p.kept
+                    if all((job.rel, m) in p.kept for m in mods)
                     else ""
                 )
                 log.warning("skipped %s: %s", job.video, err.reason)
@@ -478,6 +491,7 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
             features = {m: {c: torch.cat(acc[m][c]).numpy() for c in cfg.opts.crops} for m in mods}
             manifests = {m: _manifest(m, job, info, encoders, cfg, p.layout) for m in mods}
             writes[job.rel] = writer.submit(write_video, p.layout, job, features, manifests)
+            jobs_of[job.rel] = (job, mods)
     except KeyboardInterrupt:
         summary.interrupted = True
         log.warning("interrupted; outputs written so far are complete, rerun to resume")
@@ -492,6 +506,7 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
                 summary.done.append(rel)
             else:
                 summary.failed[rel] = f"cannot write outputs: {type(err).__name__}: {err}"
+                _discard_failed(p, cfg, *jobs_of[rel])
         summary.frames, summary.images = progress.frames, progress.images
         summary.seconds = time.perf_counter() - t0
         _write_reports(cfg, summary)

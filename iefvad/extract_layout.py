@@ -408,13 +408,14 @@ def stale_outputs(
     layout: OutputLayout, modality: str, job: VideoJob, why: str | None, crops: Sequence[int]
 ) -> list[Path]:
     """Existing files to delete before redoing ``job``'s ``modality``, given its
-    :func:`completion` result ``why``: none in :data:`KEEP_REASONS`; otherwise the manifest,
-    the run's crops and every crop the old manifest claims (they were for another video or
-    other settings, or are damaged). Without a manifest only the run's crops go (whatever else
-    lies there was never claimed). Killed writers' temporaries always go."""
+    :func:`completion` result ``why``: none in :data:`KEEP_REASONS`; with a manifest that does
+    not vouch for them (another video or other settings, a damaged or missing file, unreadable),
+    the manifest, the run's crops and every crop it claims. Without a manifest nothing (files
+    there were never claimed, e.g. a released set: the redo replaces them, and the pipeline
+    removes them only if the redo fails). Killed writers' temporaries always go."""
     drop = set(layout.stale_temporaries(modality, job))
-    if why not in KEEP_REASONS:
-        manifest = layout.manifest_path(modality, job)
+    manifest = layout.manifest_path(modality, job)
+    if why not in KEEP_REASONS and (manifest.exists() or manifest.is_symlink()):
         old = read_manifest(manifest) or {}
         claimed = [c for c in old.get("crops", []) if isinstance(c, int) and 0 <= c < NUM_CROPS]
         drop.add(manifest)
@@ -581,6 +582,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         try:
             for root in self.roots:
+                root.mkdir(parents=True, exist_ok=True)
                 main = root / LOCK_NAME
                 if not self._take(main, exclusive=self.world == 1):
                     raise self._refuse(root, main)
