@@ -31,14 +31,18 @@ import torch
 from iefvad import __version__
 from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets
 from iefvad.extract_layout import (
+    KEEP_REASONS,
     MANIFEST_FORMAT,
     ExtractError,
     OutputLayout,
+    RunLock,
     VideoJob,
+    check_output_folders,
     completion,
-    discover_videos,
     failures_name,
+    scan_videos,
     shard,
+    stale_outputs,
     summary_name,
 )
 from iefvad.fileio import atomic_write, save_json, save_npy
@@ -81,6 +85,8 @@ class RunSummary:
     redone: dict[str, str] = field(default_factory=dict)
     """Videos redone although outputs existed, with why (partial, settings changed...)."""
     failed: dict[str, str] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+    """Sub-folders of the video folder that could not be read: their videos were not seen."""
     frames: int = 0
     images: int = 0
     """Encoder inputs: one per crop per frame (image) plus one per crop per snippet (event)."""
@@ -89,7 +95,7 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.interrupted else (1 if self.failed else 0)
+        return 130 if self.interrupted else (1 if self.failed or self.unreadable else 0)
 
     def text(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0
@@ -97,11 +103,14 @@ class RunSummary:
             f"{self.total} videos: {len(self.done)} extracted, {len(self.skipped)} already "
             f"complete, {len(self.failed)} failed"
             + (f", {len(self.redone)} redone" if self.redone else "")
+            + (f", {len(self.unreadable)} folders unreadable" if self.unreadable else "")
             + f"; {self.frames} frames in {self.seconds:.1f} s ({rate:.1f} frames/s, "
             f"{self.images / self.seconds if self.seconds else 0.0:.1f} images/s)"
         ]
         for rel, why in sorted(self.failed.items()):
             lines.append(f"  FAILED {rel}: {why}")
+        for folder in self.unreadable:
+            lines.append(f"  UNREADABLE {folder}: {UNREADABLE_FOLDER}")
         if self.interrupted:
             lines.append("  interrupted: rerun the same command to resume")
         return "\n".join(lines)
@@ -113,11 +122,25 @@ class RunSummary:
             "skipped": self.skipped,
             "redone": self.redone,
             "failed": self.failed,
+            "unreadable": self.unreadable,
             "frames": self.frames,
             "images": self.images,
             "seconds": self.seconds,
             "interrupted": self.interrupted,
         }
+
+
+UNREADABLE_FOLDER = (
+    "permission denied: the folder cannot be read, its videos were not extracted; make it "
+    "readable (chmod a+rx) and rerun"
+)
+
+
+def failure_lines(summary: RunSummary) -> list[str]:
+    """Lines of the failures file: ``video<TAB>reason``, then ``folder/<TAB>reason`` for every
+    unreadable folder."""
+    lines = [f"{rel}\t{why}" for rel, why in sorted(summary.failed.items())]
+    return lines + [f"{folder}\t{UNREADABLE_FOLDER}" for folder in summary.unreadable]
 
 
 class BufferPool:
@@ -225,24 +248,22 @@ def write_video(
         save_json(layout.manifest_path(modality, job), m)
 
 
-def _forget(layout: OutputLayout, modality: str, job: VideoJob) -> None:
-    """Before redoing a video: drop its manifest (so a crash mid-rewrite cannot leave an old
-    manifest over new files) and temporaries a killed run left."""
-    layout.manifest_path(modality, job).unlink(missing_ok=True)
-    for tmp in layout.stale_temporaries(modality, job):
-        tmp.unlink(missing_ok=True)
-
-
 @dataclass(frozen=True)
 class Plan:
     """This rank's work: videos to extract (with the modalities each still needs), videos
-    already complete, why existing outputs are redone, and the size of the whole listing."""
+    already complete, why existing outputs are redone, the old files to delete before redoing
+    them (:func:`iefvad.extract_layout.stale_outputs`), videos whose valid old outputs stay
+    until replaced, and the size of the whole listing."""
 
     todo: list[tuple[VideoJob, tuple[str, ...]]]
     complete: list[VideoJob]
     redo: dict[str, str]
     listed: int
     layout: OutputLayout
+    remove: dict[str, list[Path]] = field(default_factory=dict)
+    kept: frozenset[tuple[str, str]] = frozenset()
+    """``(video, modality)`` pairs whose old outputs stay valid through a redo."""
+    unreadable: list[str] = field(default_factory=list)
 
 
 def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
@@ -251,21 +272,25 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
         if m not in encoders.modalities:
             raise ExtractError(f"an output root is set for {m} features but no {m} encoder")
     layout = OutputLayout({m: Path(p) for m, p in cfg.roots.items()})
-    jobs = discover_videos(cfg.video_dir, cfg.class_folders, cfg.video_list)
+    found = scan_videos(cfg.video_dir, cfg.class_folders, cfg.video_list)
+    jobs = found.jobs
     todo: list[tuple[VideoJob, tuple[str, ...]]] = []
     complete: list[VideoJob] = []
     redo: dict[str, str] = {}
+    remove: dict[str, list[Path]] = {}
+    kept: set[tuple[str, str]] = set()
     for job in shard(jobs, cfg.rank, cfg.world):
         reasons = {}
         for m in cfg.roots:
-            settings = settings_of(m, encoders, cfg)
-            why = (
-                "overwrite"
-                if cfg.overwrite
-                else completion(layout, m, job, settings, cfg.opts.crops)
+            why = completion(layout, m, job, settings_of(m, encoders, cfg), cfg.opts.crops)
+            if why is None and not cfg.overwrite:
+                continue
+            reasons[m] = "overwrite" if cfg.overwrite else why
+            remove.setdefault(job.rel, []).extend(
+                stale_outputs(layout, m, job, why, cfg.opts.crops)
             )
-            if why is not None:
-                reasons[m] = why
+            if why in KEEP_REASONS:
+                kept.add((job.rel, m))
         if not reasons:
             complete.append(job)
             continue
@@ -273,7 +298,28 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
         real = {m: w for m, w in reasons.items() if w != "missing"}
         if real:
             redo[job.rel] = "; ".join(f"{m}: {w}" for m, w in real.items())
-    return Plan(todo, complete, redo, len(jobs), layout)
+    remove = {rel: paths for rel, paths in remove.items() if paths}
+    return Plan(todo, complete, redo, len(jobs), layout, remove, frozenset(kept), found.unreadable)
+
+
+def remove_stale(p: Plan) -> None:
+    """Delete the old outputs of the videos about to be redone that are not valid for this run
+    (see :func:`iefvad.extract_layout.stale_outputs`): if a redo fails, none of them is left
+    looking complete."""
+    for rel, paths in p.remove.items():
+        for path in paths:
+            path.unlink(missing_ok=True)
+        log.debug("%s: removed %d stale outputs before redoing it", rel, len(paths))
+
+
+def _discard_failed(p: Plan, cfg: RunConfig, job: VideoJob, mods: tuple[str, ...]) -> None:
+    """A video failed: unless its old outputs are still valid (:attr:`Plan.kept`), remove the
+    feature files of the run's crops that have no manifest (left from before the run, or half
+    written now), so that nothing of it looks usable."""
+    for m in mods:
+        if (job.rel, m) not in p.kept and not p.layout.manifest_path(m, job).exists():
+            for c in cfg.opts.crops:
+                p.layout.feature_path(m, job, c).unlink(missing_ok=True)
 
 
 def _decode_worker(
@@ -343,11 +389,24 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
     Writes features and manifests under ``cfg.roots``, and in each root the failures file
     (``video<TAB>reason`` lines, rewritten each run) and a JSON summary. Returns the summary;
     KeyboardInterrupt is caught, recorded (``interrupted``) and the outputs so far are kept.
+    Before anything is decoded: every output folder is created and probed for writing, and the
+    roots are locked against a second run (:class:`iefvad.extract_layout.RunLock`); either
+    failing raises :class:`ExtractError`.
     """
     t0 = time.perf_counter()
+    check_output_folders(cfg.roots.values())
+    with RunLock(cfg.roots.values(), cfg.rank, cfg.world):
+        return _extract_locked(cfg, encoders, t0)
+
+
+def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary:
     p = plan(cfg, encoders)
+    check_output_folders(p.layout.folder(m, job) for job, mods in p.todo for m in mods)
     summary = RunSummary(
-        total=len(p.todo) + len(p.complete), skipped=[j.rel for j in p.complete], redone=p.redo
+        total=len(p.todo) + len(p.complete),
+        skipped=[j.rel for j in p.complete],
+        redone=p.redo,
+        unreadable=p.unreadable,
     )
     log.info(
         "shard %d/%d (%s videos of %d listed): %d complete, %d to extract",
@@ -375,12 +434,11 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
     subsets: dict[tuple[str, ...], Encoders] = {}
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iefvad-writer")
     writes: dict[str, Future] = {}
+    jobs_of: dict[str, tuple[VideoJob, tuple[str, ...]]] = {}
     parts: dict[int, dict[str, dict[int, list[torch.Tensor]]]] = {}
     finished = 0
     try:
-        for job, mods in order:
-            for m in mods:
-                _forget(p.layout, m, job)
+        remove_stale(p)
         for t in threads:
             t.start()
         while finished < len(order):
@@ -421,13 +479,19 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
             finished += 1
             progress.video_done()
             if err is not None:
-                summary.failed[job.rel] = err.reason
+                _discard_failed(p, cfg, job, mods)
+                summary.failed[job.rel] = err.reason + (
+                    "; its previous outputs (same video and settings) are kept"
+                    if all((job.rel, m) in p.kept for m in mods)
+                    else ""
+                )
                 log.warning("skipped %s: %s", job.video, err.reason)
                 continue
             assert acc is not None  # a video without error has at least one group
             features = {m: {c: torch.cat(acc[m][c]).numpy() for c in cfg.opts.crops} for m in mods}
             manifests = {m: _manifest(m, job, info, encoders, cfg, p.layout) for m in mods}
             writes[job.rel] = writer.submit(write_video, p.layout, job, features, manifests)
+            jobs_of[job.rel] = (job, mods)
     except KeyboardInterrupt:
         summary.interrupted = True
         log.warning("interrupted; outputs written so far are complete, rerun to resume")
@@ -442,6 +506,7 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
                 summary.done.append(rel)
             else:
                 summary.failed[rel] = f"cannot write outputs: {type(err).__name__}: {err}"
+                _discard_failed(p, cfg, *jobs_of[rel])
         summary.frames, summary.images = progress.frames, progress.images
         summary.seconds = time.perf_counter() - t0
         _write_reports(cfg, summary)
@@ -464,8 +529,7 @@ def _write_reports(cfg: RunConfig, summary: RunSummary) -> None:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / failures_name(cfg.rank, cfg.world), "w") as f:
-            for rel, why in sorted(summary.failed.items()):
-                f.write(f"{rel}\t{why}\n")
+            f.writelines(line + "\n" for line in failure_lines(summary))
         save_json(root / summary_name(cfg.rank, cfg.world), summary.to_json())
 
 
@@ -488,14 +552,14 @@ def gather_summaries(summary: RunSummary, cfg: RunConfig) -> RunSummary | None:
         total.skipped += p["skipped"]
         total.redone.update(p["redone"])
         total.failed.update(p["failed"])
+        total.unreadable = sorted({*total.unreadable, *p.get("unreadable", [])})
         total.frames += p["frames"]
         total.images += p["images"]
         total.seconds = max(total.seconds, p["seconds"])
         total.interrupted |= p["interrupted"]
     for root in cfg.roots.values():
         with atomic_write(Path(root) / failures_name(0, 1), "w") as f:
-            for rel, why in sorted(total.failed.items()):
-                f.write(f"{rel}\t{why}\n")
+            f.writelines(line + "\n" for line in failure_lines(total))
     return total
 
 

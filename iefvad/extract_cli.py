@@ -13,8 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network for weig
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -39,8 +40,40 @@ def parse_crops(text: str) -> tuple[int, ...]:
             f"crops like 0-9 or 0,5 expected, found {text!r}"
         ) from None
     if not out or any(not 0 <= c <= 9 for c in out):
-        raise argparse.ArgumentTypeError(f"crops must lie in 0..9, found {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"crops must lie in 0..9 (a range A-B with A <= B), found {text!r}"
+        )
     return tuple(sorted(out))
+
+
+def _number(text: str, kind: type, ok: Callable[[float], bool], allowed: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value != value or not ok(value):  # value != value: NaN
+        raise argparse.ArgumentTypeError(f"expected {allowed}, found {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (batch sizes, workers, threads)."""
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def event_threshold(text: str) -> float:
+    """An event threshold in gray levels, 0 <= t < 255."""
+    return _number(text, float, lambda v: 0 <= v < 255, "gray levels 0 <= t < 255 (released: 10)")
+
+
+def positive_float(text: str) -> float:
+    """A number > 0."""
+    return _number(text, float, lambda v: 0 < v < float("inf"), "a number > 0")
+
+
+def fraction(text: str) -> float:
+    """A fraction 0 <= f < 1."""
+    return _number(text, float, lambda v: 0 <= v < 1, "a fraction 0 <= f < 1 (default 0.02)")
 
 
 def build_parser(dataset: str | None = None, modality: str | None = None, compat: bool = False):
@@ -75,7 +108,8 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     g.add_argument(
         "--out_root",
         default=None,
-        help="write <out_root>/rgb and <out_root>/<event tree> (event_thr_10, event)",
+        help="write <out_root>/rgb and <out_root>/<event tree> (event_thr_10, ShanghaiTech "
+        "event; event_thr_<threshold> for another --threshold)",
     )
     g.add_argument("--image_save_dir", default=None, help="image feature tree (overrides)")
     g.add_argument("--event_save_dir", default=None, help="event feature tree (overrides)")
@@ -146,14 +180,21 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         choices=TAILS,
         help="frame-count rule: reference (s.2.4), full (every full snippet), pad",
     )
-    r.add_argument("--threshold", type=float, default=10.0, help="event threshold (gray levels)")
+    r.add_argument(
+        "--threshold",
+        type=event_threshold,
+        default=10.0,
+        help="event threshold (gray levels, 0..255); names the event tree event_thr_<threshold>",
+    )
     r.add_argument(
         "--event_norm",
         default="group",
         choices=EVENT_NORMS,
         help="count-map normalisation: group of 32 snippets (reference) or snippet",
     )
-    r.add_argument("--clamp", type=float, default=16.0, help="seed flag: clamp counts (no-op >=15)")
+    r.add_argument(
+        "--clamp", type=positive_float, default=16.0, help="seed flag: clamp counts (no-op >=15)"
+    )
     if compat:
         r.add_argument("--chunk_size", type=int, default=16, help="seed flag: must be 16")
 
@@ -171,7 +212,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         )
         s.add_argument(
             "--images_per_batch",
-            type=int,
+            type=positive_int,
             default=None,
             help="images per forward pass (default 256 on CUDA, 32 on CPU)",
         )
@@ -180,12 +221,12 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
             "--batch_size",
             "--images_per_batch",
             dest="images_per_batch",
-            type=int,
+            type=positive_int,
             default=None,
             help="images per forward pass (default 256 CUDA, 32 CPU)",
         )
     s.add_argument(
-        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="decode threads"
+        "--workers", type=positive_int, default=min(4, os.cpu_count() or 1), help="decode threads"
     )
     s.add_argument(
         "--compile",
@@ -194,7 +235,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     )
     s.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch CPU threads (default on CPU: cores minus --workers, at least 1)",
     )
@@ -213,7 +254,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     )
     o.add_argument(
         "--truncation_tolerance",
-        type=float,
+        type=fraction,
         default=0.02,
         help="fraction of reported frames a video may lack before it counts truncated",
     )
@@ -259,6 +300,20 @@ def _roots(args: argparse.Namespace, modalities: tuple[str, ...], event_tree: st
             )
     if len(set(roots.values())) < len(roots):
         raise ExtractError(f"image and event features would share the folder {roots['image']}")
+    named = (
+        re.fullmatch(r"event_thr_(\d+(?:\.\d+)?)", roots["event"].name)
+        if "event" in roots
+        else None
+    )
+    if named and float(named[1]) != args.threshold:
+        log.warning(
+            "the event features of --threshold %g go to %s, a folder named for threshold %s; "
+            "name it event_thr_%g (or use --out_root) so that no one reads them as the other's",
+            args.threshold,
+            roots["event"],
+            named[1],
+            args.threshold,
+        )
     return roots
 
 
@@ -318,7 +373,13 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         run_extraction,
     )
     from iefvad.extract_core import Encoders, RecipeOptions
-    from iefvad.extract_layout import ExtractError, parse_shard, shard_from_env
+    from iefvad.extract_layout import (
+        ExtractError,
+        check_output_folders,
+        event_tree_name,
+        parse_shard,
+        shard_from_env,
+    )
 
     spec = get_spec(dataset)
     if not Path(args.video_dir).expanduser().is_dir():
@@ -354,7 +415,9 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     clip_model = clip_model or "ViT-L-14"
 
     opts = RecipeOptions(args.crops, args.tail, args.threshold, args.event_norm, args.clamp)
-    roots = _roots(args, modalities, spec.event_dir)
+    roots = _roots(args, modalities, event_tree_name(spec.event_dir, args.threshold))
+    if not args.dry_run:  # before the weights load: a read-only folder fails in a second
+        check_output_folders(roots.values())
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     if args.shard:

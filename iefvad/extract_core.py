@@ -32,6 +32,7 @@ import torch
 
 from iefvad.datasets import SNIPPET_FRAMES
 from iefvad.encoders import Encoder
+from iefvad.errors import UserInputError
 from iefvad.events import (
     DEFAULT_CLAMP,
     DEFAULT_THRESHOLD,
@@ -59,6 +60,10 @@ from iefvad.video import (
 MODALITIES: tuple[str, ...] = ("image", "event")
 
 
+class RecipeError(UserInputError):
+    """An option of the recipe or of the encoders is out of range (the message says which)."""
+
+
 @dataclass(frozen=True)
 class RecipeOptions:
     """What to compute; the defaults are the reference recipe (REFERENCE.md sections 2-3)."""
@@ -73,16 +78,18 @@ class RecipeOptions:
     def __post_init__(self) -> None:
         crops = tuple(sorted({int(c) for c in self.crops}))
         if not crops or any(not 0 <= c < NUM_CROPS for c in crops):
-            raise ValueError(f"crops must be a non-empty subset of 0..9, found {self.crops}")
+            raise RecipeError(f"crops must be a non-empty subset of 0..9, found {self.crops}")
         object.__setattr__(self, "crops", crops)
         if self.tail not in TAILS:
-            raise ValueError(f"tail must be one of {', '.join(TAILS)}, found {self.tail!r}")
+            raise RecipeError(f"tail must be one of {', '.join(TAILS)}, found {self.tail!r}")
         if self.event_norm not in EVENT_NORMS:
-            raise ValueError(
+            raise RecipeError(
                 f"event_norm must be one of {', '.join(EVENT_NORMS)}, found {self.event_norm!r}"
             )
         if not 0 <= self.threshold < 255:
-            raise ValueError(f"threshold must be in [0, 255), found {self.threshold}")
+            raise RecipeError(f"threshold must be in [0, 255) gray levels, found {self.threshold}")
+        if not self.clamp > 0:
+            raise RecipeError(f"clamp must be > 0 (the reference: 16), found {self.clamp}")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "crops": list(self.crops)}
@@ -114,7 +121,7 @@ class Encoders:
                     f"image encoder on {self.image.device}, event encoder on {self.event.device}"
                 )
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, found {self.batch_size}")
+            raise RecipeError(f"batch_size must be >= 1, found {self.batch_size}")
 
     @property
     def device(self) -> torch.device:
@@ -331,7 +338,7 @@ def iter_snippet_features(
     last frame.
     """
     if group_snippets < 1:
-        raise ValueError(f"group_snippets must be >= 1, found {group_snippets}")
+        raise RecipeError(f"group_snippets must be >= 1, found {group_snippets}")
     size = group_snippets * SNIPPET_FRAMES
     buf = np.empty((size, RESIZE_H, RESIZE_W, 3), np.uint8)
     n = 0

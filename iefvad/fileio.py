@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,26 +14,54 @@ from typing import IO, Any
 
 import numpy as np
 
+_TMP_ATTEMPTS = 100
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """Create ``folder/.<name>.<random>.tmp`` exclusively, with mode 0666 filtered by the
+    umask (or the folder's default ACL) as for any ``open(path, 'w')``: ``tempfile.mkstemp``
+    would make it 0600, and the rename would carry that mode over to the output."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    for _ in range(_TMP_ATTEMPTS):
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {name} in {folder}")
+
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; rename it over ``path`` only on success.
 
     The temporary name starts with ``.`` and ends with ``.tmp`` so that globs for outputs
-    (``*.npy``) never match it.
+    (``*.npy``) never match it. The output's permissions honour the umask (0644 under the
+    usual 022), like a plainly written file's.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path.parent, path.name)
     try:
-        with os.fdopen(fd, mode) as f:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def probe_writable(folder: str | os.PathLike[str]) -> None:
+    """Create ``folder`` (with its parents) if needed, then a file in it, and remove that file:
+    raises the ``OSError`` (permission denied, read-only file system...) a write would meet."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temporary(folder, "iefvad-write-probe")
+    os.close(fd)
+    tmp.unlink()
 
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

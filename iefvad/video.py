@@ -14,6 +14,7 @@ device; the pipeline's path).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ class VideoError(Exception):
     """A video cannot be used: unreadable, empty, truncated or too short.
 
     ``reason`` is a short human sentence (it goes to the failures file); ``kind`` is one of
-    ``missing``, ``empty``, ``unreadable``, ``truncated``, ``too_short``.
+    ``missing``, ``permission``, ``empty``, ``unreadable``, ``truncated``, ``too_short``.
     """
 
     def __init__(self, path: str | os.PathLike[str], kind: str, reason: str) -> None:
@@ -252,9 +253,24 @@ def group_frames(
 def open_video(path: str | os.PathLike[str]) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open ``path`` with OpenCV; raise :class:`VideoError` when it cannot be opened."""
     p = Path(path)
-    if not p.is_file():
-        raise VideoError(path, "missing", "file does not exist")
-    if p.stat().st_size == 0:
+    try:  # OpenCV says "cannot open" for every reason: find out first
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise VideoError(path, "missing", "not a regular file (a folder, pipe or device)")
+        with open(p, "rb"):
+            size = st.st_size
+    except FileNotFoundError:
+        raise VideoError(path, "missing", "file does not exist") from None
+    except PermissionError:
+        raise VideoError(
+            path,
+            "permission",
+            "permission denied: this user cannot read the file; make it readable (chmod a+r, "
+            "and a+x on its folders) or run as a user who can read it",
+        ) from None
+    except OSError as e:
+        raise VideoError(path, "unreadable", f"cannot read the file: {e.strerror}") from None
+    if size == 0:
         raise VideoError(path, "empty", "empty file (0 bytes)")
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():

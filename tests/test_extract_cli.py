@@ -41,6 +41,7 @@ def _npys(root: Path) -> dict[str, np.ndarray]:
     return {str(p.relative_to(root)): np.load(p) for p in sorted(root.rglob("*.npy"))}
 
 
+@pytest.mark.slow
 def test_seed_front_ends_run_without_installation(tmp_path, monkeypatch, caplog) -> None:
     v = tmp_path / "videos"
     write_video(v / "Abuse" / "x.mp4", 40, (31, 23))
@@ -119,6 +120,7 @@ def test_bad_options_are_rejected_with_what_to_do(tmp_path, capsys) -> None:
     assert "1 videos listed; this shard: 1, 0 complete, 1 to extract" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_clean_result(tmp_path) -> None:
     v = tmp_path / "videos"
     for i in range(6):
@@ -153,6 +155,7 @@ def test_a_killed_run_resumes_to_the_clean_result(tmp_path) -> None:
     assert not list(killed.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_shard_without_overlap_or_gap(tmp_path) -> None:
     v = tmp_path / "videos"
     names = []
