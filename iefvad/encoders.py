@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,33 +211,174 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
 
 
-def read_weights_file(path: str | os.PathLike[str]) -> Any:
+def safe_weight_globals() -> list[Any]:
+    """What real CLIP / event-CLIP checkpoints pickle besides tensors, allowed in the
+    ``weights_only`` load: training arguments (``argparse.Namespace``) and numpy scalars,
+    arrays and dtypes (under numpy 1's ``numpy.core`` and numpy 2's ``numpy._core`` names).
+    None of these can run code while unpickled."""
+    import argparse
+
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    out: list[Any] = [argparse.Namespace, np.ndarray, np.dtype]
+    for name in ("scalar", "_reconstruct"):
+        fn = getattr(core.multiarray, name)
+        out += [(fn, f"numpy.core.multiarray.{name}"), (fn, f"numpy._core.multiarray.{name}")]
+    dtype_classes = {type(np.dtype(t)) for t in set(np.sctypeDict.values())}
+    out += sorted(dtype_classes - {np.dtype}, key=lambda c: c.__name__)
+    return out
+
+
+class UnsafeWeightsError(EncoderError):
+    """A weights file holds pickled objects that could run code; not loaded."""
+
+
+TRUST_FLAG = "--trust_weights_file"
+_UNSAFE_HINTS = ("Unsupported global", "is blocked", "Can only create new object", "Can only build")
+
+
+def _reason(err: BaseException) -> str:
+    """The unpickler's own message inside torch's generic ``Weights only load failed...``."""
+    inner = err.__cause__ or err.__context__
+    msg = str(inner if inner is not None and str(inner).strip() else err)
+    if "WeightsUnpickler error:" in msg:
+        msg = msg.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    msg = " ".join(msg.split())
+    return msg or type(err).__name__
+
+
+def _resolvable(name: str) -> bool:
+    """Whether ``module.attr`` names something importable (a cut-off name does not)."""
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except Exception:  # noqa: BLE001 - any import failure means "not this prefix"
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return name in dir(__import__("builtins"))
+
+
+def _unsafe_globals(path: Path, err: BaseException) -> list[str]:
+    """The globals of ``path`` the safe load refused: read off the pickle when it is a
+    ``torch.save`` zip, else from torch's message; ``[]`` when ``err`` is not about that
+    (or names only things that do not exist: a cut-off file)."""
+    msg = str(err)
+    if not any(h in msg for h in _UNSAFE_HINTS):
+        return []
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - legacy format: fall back to the message
+        found = []
+    if not found:
+        found = re.findall(r"GLOBAL (\S+)", msg) or [_reason(err)[:200]]
+    if not any(_resolvable(n) for n in found):
+        return []
+    return sorted(set(found))
+
+
+def _unreadable(path: Path, size: int, err: BaseException) -> EncoderError:
+    """The error of a file that is neither a checkpoint nor complete, with the reason."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    msg = _reason(err)
+    cut = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+    if cut:  # a GLOBAL name cut short: see _unsafe_globals
+        msg = f"its pickle names {cut.group(1)}, which does not exist"
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        why = (
+            f"is truncated: a zip archive (torch.save / TorchScript) of {size} bytes without its "
+            "end (central directory). An interrupted download or copy? Fetch the file again"
+        )
+    elif (
+        isinstance(err.__context__ or err, EOFError)
+        or "truncated" in msg
+        or "Ran out of input" in msg
+        or cut is not None
+    ):
+        why = (
+            f"ends early or is damaged ({size} bytes; {msg[:200]}): truncated by an interrupted "
+            "download or copy? Fetch the file again"
+        )
+    else:
+        why = (
+            f"cannot be read ({msg[:200]}): expected a TorchScript archive, a torch.save'd "
+            "state_dict/checkpoint or a .safetensors file"
+        )
+    return EncoderError(f"weights file {path} {why}")
+
+
+def read_weights_file(path: str | os.PathLike[str], trust: bool = False) -> Any:
     """Load a checkpoint file: TorchScript archive, ``torch.save`` pickle or safetensors.
 
-    Pickles are read with ``weights_only=True`` first; a file holding other Python objects
-    (training arguments, ...) is then read in full with a log line, as the reference did.
+    Pickles are read with ``weights_only=True`` and :func:`safe_weight_globals` allowed; a file
+    holding other objects raises :class:`UnsafeWeightsError` naming them and the
+    ``--trust_weights_file`` flag, unless ``trust`` (then it is unpickled in full, with a
+    warning). TorchScript archives (OpenAI's ``ViT-L-14.pt``) go through ``torch.jit.load``,
+    which reads TorchScript, not arbitrary Python pickles. Empty and truncated files get an
+    :class:`EncoderError` saying so.
     """
     path = Path(path)
     if not path.is_file():
         raise EncoderError(f"weights file {path} does not exist; check the path you passed")
+    size = path.stat().st_size
+    if size == 0:
+        raise EncoderError(
+            f"weights file {path} is empty (0 bytes): an interrupted download or copy? "
+            "Fetch the file again"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    if _is_torchscript(path):
-        return torch.jit.load(str(path), map_location="cpu").state_dict()
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as first:  # noqa: BLE001 - retried below, reported if that fails too
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001
+            return load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - SafetensorError and OSError
             raise EncoderError(
-                f"cannot read weights file {path}: {e} (expected a TorchScript archive, a "
-                "torch.save'd state_dict/checkpoint or a .safetensors file)"
-            ) from first
-        log.info("%s holds pickled objects besides tensors; read in full (trusted file)", path)
-        return obj
+                f"weights file {path} is not a complete .safetensors file ({size} bytes; {e}): "
+                "truncated by an interrupted download or copy? Fetch it again"
+            ) from e
+    if _is_torchscript(path):
+        try:
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+        except Exception as e:  # noqa: BLE001
+            raise _unreadable(path, size, e) from e
+    allowed = safe_weight_globals()
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - sorted below
+        with torch.serialization.safe_globals(allowed):
+            unsafe = _unsafe_globals(path, e)
+        if not unsafe:
+            raise _unreadable(path, size, e) from e
+        first = e
+    names = ", ".join(unsafe)
+    if not trust:
+        raise UnsafeWeightsError(
+            f"weights file {path} holds pickled Python objects besides weights ({names}); "
+            "unpickling them can run arbitrary code, so the file was not loaded. If it comes "
+            f"from a source you trust, pass {TRUST_FLAG} to load it in full; otherwise keep "
+            "only its tensors (torch.save(state_dict)) or use a .safetensors file"
+        ) from first
+    log.warning(
+        "%s: unpickling %s in full (it holds %s). A crafted weights file can execute "
+        "arbitrary code on this machine: use this flag only for files you trust",
+        TRUST_FLAG,
+        path,
+        names,
+    )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise _unreadable(path, size, e) from e
 
 
 def state_dict_of(obj: Any, path: str | os.PathLike[str] = "<memory>") -> dict[str, torch.Tensor]:
@@ -528,6 +670,7 @@ __all__ = [
     "ARCHS",
     "Encoder",
     "EncoderError",
+    "UnsafeWeightsError",
     "VisionArch",
     "arch_from_state_dict",
     "build_vision",
@@ -536,6 +679,7 @@ __all__ = [
     "load_encoder",
     "random_encoder",
     "read_weights_file",
+    "safe_weight_globals",
     "resolve_device",
     "resolve_precision",
     "state_dict_of",
