@@ -11,9 +11,12 @@ Accepted weights (``load_encoder``):
   or ``.safetensors``): OpenAI-layout keys are handled as above; other architectures are built
   by ``open_clip.create_model(clip_model, pretrained=path)``.
 
-Only the vision tower is kept. Without a file, the OpenAI weights of ``clip_model`` are looked
-up in open_clip's local caches (``~/.cache/clip`` and the Hugging Face cache), never downloaded.
-``random_init`` builds the architecture with seeded random weights (tests, demo).
+Only the vision tower is kept. Without a file, the weights come from the standard caches or
+are downloaded into them (:mod:`iefvad.weights`): open_clip's pretrained ``clip_model``
+(``openai`` by default) for images, the event-CLIP repository on the Hugging Face Hub for
+events. Pickled files are read with ``weights_only=True`` and a short allow-list
+(:func:`safe_weight_globals`); anything else needs ``--trust_weights_file``.
+``random_init`` builds the architecture with seeded random weights (tests, demo; offline).
 
 Every encoder carries a fingerprint: a hash of its weights (not of the file), so the same
 weights in any file format give the same fingerprint.
@@ -33,17 +36,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from iefvad.errors import UserInputError
+from iefvad.weights import EncoderError, WeightsOptions, fetch_clip, fetch_event_clip
 
 log = logging.getLogger(__name__)
 
 OPENAI_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 EVENT_CLIP_PREFIX = "encoder_k."
-EVENT_CLIP_HINT = (
-    "the event-CLIP weights (event_vitl.pt) of the seed README: "
-    "https://huggingface.co/Eavn/event-clip or https://github.com/EavnJeong/Event_Modality_Application"
-)
 
 Precision = Literal["fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
@@ -52,10 +51,6 @@ _DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
     "bf16": torch.bfloat16,
 }
-
-
-class EncoderError(UserInputError):
-    """Weights are missing or cannot be turned into an encoder; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +102,9 @@ class Encoder:
     random_init: bool = False
     arch: str = ""
     """Human description of the architecture."""
+    origin: dict[str, str] | None = None
+    """Cache or hub the weights were fetched from (:attr:`iefvad.weights.Fetched.origin`);
+    None for files passed by path and random weights."""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     _mean_t: torch.Tensor | None = field(default=None, init=False, repr=False)
@@ -168,6 +166,7 @@ class Encoder:
             "fingerprint": self.fingerprint,
             "random_init": self.random_init,
             "arch": self.arch,
+            "origin": self.origin,
             "embed_dim": self.embed_dim,
             "normalise": None if self.mean is None else {"mean": self.mean, "std": self.std},
         }
@@ -506,14 +505,19 @@ def _from_openai_resnet(sd: dict[str, torch.Tensor], source: str, normalise: boo
     return _wrap(visual, dim, int(visual.image_size), source, "OpenAI ResNet", normalise)
 
 
-def _from_open_clip(name: str, path: str, normalise: bool) -> Encoder:
+def _from_open_clip(
+    name: str, path: str | None, normalise: bool, source: str | None = None
+) -> Encoder:
+    """``open_clip.create_model(name, pretrained=path)`` (``path`` None: ``name`` is a
+    ``local-dir:`` folder holding config and weights); its image tower."""
     import open_clip
 
+    source = source or str(path)
     try:
         model = open_clip.create_model(name, pretrained=path, device="cpu")
     except Exception as e:  # noqa: BLE001 - open_clip raises many kinds
         raise EncoderError(
-            f"open_clip could not load {path} as model {name!r}: {e}. Pass the architecture "
+            f"open_clip could not load {source} as model {name!r}: {e}. Pass the architecture "
             "with --clip_model (see open_clip.list_models()), or an OpenAI-format file"
         ) from e
     visual = model.visual.eval()
@@ -522,7 +526,7 @@ def _from_open_clip(name: str, path: str, normalise: bool) -> Encoder:
     dim = int(getattr(visual, "output_dim", 0) or model.text_projection.shape[-1])
     mean = tuple(getattr(visual, "image_mean", OPENAI_MEAN))
     std = tuple(getattr(visual, "image_std", OPENAI_STD))
-    enc = _wrap(visual, dim, size, path, f"open_clip {name}", normalise)
+    enc = _wrap(visual, dim, size, source, f"open_clip {name}", normalise)
     if normalise:
         enc.mean, enc.std = mean, std
     return enc
@@ -562,38 +566,6 @@ def random_encoder(
     return enc
 
 
-def cached_openai_weights(model_name: str = "ViT-L-14") -> tuple[Path | None, list[str]]:
-    """The OpenAI weights of ``model_name`` in open_clip's local caches, without network.
-
-    Returns ``(path or None, places looked at)``.
-    """
-    from open_clip.pretrained import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(model_name, "openai") or {}
-    looked: list[str] = []
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        repo = hub.rstrip("/").split("/")
-        repo_id = "/".join(repo[:2])
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:  # pragma: no cover - huggingface_hub comes with open_clip
-            try_to_load_from_cache = None
-        for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-            looked.append(f"Hugging Face cache {repo_id}/{fname}")
-            if try_to_load_from_cache is not None:
-                found = try_to_load_from_cache(repo_id, fname)
-                if isinstance(found, str) and os.path.isfile(found):
-                    return Path(found), looked
-    url = cfg.get("url", "")
-    if url:
-        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
-        looked.append(str(local))
-        if local.is_file():
-            return local, looked
-    return None, looked
-
-
 def load_encoder(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -603,16 +575,21 @@ def load_encoder(
     random_init: bool = False,
     seed: int | None = None,
     random_arch: str | None = None,
+    weights: WeightsOptions | None = None,
 ) -> Encoder:
     """Build the image (``kind='image'``) or event (``kind='event'``) encoder.
 
-    ``path``: weights file (see the module doc); ``clip_model``: open_clip architecture name for
-    the cache fallback, for open_clip checkpoints that are not in OpenAI layout, and for
-    ``random_init`` (unless ``random_arch`` names one of :data:`ARCHS`). Image encoders apply
-    the CLIP mean/std, event encoders do not. Random weights use ``seed`` (default 0 for image,
-    1 for event, so the two towers differ).
+    ``path``: weights file (see the module doc); without one the weights come from the caches
+    or a download (:mod:`iefvad.weights`: open_clip's ``clip_model``/``weights.pretrained``
+    for images, the event-CLIP repository for events). ``clip_model``: open_clip architecture
+    name for that, for open_clip checkpoints that are not in OpenAI layout, and for
+    ``random_init`` (unless ``random_arch`` names one of :data:`ARCHS`). ``weights``: download,
+    offline and trust options (default :class:`~iefvad.weights.WeightsOptions`). Image
+    encoders apply the CLIP mean/std, event encoders do not. Random weights use ``seed``
+    (default 0 for image, 1 for event, so the two towers differ) and never touch the network.
     """
     normalise = kind == "image"
+    opts = weights or WeightsOptions()
     if random_init:
         name = random_arch or clip_model
         if name not in ARCHS:
@@ -620,30 +597,36 @@ def load_encoder(
                 f"--random_init builds one of {', '.join(ARCHS)}; found architecture {name!r}"
             )
         return random_encoder(name, seed if seed is not None else int(kind == "event"), normalise)
+    origin: dict[str, str] | None = None
     if path is None:
-        if kind == "event":
-            raise EncoderError(
-                "event features need the event-CLIP weights: download "
-                f"{EVENT_CLIP_HINT} and pass the file with --event_clip_ckpt "
-                "(or, in the *_gen_event.py scripts, --clip_ckpt); --random_init for a test run"
-            )
-        found, looked = cached_openai_weights(clip_model)
-        if found is None:
-            from open_clip.pretrained import get_pretrained_url
+        fetched = (
+            fetch_event_clip(clip_model, opts) if kind == "event" else fetch_clip(clip_model, opts)
+        )
+        log.info("%s weights %s (%s)", kind, fetched.path, fetched.origin)
+        path, origin = fetched.path, fetched.origin
+        if fetched.layout == "local-dir":
+            enc = _from_open_clip(f"local-dir:{fetched.path.parent}", None, normalise, str(path))
+            enc.origin = origin
+            return enc
+        if fetched.layout == "open_clip":
+            clip_format = "open_clip"
+    enc = _from_file(Path(path), clip_model, clip_format, normalise, opts.trust_file)
+    enc.origin = origin
+    return enc
 
-            url = get_pretrained_url(clip_model, "openai") or "the OpenAI CLIP weights"
-            raise EncoderError(
-                f"no CLIP weights given and none cached for {clip_model}/openai (looked in: "
-                f"{'; '.join(looked) or 'nothing: unknown model'}). This tool never downloads: "
-                f"fetch {url} on a machine with network access and pass it with --clip_ckpt "
-                "PATH (or put it in ~/.cache/clip/); --random_init for a test run"
-            )
-        log.info("using cached OpenAI %s weights %s", clip_model, found)
-        path = found
+
+def _from_file(
+    path: Path, clip_model: str, clip_format: str, normalise: bool, trust: bool
+) -> Encoder:
     src = str(path)
+    if clip_model.startswith("hf-hub:") and clip_format == "open_clip":
+        raise EncoderError(
+            f"--clip_model {clip_model} takes its weights from that repository, not from {src}: "
+            "with a weights file pass the architecture name (e.g. --clip_model ViT-L-14)"
+        )
     if clip_format == "open_clip":
         return _from_open_clip(clip_model, src, normalise)
-    sd = state_dict_of(read_weights_file(path), src)
+    sd = state_dict_of(read_weights_file(path, trust=trust), src)
     vis = visual_state_dict(sd)
     if vis is not None:
         return _from_openai_layout(sd, vis, src, normalise)
@@ -654,7 +637,7 @@ def load_encoder(
             f"weights {src}: not in OpenAI CLIP layout (no visual.conv1.weight / visual.proj); "
             f"found keys such as {', '.join(list(sd)[:5])}"
         )
-    return _from_open_clip(clip_model, src, normalise)
+    return _from_file(path, clip_model, "open_clip", normalise, trust)
 
 
 def encoder_summary(enc: Encoder) -> dict[str, Any]:
@@ -674,7 +657,6 @@ __all__ = [
     "VisionArch",
     "arch_from_state_dict",
     "build_vision",
-    "cached_openai_weights",
     "fingerprint_module",
     "load_encoder",
     "random_encoder",
