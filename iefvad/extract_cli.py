@@ -7,16 +7,13 @@ failures file and the summary); 2 bad options, folders or weights; 130 interrupt
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network for weights
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 log = logging.getLogger("iefvad.extract")
 
@@ -49,6 +46,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     from iefvad.encoders import ARCHS, PRECISIONS
     from iefvad.events import EVENT_NORMS
     from iefvad.video import TAILS
+    from iefvad.weights import add_weights_flags
 
     event_only = modality == "event"
     p = argparse.ArgumentParser(
@@ -99,19 +97,22 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         "the seed script"
         if event_only and compat
         else "CLIP image weights: OpenAI TorchScript/state_dict or open_clip checkpoint; default: "
-        "open_clip's local cache of --clip_model/openai"
+        "--clip_model/--clip_pretrained from the caches, else downloaded"
     )
     w.add_argument("--clip_ckpt", default=None, help=ckpt_help)
     if not (event_only and compat):
         w.add_argument(
             "--event_clip_ckpt",
             default=None,
-            help="event-CLIP checkpoint ({'checkpoint': {'encoder_k.*'}} or OpenAI state_dict)",
+            help="event-CLIP checkpoint ({'checkpoint': {'encoder_k.*'}} or OpenAI state_dict); "
+            "default: --event_clip_repo/--event_clip_file from the Hugging Face cache, else "
+            "downloaded",
         )
     w.add_argument(
         "--clip_model",
         default=None,
-        help="open_clip architecture name (cache lookup, non-OpenAI checkpoints); default ViT-L-14",
+        help="open_clip architecture name (or hf-hub:ORG/REPO) of the image weights; default "
+        "ViT-L-14",
     )
     w.add_argument(
         "--clip_format",
@@ -124,7 +125,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
             "--model",
             default=None,
             choices=("vitl", "vitb"),
-            help="seed flag: vitl = ViT-L-14, vitb = ViT-B-32 (cached OpenAI weights)",
+            help="seed flag: vitl = ViT-L-14, vitb = ViT-B-32 (OpenAI weights)",
         )
     w.add_argument(
         "--random_init",
@@ -138,6 +139,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         help="architecture of --random_init (default: --clip_model, ViT-L-14)",
     )
     w.add_argument("--seed", type=int, default=0, help="--random_init seed (event uses seed+1)")
+    add_weights_flags(w, image=modality != "event", event=modality != "image")
 
     r = p.add_argument_group("recipe")
     r.add_argument(
@@ -326,6 +328,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     )
     from iefvad.extract_core import Encoders, RecipeOptions
     from iefvad.extract_layout import ExtractError, parse_shard, shard_from_env
+    from iefvad.weights import weights_options
 
     spec = get_spec(dataset)
     if not Path(args.video_dir).expanduser().is_dir():
@@ -377,6 +380,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         clip_format=args.clip_format,
         random_init=args.random_init,
         random_arch=args.random_arch,
+        weights=weights_options(args),
     )
     image = event = None
     if "image" in modalities:

@@ -210,6 +210,45 @@ def test_offline_with_empty_caches_names_file_place_and_flag(tmp_path, caches, m
         load_encoder(None, weights=WeightsOptions(pretrained="nope"))
 
 
+def test_extract_and_infer_flags_reach_the_loader(tmp_path, caches, monkeypatch, capsys):
+    from iefvad.extract_cli import main
+    from iefvad.infer import parser as infer_parser
+    from iefvad.weights import weights_options
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    (tmp_path / "videos").mkdir()
+    argv = ["--video_dir", str(tmp_path / "videos"), "--save_dir", str(tmp_path / "e"),
+            "--offline", "--event_clip_file", "other.pt", "--event_clip_repo", "me/ev"]  # fmt: skip
+    assert main(argv, dataset="ucfcrime", modality="event", compat=True) == 2
+    err = capsys.readouterr().err
+    assert "me/ev/other.pt" in err and "--clip_ckpt PATH" in err  # the event scripts' flag
+    args = infer_parser().parse_args(
+        ["v.mp4", "--ckpt_path", "c.pth", "--clip_pretrained", "laion2b_s32b_b82k",
+         "--event_clip_revision", "abc", "--offline", "--trust_weights_file"]
+    )  # fmt: skip
+    assert weights_options(args) == WeightsOptions(
+        pretrained="laion2b_s32b_b82k", event_revision="abc", offline=True, trust_file=True
+    )
+
+
+def test_checkpoint_encoders_are_fetched_again_from_their_origin(tmp_path, caches):
+    """infer.py: a record whose cache file moved (another machine) is fetched by its origin;
+    a checkpoint without a record gets the default event-CLIP from the cache."""
+    from iefvad.feature_meta import FeatureMetaError, build_encoder, encoder_record
+
+    model = tiny_clip(seed=4)
+    put_in_hf_cache(caches["hf"], "Eavn/event-clip", "vitl.pt", _event_ckpt_bytes(model, tmp_path))
+    enc = load_encoder(None, kind="event")
+    rec = {**encoder_record(enc), "source": "/elsewhere/models--Eavn--event-clip/vitl.pt"}
+    again = build_encoder("event", rec, None, "ckpt.pth")
+    assert again.fingerprint == enc.fingerprint and again.source == enc.source
+    assert build_encoder("event", None, None, "released.pth").fingerprint == enc.fingerprint
+    rec["fingerprint"] = "0" * 16
+    with pytest.raises(FeatureMetaError, match="not the one checkpoint ckpt.pth was trained"):
+        build_encoder("event", rec, None, "ckpt.pth")
+
+
 # ------------------------------------------------------------------- a stand-in hub
 
 
