@@ -249,6 +249,27 @@ def test_checkpoint_encoders_are_fetched_again_from_their_origin(tmp_path, cache
         build_encoder("event", rec, None, "ckpt.pth")
 
 
+def test_demo_pretrained_weights_mode_takes_both_towers_from_the_caches(tmp_path, caches):
+    from iefvad.demo import DemoConfig, build_encoders, parser
+    from iefvad.extract_core import RecipeOptions
+
+    put_in_hf_cache(
+        caches["hf"], OPENAI_L14_REPO, "open_clip_model.safetensors",
+        _safetensors_bytes(tiny_clip(seed=0), tmp_path),
+    )  # fmt: skip
+    put_in_hf_cache(
+        caches["hf"], "Eavn/event-clip", "vitl.pt", _event_ckpt_bytes(tiny_clip(seed=1), tmp_path)
+    )
+    cfg = DemoConfig(out=tmp_path, pretrained_weights=True, device="cpu")
+    encoders, records = build_encoders(cfg, RecipeOptions(crops=(5,)))
+    assert encoders.image.embed_dim == encoders.event.embed_dim == 16
+    assert records["image"]["origin"]["pretrained"] == "openai"
+    assert records["event"]["origin"]["repo"] == "Eavn/event-clip"
+    assert not records["image"]["random_init"] and records["image"]["standardize"] is None
+    args = parser().parse_args(["--pretrained_weights", "--offline", "--trust_weights_file"])
+    assert args.pretrained_weights and args.offline and args.trust_weights_file
+
+
 # ------------------------------------------------------------------- a stand-in hub
 
 
@@ -400,8 +421,9 @@ def test_open_clip_url_download_is_checked_and_atomic(tmp_path, caches, hub, mon
 
 @pytest.mark.slow
 def test_seed_image_command_runs_on_cached_weights(tmp_path, caches):
-    """``python extracting/ucf_gen_img.py --video_dir ... --save_dir ...`` as the seed README
-    has it, no --clip_ckpt: the ViT-L-14/openai weights come from the Hugging Face cache."""
+    """``python extracting/ucf_gen_img.py --video_dir ... --save_dir ...`` as the seed
+    repository's instructions have it, no --clip_ckpt: the ViT-L-14/openai weights come from
+    the Hugging Face cache."""
     model = tiny_clip(seed=9)
     snap = put_in_hf_cache(
         caches["hf"], OPENAI_L14_REPO, "open_clip_model.safetensors",
