@@ -4,7 +4,8 @@
    (:mod:`iefvad.demo_videos`), in the custom-data layout;
 2. extract image and synthetic-event features with open_clip vision towers (small seeded
    random-init ViTs by default, since no weights ship; ``--clip_ckpt``/``--event_clip_ckpt``
-   for real ones) through the folder pipeline of ``extracting/extract.py``;
+   for real ones from files, ``--pretrained_weights`` for real ones from the caches or
+   downloaded) through the folder pipeline of ``extracting/extract.py``;
 3. write the lists and the frame ground truth with the code of ``list/generate_file.py`` and
    ``list/generate_gt.py`` (``--dataset custom``);
 4. train three models with video-level labels only: image-only, event-only and fused;
@@ -64,6 +65,7 @@ from iefvad.score_plots import ComparedVideo, plot_comparison
 from iefvad.standardize import fit_standardizer, standardized
 from iefvad.train import TrainConfig, train
 from iefvad.video import crop_array, resize_frame
+from iefvad.weights import WeightsOptions, add_weights_flags, weights_options
 
 DEMO_IMAGE_ARCH = VisionArch(width=64, layers=1, patch_size=16, embed_dim=32)
 """Random image tower of the demo (standardised on calibration footage, see
@@ -93,6 +95,9 @@ class DemoConfig:
     clip_ckpt: Path | None = None
     event_clip_ckpt: Path | None = None
     clip_model: str = "ViT-L-14"
+    pretrained_weights: bool = False
+    """Real weights for towers without a file: the caches, else a download (``weights``)."""
+    weights: WeightsOptions = field(default_factory=WeightsOptions)
     crops: tuple[int, ...] = (5,)
     """Crops extracted for training; the test list uses the first."""
     event_norm: str = "snippet"
@@ -203,7 +208,8 @@ def calibrate(
 
 def build_encoders(cfg: DemoConfig, opts: RecipeOptions) -> tuple[Encoders, dict[str, Any]]:
     """The demo's encoders and their records: random towers standardised on calibration
-    footage (:mod:`iefvad.standardize`), or the weights the user passed (as they are)."""
+    footage (:mod:`iefvad.standardize`), or real weights as they are (the files passed, or
+    with ``pretrained_weights`` the cached or downloaded ones)."""
     device = resolve_device(cfg.device)
     precision = resolve_precision("auto", device)
     frames = None
@@ -213,8 +219,8 @@ def build_encoders(cfg: DemoConfig, opts: RecipeOptions) -> tuple[Encoders, dict
         ("image", cfg.clip_ckpt, cfg.image_arch, cfg.encoder_seed),
         ("event", cfg.event_clip_ckpt, cfg.event_arch, cfg.encoder_seed + 1),
     ):
-        if path is not None:
-            enc = load_encoder(path, kind=kind, clip_model=cfg.clip_model)  # type: ignore[arg-type]
+        if path is not None or cfg.pretrained_weights:
+            enc = load_encoder(path, kind=kind, clip_model=cfg.clip_model, weights=cfg.weights)  # type: ignore[arg-type]
             records[kind] = encoder_record(enc)
         else:
             enc = random_encoder(arch, seed, normalise=kind == "image")
@@ -481,7 +487,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--event_clip_ckpt", type=Path, help="event-CLIP weights (default: a random tower)"
     )
-    p.add_argument("--clip_model", default="ViT-L-14", help="open_clip name for --clip_ckpt")
+    p.add_argument("--clip_model", default="ViT-L-14", help="open_clip name of real weights")
+    p.add_argument(
+        "--pretrained_weights",
+        action="store_true",
+        help="real weights for the towers without a file: --clip_model/--clip_pretrained and "
+        "the event-CLIP, from the caches or downloaded (default: random towers)",
+    )
+    add_weights_flags(p)
     p.add_argument("--epochs", type=int, help="training epochs per model (default 60)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument(
@@ -512,6 +525,7 @@ def _main(args: argparse.Namespace) -> None:
         args.event_clip_ckpt,
         args.clip_model,
     )
+    cfg.pretrained_weights, cfg.weights = args.pretrained_weights, weights_options(args)
     if args.epochs is not None:
         cfg.epochs = args.epochs
     cfg.device, cfg.threads, cfg.progress = args.device, args.threads, args.progress

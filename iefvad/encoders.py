@@ -11,9 +11,12 @@ Accepted weights (``load_encoder``):
   or ``.safetensors``): OpenAI-layout keys are handled as above; other architectures are built
   by ``open_clip.create_model(clip_model, pretrained=path)``.
 
-Only the vision tower is kept. Without a file, the OpenAI weights of ``clip_model`` are looked
-up in open_clip's local caches (``~/.cache/clip`` and the Hugging Face cache), never downloaded.
-``random_init`` builds the architecture with seeded random weights (tests, demo).
+Only the vision tower is kept. Without a file, the weights come from the standard caches or
+are downloaded into them (:mod:`iefvad.weights`): open_clip's pretrained ``clip_model``
+(``openai`` by default) for images, the event-CLIP repository on the Hugging Face Hub for
+events. Pickled files are read with ``weights_only=True`` and a short allow-list
+(:func:`safe_weight_globals`); anything else needs ``--trust_weights_file``.
+``random_init`` builds the architecture with seeded random weights (tests, demo; offline).
 
 Every encoder carries a fingerprint: a hash of its weights (not of the file), so the same
 weights in any file format give the same fingerprint.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,17 +36,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from iefvad.errors import UserInputError
+from iefvad.weights import EncoderError, WeightsOptions, fetch_clip, fetch_event_clip
 
 log = logging.getLogger(__name__)
 
 OPENAI_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 EVENT_CLIP_PREFIX = "encoder_k."
-EVENT_CLIP_HINT = (
-    "the event-CLIP weights (event_vitl.pt) of the seed README: "
-    "https://huggingface.co/Eavn/event-clip or https://github.com/EavnJeong/Event_Modality_Application"
-)
 
 Precision = Literal["fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
@@ -51,10 +51,6 @@ _DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
     "bf16": torch.bfloat16,
 }
-
-
-class EncoderError(UserInputError):
-    """Weights are missing or cannot be turned into an encoder; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +102,9 @@ class Encoder:
     random_init: bool = False
     arch: str = ""
     """Human description of the architecture."""
+    origin: dict[str, str] | None = None
+    """Cache or hub the weights were fetched from (:attr:`iefvad.weights.Fetched.origin`);
+    None for files passed by path and random weights."""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     _mean_t: torch.Tensor | None = field(default=None, init=False, repr=False)
@@ -167,6 +166,7 @@ class Encoder:
             "fingerprint": self.fingerprint,
             "random_init": self.random_init,
             "arch": self.arch,
+            "origin": self.origin,
             "embed_dim": self.embed_dim,
             "normalise": None if self.mean is None else {"mean": self.mean, "std": self.std},
         }
@@ -210,33 +210,174 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
 
 
-def read_weights_file(path: str | os.PathLike[str]) -> Any:
+def safe_weight_globals() -> list[Any]:
+    """What real CLIP / event-CLIP checkpoints pickle besides tensors, allowed in the
+    ``weights_only`` load: training arguments (``argparse.Namespace``) and numpy scalars,
+    arrays and dtypes (under numpy 1's ``numpy.core`` and numpy 2's ``numpy._core`` names).
+    None of these can run code while unpickled."""
+    import argparse
+
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    out: list[Any] = [argparse.Namespace, np.ndarray, np.dtype]
+    for name in ("scalar", "_reconstruct"):
+        fn = getattr(core.multiarray, name)
+        out += [(fn, f"numpy.core.multiarray.{name}"), (fn, f"numpy._core.multiarray.{name}")]
+    dtype_classes = {type(np.dtype(t)) for t in set(np.sctypeDict.values())}
+    out += sorted(dtype_classes - {np.dtype}, key=lambda c: c.__name__)
+    return out
+
+
+class UnsafeWeightsError(EncoderError):
+    """A weights file holds pickled objects that could run code; not loaded."""
+
+
+TRUST_FLAG = "--trust_weights_file"
+_UNSAFE_HINTS = ("Unsupported global", "is blocked", "Can only create new object", "Can only build")
+
+
+def _reason(err: BaseException) -> str:
+    """The unpickler's own message inside torch's generic ``Weights only load failed...``."""
+    inner = err.__cause__ or err.__context__
+    msg = str(inner if inner is not None and str(inner).strip() else err)
+    if "WeightsUnpickler error:" in msg:
+        msg = msg.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    msg = " ".join(msg.split())
+    return msg or type(err).__name__
+
+
+def _resolvable(name: str) -> bool:
+    """Whether ``module.attr`` names something importable (a cut-off name does not)."""
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except Exception:  # noqa: BLE001 - any import failure means "not this prefix"
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return name in dir(__import__("builtins"))
+
+
+def _unsafe_globals(path: Path, err: BaseException) -> list[str]:
+    """The globals of ``path`` the safe load refused: read off the pickle when it is a
+    ``torch.save`` zip, else from torch's message; ``[]`` when ``err`` is not about that
+    (or names only things that do not exist: a cut-off file)."""
+    msg = str(err)
+    if not any(h in msg for h in _UNSAFE_HINTS):
+        return []
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - legacy format: fall back to the message
+        found = []
+    if not found:
+        found = re.findall(r"GLOBAL (\S+)", msg) or [_reason(err)[:200]]
+    if not any(_resolvable(n) for n in found):
+        return []
+    return sorted(set(found))
+
+
+def _unreadable(path: Path, size: int, err: BaseException) -> EncoderError:
+    """The error of a file that is neither a checkpoint nor complete, with the reason."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    msg = _reason(err)
+    cut = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+    if cut:  # a GLOBAL name cut short: see _unsafe_globals
+        msg = f"its pickle names {cut.group(1)}, which does not exist"
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        why = (
+            f"is truncated: a zip archive (torch.save / TorchScript) of {size} bytes without its "
+            "end (central directory). An interrupted download or copy? Fetch the file again"
+        )
+    elif (
+        isinstance(err.__context__ or err, EOFError)
+        or "truncated" in msg
+        or "Ran out of input" in msg
+        or cut is not None
+    ):
+        why = (
+            f"ends early or is damaged ({size} bytes; {msg[:200]}): truncated by an interrupted "
+            "download or copy? Fetch the file again"
+        )
+    else:
+        why = (
+            f"cannot be read ({msg[:200]}): expected a TorchScript archive, a torch.save'd "
+            "state_dict/checkpoint or a .safetensors file"
+        )
+    return EncoderError(f"weights file {path} {why}")
+
+
+def read_weights_file(path: str | os.PathLike[str], trust: bool = False) -> Any:
     """Load a checkpoint file: TorchScript archive, ``torch.save`` pickle or safetensors.
 
-    Pickles are read with ``weights_only=True`` first; a file holding other Python objects
-    (training arguments, ...) is then read in full with a log line, as the reference did.
+    Pickles are read with ``weights_only=True`` and :func:`safe_weight_globals` allowed; a file
+    holding other objects raises :class:`UnsafeWeightsError` naming them and the
+    ``--trust_weights_file`` flag, unless ``trust`` (then it is unpickled in full, with a
+    warning). TorchScript archives (OpenAI's ``ViT-L-14.pt``) go through ``torch.jit.load``,
+    which reads TorchScript, not arbitrary Python pickles. Empty and truncated files get an
+    :class:`EncoderError` saying so.
     """
     path = Path(path)
     if not path.is_file():
         raise EncoderError(f"weights file {path} does not exist; check the path you passed")
+    size = path.stat().st_size
+    if size == 0:
+        raise EncoderError(
+            f"weights file {path} is empty (0 bytes): an interrupted download or copy? "
+            "Fetch the file again"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    if _is_torchscript(path):
-        return torch.jit.load(str(path), map_location="cpu").state_dict()
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as first:  # noqa: BLE001 - retried below, reported if that fails too
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001
+            return load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - SafetensorError and OSError
             raise EncoderError(
-                f"cannot read weights file {path}: {e} (expected a TorchScript archive, a "
-                "torch.save'd state_dict/checkpoint or a .safetensors file)"
-            ) from first
-        log.info("%s holds pickled objects besides tensors; read in full (trusted file)", path)
-        return obj
+                f"weights file {path} is not a complete .safetensors file ({size} bytes; {e}): "
+                "truncated by an interrupted download or copy? Fetch it again"
+            ) from e
+    if _is_torchscript(path):
+        try:
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+        except Exception as e:  # noqa: BLE001
+            raise _unreadable(path, size, e) from e
+    allowed = safe_weight_globals()
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - sorted below
+        with torch.serialization.safe_globals(allowed):
+            unsafe = _unsafe_globals(path, e)
+        if not unsafe:
+            raise _unreadable(path, size, e) from e
+        first = e
+    names = ", ".join(unsafe)
+    if not trust:
+        raise UnsafeWeightsError(
+            f"weights file {path} holds pickled Python objects besides weights ({names}); "
+            "unpickling them can run arbitrary code, so the file was not loaded. If it comes "
+            f"from a source you trust, pass {TRUST_FLAG} to load it in full; otherwise keep "
+            "only its tensors (torch.save(state_dict)) or use a .safetensors file"
+        ) from first
+    log.warning(
+        "%s: unpickling %s in full (it holds %s). A crafted weights file can execute "
+        "arbitrary code on this machine: use this flag only for files you trust",
+        TRUST_FLAG,
+        path,
+        names,
+    )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise _unreadable(path, size, e) from e
 
 
 def state_dict_of(obj: Any, path: str | os.PathLike[str] = "<memory>") -> dict[str, torch.Tensor]:
@@ -364,14 +505,19 @@ def _from_openai_resnet(sd: dict[str, torch.Tensor], source: str, normalise: boo
     return _wrap(visual, dim, int(visual.image_size), source, "OpenAI ResNet", normalise)
 
 
-def _from_open_clip(name: str, path: str, normalise: bool) -> Encoder:
+def _from_open_clip(
+    name: str, path: str | None, normalise: bool, source: str | None = None
+) -> Encoder:
+    """``open_clip.create_model(name, pretrained=path)`` (``path`` None: ``name`` is a
+    ``local-dir:`` folder holding config and weights); its image tower."""
     import open_clip
 
+    source = source or str(path)
     try:
         model = open_clip.create_model(name, pretrained=path, device="cpu")
     except Exception as e:  # noqa: BLE001 - open_clip raises many kinds
         raise EncoderError(
-            f"open_clip could not load {path} as model {name!r}: {e}. Pass the architecture "
+            f"open_clip could not load {source} as model {name!r}: {e}. Pass the architecture "
             "with --clip_model (see open_clip.list_models()), or an OpenAI-format file"
         ) from e
     visual = model.visual.eval()
@@ -380,7 +526,7 @@ def _from_open_clip(name: str, path: str, normalise: bool) -> Encoder:
     dim = int(getattr(visual, "output_dim", 0) or model.text_projection.shape[-1])
     mean = tuple(getattr(visual, "image_mean", OPENAI_MEAN))
     std = tuple(getattr(visual, "image_std", OPENAI_STD))
-    enc = _wrap(visual, dim, size, path, f"open_clip {name}", normalise)
+    enc = _wrap(visual, dim, size, source, f"open_clip {name}", normalise)
     if normalise:
         enc.mean, enc.std = mean, std
     return enc
@@ -420,38 +566,6 @@ def random_encoder(
     return enc
 
 
-def cached_openai_weights(model_name: str = "ViT-L-14") -> tuple[Path | None, list[str]]:
-    """The OpenAI weights of ``model_name`` in open_clip's local caches, without network.
-
-    Returns ``(path or None, places looked at)``.
-    """
-    from open_clip.pretrained import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(model_name, "openai") or {}
-    looked: list[str] = []
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        repo = hub.rstrip("/").split("/")
-        repo_id = "/".join(repo[:2])
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:  # pragma: no cover - huggingface_hub comes with open_clip
-            try_to_load_from_cache = None
-        for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-            looked.append(f"Hugging Face cache {repo_id}/{fname}")
-            if try_to_load_from_cache is not None:
-                found = try_to_load_from_cache(repo_id, fname)
-                if isinstance(found, str) and os.path.isfile(found):
-                    return Path(found), looked
-    url = cfg.get("url", "")
-    if url:
-        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
-        looked.append(str(local))
-        if local.is_file():
-            return local, looked
-    return None, looked
-
-
 def load_encoder(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -461,16 +575,21 @@ def load_encoder(
     random_init: bool = False,
     seed: int | None = None,
     random_arch: str | None = None,
+    weights: WeightsOptions | None = None,
 ) -> Encoder:
     """Build the image (``kind='image'``) or event (``kind='event'``) encoder.
 
-    ``path``: weights file (see the module doc); ``clip_model``: open_clip architecture name for
-    the cache fallback, for open_clip checkpoints that are not in OpenAI layout, and for
-    ``random_init`` (unless ``random_arch`` names one of :data:`ARCHS`). Image encoders apply
-    the CLIP mean/std, event encoders do not. Random weights use ``seed`` (default 0 for image,
-    1 for event, so the two towers differ).
+    ``path``: weights file (see the module doc); without one the weights come from the caches
+    or a download (:mod:`iefvad.weights`: open_clip's ``clip_model``/``weights.pretrained``
+    for images, the event-CLIP repository for events). ``clip_model``: open_clip architecture
+    name for that, for open_clip checkpoints that are not in OpenAI layout, and for
+    ``random_init`` (unless ``random_arch`` names one of :data:`ARCHS`). ``weights``: download,
+    offline and trust options (default :class:`~iefvad.weights.WeightsOptions`). Image
+    encoders apply the CLIP mean/std, event encoders do not. Random weights use ``seed``
+    (default 0 for image, 1 for event, so the two towers differ) and never touch the network.
     """
     normalise = kind == "image"
+    opts = weights or WeightsOptions()
     if random_init:
         name = random_arch or clip_model
         if name not in ARCHS:
@@ -478,30 +597,36 @@ def load_encoder(
                 f"--random_init builds one of {', '.join(ARCHS)}; found architecture {name!r}"
             )
         return random_encoder(name, seed if seed is not None else int(kind == "event"), normalise)
+    origin: dict[str, str] | None = None
     if path is None:
-        if kind == "event":
-            raise EncoderError(
-                "event features need the event-CLIP weights: download "
-                f"{EVENT_CLIP_HINT} and pass the file with --event_clip_ckpt "
-                "(or, in the *_gen_event.py scripts, --clip_ckpt); --random_init for a test run"
-            )
-        found, looked = cached_openai_weights(clip_model)
-        if found is None:
-            from open_clip.pretrained import get_pretrained_url
+        fetched = (
+            fetch_event_clip(clip_model, opts) if kind == "event" else fetch_clip(clip_model, opts)
+        )
+        log.info("%s weights %s (%s)", kind, fetched.path, fetched.origin)
+        path, origin = fetched.path, fetched.origin
+        if fetched.layout == "local-dir":
+            enc = _from_open_clip(f"local-dir:{fetched.path.parent}", None, normalise, str(path))
+            enc.origin = origin
+            return enc
+        if fetched.layout == "open_clip":
+            clip_format = "open_clip"
+    enc = _from_file(Path(path), clip_model, clip_format, normalise, opts.trust_file)
+    enc.origin = origin
+    return enc
 
-            url = get_pretrained_url(clip_model, "openai") or "the OpenAI CLIP weights"
-            raise EncoderError(
-                f"no CLIP weights given and none cached for {clip_model}/openai (looked in: "
-                f"{'; '.join(looked) or 'nothing: unknown model'}). This tool never downloads: "
-                f"fetch {url} on a machine with network access and pass it with --clip_ckpt "
-                "PATH (or put it in ~/.cache/clip/); --random_init for a test run"
-            )
-        log.info("using cached OpenAI %s weights %s", clip_model, found)
-        path = found
+
+def _from_file(
+    path: Path, clip_model: str, clip_format: str, normalise: bool, trust: bool
+) -> Encoder:
     src = str(path)
+    if clip_model.startswith("hf-hub:") and clip_format == "open_clip":
+        raise EncoderError(
+            f"--clip_model {clip_model} takes its weights from that repository, not from {src}: "
+            "with a weights file pass the architecture name (e.g. --clip_model ViT-L-14)"
+        )
     if clip_format == "open_clip":
         return _from_open_clip(clip_model, src, normalise)
-    sd = state_dict_of(read_weights_file(path), src)
+    sd = state_dict_of(read_weights_file(path, trust=trust), src)
     vis = visual_state_dict(sd)
     if vis is not None:
         return _from_openai_layout(sd, vis, src, normalise)
@@ -512,7 +637,7 @@ def load_encoder(
             f"weights {src}: not in OpenAI CLIP layout (no visual.conv1.weight / visual.proj); "
             f"found keys such as {', '.join(list(sd)[:5])}"
         )
-    return _from_open_clip(clip_model, src, normalise)
+    return _from_file(path, clip_model, "open_clip", normalise, trust)
 
 
 def encoder_summary(enc: Encoder) -> dict[str, Any]:
@@ -528,14 +653,15 @@ __all__ = [
     "ARCHS",
     "Encoder",
     "EncoderError",
+    "UnsafeWeightsError",
     "VisionArch",
     "arch_from_state_dict",
     "build_vision",
-    "cached_openai_weights",
     "fingerprint_module",
     "load_encoder",
     "random_encoder",
     "read_weights_file",
+    "safe_weight_globals",
     "resolve_device",
     "resolve_precision",
     "state_dict_of",

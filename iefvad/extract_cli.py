@@ -7,17 +7,14 @@ failures file and the summary); 2 bad options, folders or weights; 130 interrupt
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network for weights
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import re  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Callable, Iterator, Sequence  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 log = logging.getLogger("iefvad.extract")
 
@@ -82,6 +79,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     from iefvad.encoders import ARCHS, PRECISIONS
     from iefvad.events import EVENT_NORMS
     from iefvad.video import TAILS
+    from iefvad.weights import add_weights_flags
 
     event_only = modality == "event"
     p = argparse.ArgumentParser(
@@ -133,19 +131,22 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         "the seed script"
         if event_only and compat
         else "CLIP image weights: OpenAI TorchScript/state_dict or open_clip checkpoint; default: "
-        "open_clip's local cache of --clip_model/openai"
+        "--clip_model/--clip_pretrained from the caches, else downloaded"
     )
     w.add_argument("--clip_ckpt", default=None, help=ckpt_help)
     if not (event_only and compat):
         w.add_argument(
             "--event_clip_ckpt",
             default=None,
-            help="event-CLIP checkpoint ({'checkpoint': {'encoder_k.*'}} or OpenAI state_dict)",
+            help="event-CLIP checkpoint ({'checkpoint': {'encoder_k.*'}} or OpenAI state_dict); "
+            "default: --event_clip_repo/--event_clip_file from the Hugging Face cache, else "
+            "downloaded",
         )
     w.add_argument(
         "--clip_model",
         default=None,
-        help="open_clip architecture name (cache lookup, non-OpenAI checkpoints); default ViT-L-14",
+        help="open_clip architecture name (or hf-hub:ORG/REPO) of the image weights; default "
+        "ViT-L-14",
     )
     w.add_argument(
         "--clip_format",
@@ -158,7 +159,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
             "--model",
             default=None,
             choices=("vitl", "vitb"),
-            help="seed flag: vitl = ViT-L-14, vitb = ViT-B-32 (cached OpenAI weights)",
+            help="seed flag: vitl = ViT-L-14, vitb = ViT-B-32 (OpenAI weights)",
         )
     w.add_argument(
         "--random_init",
@@ -172,6 +173,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         help="architecture of --random_init (default: --clip_model, ViT-L-14)",
     )
     w.add_argument("--seed", type=int, default=0, help="--random_init seed (event uses seed+1)")
+    add_weights_flags(w, image=modality != "event", event=modality != "image")
 
     r = p.add_argument_group("recipe")
     r.add_argument(
@@ -380,6 +382,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         parse_shard,
         shard_from_env,
     )
+    from iefvad.weights import weights_options
 
     spec = get_spec(dataset)
     if not Path(args.video_dir).expanduser().is_dir():
@@ -433,6 +436,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         clip_format=args.clip_format,
         random_init=args.random_init,
         random_arch=args.random_arch,
+        weights=weights_options(args),
     )
     image = event = None
     if "image" in modalities:

@@ -36,6 +36,7 @@ from iefvad.extract_core import RecipeOptions
 from iefvad.fileio import atomic_write
 from iefvad.standardize import standardized
 from iefvad.video import GROUP_SNIPPETS
+from iefvad.weights import WeightsOptions, options_from_origin
 
 FEATURES_FORMAT = "iefvad-features/1"
 CHECKPOINT_KEY = "features"
@@ -123,34 +124,35 @@ def build_encoder(
     ckpt: str,
     clip_model: str = "ViT-L-14",
     check: bool = True,
+    weights: WeightsOptions | None = None,
 ) -> Encoder:
     """The ``kind`` (``image``/``event``) encoder for checkpoint ``ckpt``.
 
     ``path`` (a weights file the user passed) wins; else a random encoder is rebuilt from the
-    record, or the recorded weights file is used when it exists. With ``check``, the result
-    must have the recorded fingerprint.
+    record, or the recorded weights file is used when it exists, or the recorded cache/hub
+    origin is fetched again; a checkpoint without a record gets the default weights (caches,
+    else a download; ``weights`` says how). With ``check``, the result must have the
+    recorded fingerprint.
     """
     flag = "--clip_ckpt" if kind == "image" else "--event_clip_ckpt"
+    opts = weights or WeightsOptions()
     if path is not None:
-        enc = load_encoder(path, kind=kind, clip_model=clip_model)  # type: ignore[arg-type]
+        enc = load_encoder(path, kind=kind, clip_model=clip_model, weights=opts)  # type: ignore[arg-type]
     elif rec is not None and rec.get("random_init") and rec.get("random_arch"):
         arch = VisionArch(**rec["random_arch"])
         enc = random_encoder(arch, int(rec.get("seed") or 0), normalise=kind == "image")
     elif rec is not None and rec.get("source") and Path(rec["source"]).is_file():
-        enc = load_encoder(rec["source"], kind=kind, clip_model=clip_model)  # type: ignore[arg-type]
+        enc = load_encoder(rec["source"], kind=kind, clip_model=clip_model, weights=opts)  # type: ignore[arg-type]
+    elif rec is not None and rec.get("origin"):
+        model, again = options_from_origin(rec["origin"], opts, clip_model)
+        enc = load_encoder(None, kind=kind, clip_model=model, weights=again)  # type: ignore[arg-type]
     elif rec is not None:
         raise FeatureMetaError(
             f"checkpoint {ckpt} was trained on {kind} features of {rec.get('source')} "
             f"({rec.get('arch')}), which is not here: pass that file with {flag}"
         )
     else:
-        if kind == "image":
-            enc = load_encoder(None, kind="image", clip_model=clip_model)
-        else:
-            raise FeatureMetaError(
-                f"checkpoint {ckpt} does not record its encoders (a released checkpoint?): pass "
-                f"the event-CLIP weights with {flag} (and the image CLIP with --clip_ckpt)"
-            )
+        enc = load_encoder(None, kind=kind, clip_model=clip_model, weights=opts)  # type: ignore[arg-type]
     if rec is not None and rec.get("standardize"):
         enc = standardized(enc, rec["standardize"]["mean"], rec["standardize"]["std"])
     return _check(enc, rec, kind, ckpt) if check else enc

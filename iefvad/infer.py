@@ -61,6 +61,7 @@ from iefvad.fileio import atomic_write, save_json
 from iefvad.model import IEFVAD
 from iefvad.score_plots import plot_video_scores
 from iefvad.video import VideoError, open_video
+from iefvad.weights import WeightsOptions, add_weights_flags, weights_options
 
 log = logging.getLogger(__name__)
 
@@ -325,9 +326,11 @@ def setup(
     group_snippets: int | None = None,
     check_encoders: bool = True,
     batch_size: int | None = None,
+    weights: WeightsOptions | None = None,
 ) -> InferSetup:
     """Load the model and the encoders of its features (from its record, or the files
-    passed); options left None come from the checkpoint's record (or the reference recipe)."""
+    passed); options left None come from the checkpoint's record (or the reference recipe).
+    ``weights``: where weights not passed as files come from (caches, downloads, trust)."""
     dev = resolve_device(device)
     model, ckpt = load_model(ckpt_path, dev)
     check_finite_weights(ckpt)
@@ -347,7 +350,9 @@ def setup(
         if kind not in model.cfg.modalities:
             continue
         sub = None if rec is None else rec.get(kind)
-        enc = build_encoder(kind, sub, path, str(ckpt.path), clip_model, check=check_encoders)
+        enc = build_encoder(
+            kind, sub, path, str(ckpt.path), clip_model, check=check_encoders, weights=weights
+        )
         towers[kind] = enc.to(dev, prec)
     dims = {e.embed_dim for e in towers.values()}
     if dims != {model.cfg.dim}:
@@ -767,13 +772,16 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--clip_ckpt", help="image CLIP weights")
     g.add_argument("--event_clip_ckpt", help="event-CLIP weights")
     g.add_argument(
-        "--clip_model", default="ViT-L-14", help="open_clip name (cache, open_clip files)"
+        "--clip_model",
+        default="ViT-L-14",
+        help="open_clip name (or hf-hub:ORG/REPO) of image weights not passed as a file",
     )
     g.add_argument(
         "--allow_other_encoders",
         action="store_true",
         help="score even when the weights are not those the checkpoint was trained on",
     )
+    add_weights_flags(g)
     g = p.add_argument_group("recipe (default: the checkpoint's, else the reference's)")
     g.add_argument("--crop", type=int, help="crop scored (reference: 5, the flipped centre)")
     g.add_argument("--event_norm", choices=("group", "snippet"), help="event normalisation")
@@ -983,6 +991,7 @@ def run(args: argparse.Namespace) -> int:
         args.event_threshold,
         args.group_snippets,
         check_encoders=not args.allow_other_encoders,
+        weights=weights_options(args),
     )
     if (note := unverified_encoders(s)) is not None:
         print(f"warning: {note}", file=sys.stderr)

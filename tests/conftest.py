@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# An empty hub cache of the suite's own: weights a developer has cached must never be found by
+# a test that expects none (tests that need a cache write one and point HF_HUB_CACHE at it).
+_HUB = tempfile.mkdtemp(prefix="iefvad-test-hub-")
+os.environ["HF_HOME"] = _HUB
+os.environ["HF_HUB_CACHE"] = os.path.join(_HUB, "hub")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 ROOT = Path(__file__).resolve().parents[1]

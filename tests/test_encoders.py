@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import huggingface_hub  # noqa: F401 - reads the environment at import: before tests patch it
 import numpy as np
 import pytest
 import torch
@@ -105,11 +106,12 @@ def test_event_clip_checkpoint_keeps_encoder_k(tmp_path, models, pixels):
     assert set(state_dict_of(read_weights_file(tmp_path / "event_clip.pt"))) == set(key)
 
 
-def test_bad_files_give_errors_naming_file_and_fix(tmp_path):
+def test_bad_files_give_errors_naming_file_and_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))  # empty cache; offline (conftest)
     with pytest.raises(EncoderError, match=r"missing\.pt does not exist"):
         load_encoder(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(EncoderError, match=r"cannot read weights file .*junk\.pt"):
+    with pytest.raises(EncoderError, match=r"junk\.pt cannot be read \(.+\): expected a Torch"):
         load_encoder(tmp_path / "junk.pt")
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
     with pytest.raises(EncoderError, match=r"other\.pt: not in OpenAI CLIP layout.*fc\.weight"):
@@ -122,21 +124,23 @@ def test_bad_files_give_errors_naming_file_and_fix(tmp_path):
         load_encoder(None, random_init=True, random_arch="ViT-H-14")
 
 
-def test_cache_fallback_never_downloads(tmp_path, monkeypatch, models, pixels):
-    import huggingface_hub.constants as hf
-
+def test_cache_fallback_then_offline_message(tmp_path, monkeypatch, models, pixels):
+    """Without --clip_ckpt: open_clip's URL cache is used; offline with nothing cached, the
+    error names the file to place, where, and the flag."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EncoderError) as e:
         load_encoder(None, clip_model="ViT-L-14")
     msg = str(e.value)
-    assert "openaipublic.azureedge.net" in msg and "ViT-L-14.pt" in msg and "--clip_ckpt" in msg
-    assert "never downloads" in msg
     cached = tmp_path / ".cache" / "clip" / "ViT-L-14.pt"
+    assert "openaipublic.azureedge.net" in msg and f"at {cached}" in msg and "--clip_ckpt" in msg
+    assert "offline" in msg and "HF_HUB_OFFLINE" in msg
     cached.parent.mkdir(parents=True)
     torch.save(openai_state_dict(models[0]), cached)
     enc = load_encoder(None, clip_model="ViT-L-14")
     assert enc.source == str(cached)
+    assert enc.metadata()["origin"]["pretrained"] == "openai"
     torch.testing.assert_close(enc.encode(pixels), _ref_embed(models[0], pixels), atol=1e-5, rtol=0)
 
 
