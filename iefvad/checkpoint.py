@@ -18,6 +18,7 @@ mismatching keys.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from iefvad.fileio import atomic_write
 from iefvad.model import IEFVAD, ModelConfig
 
 FORMAT = "iefvad-ckpt/1"
+RESUME_FORMAT = "iefvad-resume/1"
+"""Format of the resume states of :mod:`iefvad.resume` (not loadable as a model)."""
 
 
 class CheckpointError(UserInputError):
@@ -58,6 +61,11 @@ def save_checkpoint(path: str | os.PathLike[str], model: IEFVAD, **meta: Any) ->
     }
     with atomic_write(path, "wb") as f:
         torch.save(payload, f)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -101,13 +109,56 @@ def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoin
             f"checkpoint {path} does not exist. Released checkpoints go to e.g. "
             "checkpoints/ucf/ucf.pth (see checkpoints/README.md)"
         )
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(
+            f"checkpoint {path} is an empty file (0 bytes): its writing or copying was cut "
+            "short; copy it again or retrain"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
+            raise CheckpointError(
+                f"checkpoint {path} holds Python objects besides tensors (e.g. "
+                f"{found.group(1)}), which are not loaded for safety (weights_only); re-save "
+                "its state_dict alone with torch.save(model.state_dict(), path)"
+            ) from e
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a torch checkpoint ({size} bytes; "
+            f"{_first_line(e)}); copy it again or retrain"
+        ) from e
+    except Exception as e:  # noqa: BLE001 - any other unreadable file gets the same message
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a torch checkpoint ({size} bytes; "
+            f"{_first_line(e)}); copy it again or retrain"
+        ) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
+    if obj.get("format") == RESUME_FORMAT:
+        raise CheckpointError(
+            f"{path} is a training resume state, not a checkpoint: continue the run with "
+            f"`python main.py ... --resume {path}`, or evaluate the .pth checkpoint next to it"
+        )
+    if "format" in obj and obj["format"] != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has format {obj['format']!r}; this version reads {FORMAT!r} "
+            "(and the released files): it was written by another version of the toolkit"
+        )
     if obj.get("format") == FORMAT:
+        lacking = [k for k in ("model_config", "model_state_dict") if k not in obj]
+        if lacking or not isinstance(obj["model_config"], dict):
+            raise CheckpointError(
+                f"checkpoint {path} says format {FORMAT!r} but "
+                + (
+                    f"lacks {' and '.join(repr(k) for k in lacking)}"
+                    if lacking
+                    else "its 'model_config' is not a dict"
+                )
+                + ": it is damaged or was not written by iefvad.checkpoint.save_checkpoint; "
+                "retrain, or save the bare state_dict and pass the architecture flags"
+            )
         cfg_dict = {**obj["model_config"], **{k: v for k, v in overrides.items() if v is not None}}
         meta = {k: v for k, v in obj.items() if k not in ("model_state_dict", "model_config")}
         return Checkpoint(
@@ -153,6 +204,17 @@ def load_model(
             + "; ".join(parts)
             + ". Is it an IEF-VAD checkpoint of this architecture? Architecture options "
             "(--heads, --layers, ...) only apply to released files."
+        )
+    bad = [
+        k
+        for k, v in ckpt.state_dict.items()
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} has NaN/Inf weights in {len(bad)} tensor(s): "
+            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. The training that wrote it "
+            "diverged; retrain (with a lower --lr) or use a checkpoint of an earlier epoch"
         )
     model.load_state_dict(ckpt.state_dict, strict=True)
     return model.to(device).eval(), ckpt

@@ -46,7 +46,12 @@ def topk_video_scores(logits: Tensor, lengths: Tensor) -> Tensor:
 def mil_loss(logits: Tensor, labels: Tensor, lengths: Tensor) -> Tensor:
     """Binary cross-entropy of the top-k video score against ``labels`` (1 = abnormal)."""
     scores = topk_video_scores(logits, lengths)
-    return F.binary_cross_entropy(scores, labels.to(scores.dtype))
+    # a diverged model gives NaN scores, which binary_cross_entropy rejects with an error (a
+    # device-side assert on CUDA): the loss becomes NaN instead, which training stops on.
+    # Finite scores pass through unchanged, without a host-device synchronisation.
+    finite = torch.isfinite(scores)
+    bce = F.binary_cross_entropy(scores.where(finite, 0.5), labels.to(scores.dtype))
+    return torch.where(finite.all(), bce, torch.full_like(bce, float("nan")))
 
 
 def _mean(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -14,6 +14,7 @@ from typing import Any
 from iefvad.datasets import DATASETS, get_spec, with_preset
 from iefvad.listspecs import default_paths
 from iefvad.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
+from iefvad.resume import state_path
 from iefvad.train import SELECTIONS, TrainConfig
 
 
@@ -157,6 +158,16 @@ def train_parser() -> argparse.ArgumentParser:
         "--cache_dir", type=Path, help="keep the resampled training arrays here and reuse them"
     )
     g.add_argument("--no_test", action="store_true", help="skip the final test evaluation")
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="continue a stopped run from its state (default PATH: "
+        "<ckpt_dir>/<exp_name>.resume.pt, written every epoch and on Ctrl-C); pass the "
+        "run's other flags unchanged (--max_epoch may grow)",
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the training step")
     g.add_argument("--wandb", action="store_true", help="mirror logs to wandb (optional)")
     g.add_argument("--tensorboard", action="store_true", help="mirror logs to TensorBoard")
@@ -187,6 +198,10 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
     spec = with_preset(spec, **chosen)
     lists = default_paths(dataset)
     exp = args.exp_name or dataset
+    ckpt_dir = args.ckpt_dir or Path("checkpoints") / exp
+    resume = None
+    if getattr(args, "resume", None) is not None:
+        resume = Path(args.resume) if args.resume else state_path(ckpt_dir, exp)
     cfg = TrainConfig(
         spec=spec,
         train_list=args.train_list or lists.train,
@@ -194,7 +209,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         gt_path=args.gt_path or lists.gt,
         data_root=args.data_root,
         exp_name=exp,
-        ckpt_dir=args.ckpt_dir or Path("checkpoints") / exp,
+        ckpt_dir=ckpt_dir,
         batch_size=chosen["batch_size"],
         lr=chosen["lr"],
         weight_decay=args.weight_decay,
@@ -219,6 +234,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         progress=not args.no_progress,
         wandb=args.wandb,
         tensorboard=args.tensorboard,
+        resume=resume,
     )
     return cfg, source
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from iefvad.checkpoint import load_model
 from iefvad.csvlist import read_list
 from iefvad.datasets import get_spec
+from iefvad.errors import UserInputError
 from iefvad.evaluate import (
     compute_metrics,
     headline,
@@ -24,6 +25,7 @@ from iefvad.evaluate import (
 from iefvad.fileio import atomic_write, save_json, save_npy
 from iefvad.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.listspecs import default_paths
+from iefvad.outpaths import check_output_dir, check_output_file
 from iefvad.plots import VideoTrace, plot_by_class
 from iefvad.train import check_labels, resolve_device
 
@@ -43,7 +45,20 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate ``args.ckpt_path`` on the test list; write outputs; return the metrics."""
     exp = args.exp_name or (Path(args.ckpt_path).stem if args.ckpt_path else args.dataset)
     ckpt_path = args.ckpt_path or Path("checkpoints") / exp / f"{exp}.pth"
+    # every flag and output path is checked before the checkpoint and the features are read
     device = resolve_device(args.device)
+    for flag, value, low in (
+        ("--batch_size", args.batch_size, 1),
+        ("--plot_max_videos", args.plot_max_videos, 0),
+        ("--workers", args.workers, 0),
+    ):
+        if value < low:
+            raise UserInputError(f"{flag} {value} is out of range: it must be an integer >= {low}")
+    out_dir = check_output_dir(args.out_dir or Path("results") / exp, "--out_dir")
+    for name in ("metrics.json", "frame_scores.npy", "snippets.csv"):
+        check_output_file(out_dir / name, "--out_dir")
+    if args.metrics_json:
+        check_output_file(args.metrics_json, "--metrics_json")
     model, ckpt = load_model(ckpt_path, device, heads=args.heads, nu=args.nu, noise=args.noise)
     dataset = args.dataset or ckpt.meta.get("dataset") or "ucfcrime"
     if dataset == "custom":
@@ -78,7 +93,6 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
         gt_path=str(gt_path),
     )
 
-    out_dir = args.out_dir or Path("results") / exp
     save_json(out_dir / "metrics.json", metrics)
     if args.metrics_json:
         save_json(args.metrics_json, metrics)

@@ -66,3 +66,20 @@ def test_masked_losses_ignore_padding_values():
     for u, v in zip(a, b):
         torch.testing.assert_close(u, v)
     assert not torch.allclose(a.total, c.total)  # unmasked (reference) loss does see padding
+
+
+def test_mil_loss_of_a_diverged_model_is_nan_not_an_error():
+    logits = torch.randn(3, 40)
+    logits[1, 5] = float("nan")
+    labels = torch.tensor([0.0, 1.0, 1.0])
+    lengths = torch.tensor([40, 40, 20])
+    assert torch.isnan(mil_loss(logits, labels, lengths))
+    logits[1, 5] = 0.0  # finite again: the plain binary cross-entropy, gradients included
+    x = logits.clone().requires_grad_()
+    y = logits.clone().requires_grad_()
+    a = mil_loss(x, labels, lengths)
+    b = F.binary_cross_entropy(topk_video_scores(y, lengths), labels)
+    assert torch.equal(a, b)
+    a.backward()
+    b.backward()
+    assert torch.equal(x.grad, y.grad)
