@@ -352,6 +352,11 @@ def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ablation_parser().parse_args(argv)
     reject_conflicts(args, argv)
+    if args.resume is not None:
+        raise UserInputError(
+            "--resume does not apply to ablate.py: it runs many trainings; a rerun with the "
+            "same --out_dir already reuses every finished run"
+        )
     if args.threads is not None:
         if args.threads < 1:
             raise UserInputError(f"--threads must be >= 1, got {args.threads}")

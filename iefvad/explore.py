@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from iefvad.checkpoint import Checkpoint, load_model
+from iefvad.checkpoint import load_model
 from iefvad.csvlist import read_list
 from iefvad.datasets import SNIPPET_FRAMES, get_spec
 from iefvad.errors import UserInputError
@@ -220,22 +220,6 @@ def per_video(mask: np.ndarray, test: TestSet) -> list[np.ndarray]:
     return out
 
 
-def check_finite_weights(ckpt: Checkpoint) -> None:
-    """Refuse a checkpoint whose weights hold NaN or inf (a diverged run): every score it gives
-    would be NaN, and no threshold or alert ever fires on NaN."""
-    bad = [
-        k
-        for k, v in ckpt.state_dict.items()
-        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())
-    ]
-    if bad:
-        raise UserInputError(
-            f"checkpoint {ckpt.path}: {len(bad)} weight tensor(s) hold NaN or inf values (e.g. "
-            f"{', '.join(bad[:3])}), so every score would be NaN; the training run that wrote it "
-            "diverged: use an earlier checkpoint of that run, or retrain (lower --lr)"
-        )
-
-
 def explore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Uncertainty explorer: degrade one modality at test time (attenuate, "
@@ -351,8 +335,6 @@ def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
     ckpts = args.ckpt_path or [Path("checkpoints") / str(exp) / f"{exp}.pth"]
     device = resolve_device(args.device)
     loaded = [load_model(c, device, heads=args.heads, nu=args.nu, noise=args.noise) for c in ckpts]
-    for _, ckpt in loaded:
-        check_finite_weights(ckpt)
     first = loaded[0][1]
     dataset = args.dataset or first.meta.get("dataset") or "ucfcrime"
     if dataset == "custom":

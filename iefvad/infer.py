@@ -47,7 +47,6 @@ from iefvad.cli import run_entry
 from iefvad.datasets import SNIPPET_FRAMES
 from iefvad.encoders import resolve_device, resolve_precision
 from iefvad.errors import UserInputError
-from iefvad.explore import check_finite_weights
 from iefvad.extract_core import (
     Encoders,
     RecipeOptions,
@@ -333,7 +332,6 @@ def setup(
     ``weights``: where weights not passed as files come from (caches, downloads, trust)."""
     dev = resolve_device(device)
     model, ckpt = load_model(ckpt_path, dev)
-    check_finite_weights(ckpt)
     rec = ckpt.meta.get(CHECKPOINT_KEY)
     opts, rec_crop, rec_group = recipe_of(rec)
     crop = rec_crop if crop is None else crop

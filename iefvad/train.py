@@ -373,13 +373,15 @@ class RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
-                raise SystemExit("--tensorboard needs `pip install tensorboard`") from e
+                raise UserInputError(
+                    "--tensorboard needs `pip install tensorboard` (it is optional)"
+                ) from e
             self.tb = SummaryWriter(str(out_dir / "tb"))
         if cfg.wandb:
             try:
                 import wandb
             except ImportError as e:
-                raise SystemExit("--wandb needs `pip install wandb` (it is optional)") from e
+                raise UserInputError("--wandb needs `pip install wandb` (it is optional)") from e
             self.wb = wandb.init(project="iefvad", name=cfg.exp_name, config=cfg.as_record())
 
     def step(self, epoch: int, step: int, lr: float, parts: dict[str, float], secs: float) -> None:

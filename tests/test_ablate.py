@@ -84,6 +84,7 @@ def test_ablation_writes_table_csv_and_plot_and_reuses_runs(tmp_path):
         (["--fusion", "kalman"], "ablate.py sets --fusion per run"),
         (["--train_list", "x.csv"], "--synth generates its own lists: drop --train_list"),
         (["--variants", "reference", "reference"], "lists a variant twice"),
+        (["--resume"], "--resume does not apply to ablate.py"),
     ],
 )
 def test_ablation_rejects_flags_it_would_otherwise_ignore(tmp_path, capsys, extra, message):
