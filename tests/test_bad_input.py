@@ -154,6 +154,7 @@ def test_ground_truth_length_mismatch_names_first_video(small, tmp_path):
         compute_metrics(pred, load_gt(bare), rows, spec)
 
 
+@pytest.mark.slow
 def test_cli_reports_user_errors_without_traceback(small, tmp_path):
     p = subprocess.run(
         [

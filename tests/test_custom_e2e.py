@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from iefvad.synth import SynthSpec, make_feature_set
 
 from conftest import ROOT, TINY_MODEL, TINY_OPT
 
+pytestmark = pytest.mark.slow  # end to end: the whole pipeline in seconds to minutes
 
 def run(cwd, script, *args):
     p = subprocess.run(

@@ -15,6 +15,7 @@ from iefvad.feature_meta import read_record
 from iefvad.infer import main as infer_main
 from iefvad.metrics import auc_ap
 
+pytestmark = pytest.mark.slow  # end to end: the whole pipeline in seconds to minutes
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

@@ -41,6 +41,7 @@ def test_training_learns_the_planted_signal(trained):
     assert len(log) - 1 == 16 * 8  # 16 epochs x (16 videos x 2 crops / batch 4) steps
 
 
+@pytest.mark.slow
 def test_test_py_metrics_json_agrees_with_sklearn(trained, synth_set, tmp_path):
     ckpt, result = trained
     out = tmp_path / "res"
