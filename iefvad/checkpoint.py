@@ -125,14 +125,15 @@ def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoin
                 f"{found.group(1)}), which are not loaded for safety (weights_only); re-save "
                 "its state_dict alone with torch.save(model.state_dict(), path)"
             ) from e
+        # torch's own text here advises weights_only=False: never repeat that advice
         raise CheckpointError(
-            f"checkpoint {path} is truncated or not a torch checkpoint ({size} bytes; "
-            f"{_first_line(e)}); copy it again or retrain"
+            f"cannot read checkpoint {path}: it is truncated or not a torch checkpoint "
+            f"({size} bytes, not a readable pickle); copy it again or retrain"
         ) from e
     except Exception as e:  # noqa: BLE001 - any other unreadable file gets the same message
         raise CheckpointError(
-            f"checkpoint {path} is truncated or not a torch checkpoint ({size} bytes; "
-            f"{_first_line(e)}); copy it again or retrain"
+            f"cannot read checkpoint {path}: it is truncated or not a torch checkpoint "
+            f"({size} bytes; {_first_line(e)}); copy it again or retrain"
         ) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
