@@ -147,6 +147,18 @@ def tiny_clip(seed: int = 0, layers: int = 1, embed: int = 16):
     return model.eval()
 
 
+def reference_embed(model, pixels: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+    """``model.encode_image`` of ``pixels [N, 3, 224, 224]`` in 0..1, with CLIP's mean/std
+    normalisation (image tower) or without it (event tower): the expected encoder output."""
+    x = pixels
+    if normalise:
+        mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+        std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+        x = (x - mean) / std
+    with torch.no_grad():
+        return model.encode_image(x)
+
+
 def openai_state_dict(model) -> dict[str, torch.Tensor]:
     """The OpenAI-format state dict of an open_clip ``CLIP`` (same key names)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

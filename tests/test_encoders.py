@@ -19,7 +19,14 @@ from iefvad.encoders import (
 from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets
 from iefvad.video import decode_resized
 
-from extract_helpers import cosine_rows, openai_state_dict, tiny_clip, torch_threads, write_video
+from extract_helpers import (
+    cosine_rows,
+    openai_state_dict,
+    reference_embed,
+    tiny_clip,
+    torch_threads,
+    write_video,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -38,16 +45,6 @@ def pixels() -> torch.Tensor:
     return torch.rand(4, 3, 224, 224, generator=torch.Generator().manual_seed(0))
 
 
-def _ref_embed(model, pixels: torch.Tensor, normalise: bool = True) -> torch.Tensor:
-    x = pixels
-    if normalise:
-        mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-        std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
-        x = (x - mean) / std
-    with torch.no_grad():
-        return model.encode_image(x)
-
-
 def test_openai_state_dict_builds_the_architecture_from_the_weights(tmp_path, models, pixels):
     path = tmp_path / "tiny_openai.pt"
     torch.save(openai_state_dict(models[0]), path)
@@ -55,7 +52,9 @@ def test_openai_state_dict_builds_the_architecture_from_the_weights(tmp_path, mo
     assert (enc.embed_dim, enc.image_size) == (16, 224)
     assert "width=64 layers=2 patch=32" in enc.arch and not enc.random_init
     assert enc.source == str(path)
-    torch.testing.assert_close(enc.encode(pixels), _ref_embed(models[0], pixels), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        enc.encode(pixels), reference_embed(models[0], pixels), atol=1e-5, rtol=0
+    )
     assert not load_encoder(path, kind="event").metadata()["normalise"]
 
 
@@ -99,9 +98,9 @@ def test_event_clip_checkpoint_keeps_encoder_k(tmp_path, models, pixels):
     torch.save(ckpt, tmp_path / "event_clip.pt")
     enc = load_encoder(tmp_path / "event_clip.pt", kind="event")
     assert enc.mean is None  # event maps are fed raw, without CLIP mean/std
-    want = _ref_embed(models[0], pixels, normalise=False)
+    want = reference_embed(models[0], pixels, normalise=False)
     torch.testing.assert_close(enc.encode(pixels), want, atol=1e-5, rtol=0)
-    other = _ref_embed(models[1], pixels, normalise=False)
+    other = reference_embed(models[1], pixels, normalise=False)
     assert (enc.encode(pixels) - other).abs().max() > 1e-2
     assert set(state_dict_of(read_weights_file(tmp_path / "event_clip.pt"))) == set(key)
 
@@ -141,7 +140,9 @@ def test_cache_fallback_then_offline_message(tmp_path, monkeypatch, models, pixe
     enc = load_encoder(None, clip_model="ViT-L-14")
     assert enc.source == str(cached)
     assert enc.metadata()["origin"]["pretrained"] == "openai"
-    torch.testing.assert_close(enc.encode(pixels), _ref_embed(models[0], pixels), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        enc.encode(pixels), reference_embed(models[0], pixels), atol=1e-5, rtol=0
+    )
 
 
 def test_random_init_is_seeded_and_recorded():

@@ -29,7 +29,14 @@ import torch
 from iefvad.encoders import EncoderError, load_encoder
 from iefvad.weights import WeightsOptions, WeightsUnavailable
 
-from extract_helpers import ROOT, openai_state_dict, tiny_clip, torch_threads, write_video
+from extract_helpers import (
+    ROOT,
+    openai_state_dict,
+    reference_embed,
+    tiny_clip,
+    torch_threads,
+    write_video,
+)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OPENAI_L14_REPO = "timm/vit_large_patch14_clip_224.openai"
@@ -96,16 +103,6 @@ def _event_ckpt_bytes(model, tmp_path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _ref_embed(model, pixels: torch.Tensor, normalise: bool) -> torch.Tensor:
-    x = pixels
-    if normalise:
-        mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-        std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
-        x = (x - mean) / std
-    with torch.no_grad():
-        return model.encode_image(x)
-
-
 def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
@@ -134,7 +131,7 @@ def test_prepared_caches_are_used_offline(tmp_path, caches):
         "file": f"{OPENAI_L14_REPO}/open_clip_model.safetensors",
     }
     assert enc.fingerprint == load_encoder(img).fingerprint  # same weights, same fingerprint
-    want = _ref_embed(image_model, pixels, True)
+    want = reference_embed(image_model, pixels, True)
     torch.testing.assert_close(enc.encode(pixels), want, atol=1e-5, rtol=0)
 
     event = load_encoder(None, kind="event")  # the safe loader takes Namespace + numpy
@@ -145,7 +142,7 @@ def test_prepared_caches_are_used_offline(tmp_path, caches):
         "file": "vitl.pt",
         "revision": COMMIT,
     }
-    want = _ref_embed(event_model, pixels, False)
+    want = reference_embed(event_model, pixels, False)
     torch.testing.assert_close(event.encode(pixels), want, atol=1e-5, rtol=0)
     # open_clip's URL cache is the other standard place (OpenAI's ViT-B-32.pt)
     caches["clip"].mkdir(parents=True)
