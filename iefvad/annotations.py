@@ -1,6 +1,6 @@
 """Annotation files: per-video ``[start, end)`` frame spans, with the class when the file has one.
 
-Two formats are read (see ``iefvad/resources/README.md`` and REFERENCE.md section 4):
+Two formats are read (see ``iefvad/resources/README.md`` and docs/reference.md section 4):
 
 - **span tables**, whitespace separated, one video per line: ``name [text] s1 e1 [s2 e2 ...]``.
   ``name`` may carry a folder and a video extension (``Abuse028_x264.mp4``); ``text`` is the

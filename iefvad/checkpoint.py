@@ -4,7 +4,7 @@ Three layouts load:
 
 * ours: ``{"format": "iefvad-ckpt/1", "model_config": {...}, "model_state_dict": {...},
   "train": {...}, ...}``: the architecture comes from the file itself;
-* released plain ``state_dict`` (``temporal.*`` keys, REFERENCE.md section 5);
+* released plain ``state_dict`` (``temporal.*`` keys, docs/reference.md section 5);
 * released wrapped ``{"epoch", "model_state_dict", "optimizer_state_dict", "ap"}``.
 
 For released files the width, layer and refinement counts are read off the weights; the head

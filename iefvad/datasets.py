@@ -1,7 +1,7 @@
 """Dataset specifications: the one place that knows how the four benchmarks differ.
 
 Everything per dataset that the rest of the toolkit needs (normal label, label map, batch
-style, headline metric, the event-tree name, the training preset of REFERENCE.md section 6) is
+style, headline metric, the event-tree name, the training preset of docs/reference.md section 6) is
 data here, never a chain of ``if dataset == ...`` elsewhere.
 """
 
@@ -22,7 +22,7 @@ SNIPPET_FRAMES = 16
 
 @dataclass(frozen=True)
 class TrainPreset:
-    """Optimisation settings of the reference for one dataset (REFERENCE.md section 6).
+    """Optimisation settings of the reference for one dataset (docs/reference.md section 6).
 
     ``batch_size`` is per loader: paired datasets draw ``batch_size`` normal plus
     ``batch_size`` abnormal videos per step.
@@ -45,7 +45,7 @@ class DatasetSpec:
     normal_label: str
     """CSV label of normal videos (``Normal``, ``normal`` or ``A``)."""
     label_map: dict[str, str] = field(repr=False)
-    """Label code -> class name, normal class first (``../shared/data/*/label_map.json``)."""
+    """Label code -> class name, normal class first (``iefvad/resources/*/label_map.json``)."""
     paired: bool
     """True: each step takes B normal + B abnormal videos; False: one mixed loader."""
     headline: str
@@ -127,7 +127,7 @@ def _label_map(name: str) -> dict[str, str]:
         return json.load(f)
 
 
-# REFERENCE.md section 6, as data.
+# docs/reference.md section 6, as data.
 PRESETS: dict[str, TrainPreset] = {
     "ucfcrime": TrainPreset(64, 2e-5, 10, (4, 8), 0.1, 1.0),
     "xd": TrainPreset(2, 2e-5, 10, (2, 6, 10), 0.1, 0.01),

@@ -11,7 +11,7 @@ Two kinds of anomaly, each needing a different modality:
 
 - ``appearance``: a cart of an unusual, saturated colour (red or orange; pedestrians wear muted
   colours) fades in over 20 frames, stays parked and fades out. Visible in any single frame;
-  invisible to the event maps (REFERENCE.md section 3: thresholded differences of consecutive
+  invisible to the event maps (docs/reference.md section 3: thresholded differences of consecutive
   frames), since it never moves and fades by less than the threshold of 10 gray levels per
   frame. (Pedestrians passing in front of it still make their usual events.)
 - ``motion``: one of the pedestrians, unchanged in looks, suddenly runs (10-16 px per frame
@@ -291,7 +291,7 @@ def plan_video(
         odd.head = odd.colour if odd.shape != "cart" else tuple(int(c * 0.45) for c in odd.colour)
         odd.size *= spec.anomaly_size
         if odd.shape == "cart":  # parked, fading in and out slowly: no frame difference
-            odd.speed = 0.0  # ever exceeds the event threshold (REFERENCE.md section 3)
+            odd.speed = 0.0  # ever exceeds the event threshold (docs/reference.md section 3)
             odd.fade = spec.fade
         plan.objects.append(odd)
     else:

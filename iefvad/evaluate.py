@@ -1,4 +1,4 @@
-"""Scoring a test list and computing its metrics (REFERENCE.md section 7).
+"""Scoring a test list and computing its metrics (docs/reference.md section 7).
 
 Each test video is split into ``ceil(T / 256)`` zero-padded chunks; all chunks of all videos
 run through the model in large batches (chunks are independent, so this equals the reference's

@@ -1,4 +1,4 @@
-"""Synthetic event maps of snippets (REFERENCE.md section 3), as torch ops on any device.
+"""Synthetic event maps of snippets (docs/reference.md section 3), as torch ops on any device.
 
 Per snippet of 16 RGB frames: ``gray = 0.2989 R + 0.5870 G + 0.1140 B`` (float32, 0..255), the
 15 absolute differences of consecutive frames, ``event = diff > threshold``, and the count map

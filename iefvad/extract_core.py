@@ -66,7 +66,7 @@ class RecipeError(UserInputError):
 
 @dataclass(frozen=True)
 class RecipeOptions:
-    """What to compute; the defaults are the reference recipe (REFERENCE.md sections 2-3)."""
+    """What to compute; the defaults are the reference recipe (docs/reference.md sections 2-3)."""
 
     crops: tuple[int, ...] = tuple(range(NUM_CROPS))
     tail: Tail = "reference"

@@ -1,6 +1,6 @@
 """Where extraction reads and writes: video discovery, output names, manifests, shards.
 
-Layout (REFERENCE.md section 1): ``<root>/<Class>/<stem>__<crop>.npy`` float32 ``[T, D]``, flat
+Layout (docs/reference.md section 1): ``<root>/<Class>/<stem>__<crop>.npy`` float32 ``[T, D]``, flat
 (``<root>/<stem>__<crop>.npy``) for datasets without class folders (XD). One root per modality,
 side by side (``.../rgb`` and ``.../event_thr_10``). Next to a video's feature files each root
 holds ``<stem>.manifest.json``, written last: its presence, with settings equal to the current

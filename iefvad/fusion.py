@@ -5,7 +5,8 @@ Every rule takes, per modality m (image ``i``, event ``e``), a mean ``mu_m`` and
 per-value modality weights ``w_i``, ``w_e`` (``w_i + w_e = 1``). docs/fusion.md gives the
 equations; :mod:`iefvad.model` wires them into the network.
 
-* :func:`reference_fuse`: the released per-value inverse-variance weights (REFERENCE.md 5);
+* :func:`reference_fuse`: the released per-value inverse-variance weights
+  (docs/reference.md section 5);
 * :func:`student_t_fuse`: robust re-weighting with a Student-t likelihood: a value's weight
   falls as its residual to the current fused estimate grows (``nu`` sets how fast);
 * :func:`kalman_fuse`: a diagonal Kalman filter over time: the fused latent is a state with a

@@ -130,7 +130,7 @@ LIST_SPECS: dict[str, ListSpec] = {
             "ief-vad": _csv_split("annotations.txt", XD_LEAK_NOTE),
         },
     ),
-    # ShanghaiTech and MSAD: the reference's lists are the standard split (REFERENCE.md s.4).
+    # ShanghaiTech and MSAD: the reference's lists are the standard split (docs/reference.md s.4).
     "shang": ListSpec(
         "shang",
         {"standard": _csv_split("annotations.txt"), "ief-vad": _csv_split("annotations.txt")},

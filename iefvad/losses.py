@@ -1,4 +1,4 @@
-"""Training losses (REFERENCE.md section 6), vectorised over the batch.
+"""Training losses (docs/reference.md section 6), vectorised over the batch.
 
 ``L = L_cls + lam * (L_align + L_kl)``. With ``mask`` (``[B, T]`` bool, True = valid) the
 alignment and KL means run over valid snippets only; without it they include padding, as the

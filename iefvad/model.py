@@ -1,4 +1,4 @@
-"""The dual-stream uncertainty-weighted fusion model (REFERENCE.md section 5).
+"""The dual-stream uncertainty-weighted fusion model (docs/reference.md section 5).
 
 A pure ``nn.Module``: no data loading, no training glue. Module and parameter names are those
 of the released checkpoints (``temporal.image_attn_layers.0.in_proj_weight``, ...), so the

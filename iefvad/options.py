@@ -1,6 +1,6 @@
 """Command-line options of ``main.py`` and ``test.py`` and their resolution against presets.
 
-Flags that a preset can fill default to ``None``; the preset (REFERENCE.md section 6, held in
+Flags that a preset can fill default to ``None``; the preset (docs/reference.md section 6, held in
 :mod:`iefvad.datasets`) fills only what the user did not pass. Every value the user passes is
 honoured. The resolved configuration is printed and stored with each checkpoint.
 """

@@ -1,6 +1,6 @@
 """Video decoding, the 340x256 resize, the frame-count rule and the ten 224x224 crops.
 
-The recipe of REFERENCE.md section 2: every frame is decoded with OpenCV (BGR), resized to
+The recipe of docs/reference.md section 2: every frame is decoded with OpenCV (BGR), resized to
 340x256 (W x H, aspect ignored) with ``cv2.INTER_LINEAR``, and cut into 224x224 crops. Frames
 are handled in groups of 512 (32 snippets of 16 frames), the unit of the reference's batching
 and of its event normalisation.
@@ -41,7 +41,7 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 
 Tail = Literal["reference", "full", "pad"]
 TAILS: tuple[str, ...] = ("reference", "full", "pad")
-"""Frame-count rules: ``reference`` is REFERENCE.md s.2.4 (the default; T matches the released
+"""Frame-count rules: ``reference`` is docs/reference.md s.2.4 (the default; T matches the released
 features and ground truth); ``full`` keeps every complete snippet (``floor(N/16)``; differs from
 the reference only when the last group has exactly 16 frames); ``pad`` also keeps a last partial
 snippet, padded by repeating its last frame (``ceil(N/16)``; for scoring every frame of a
@@ -72,7 +72,7 @@ class VideoError(Exception):
 
 
 def crop_box(crop: int) -> tuple[int, int, bool]:
-    """``(row0, col0, flipped)`` of crop 0..9 in a 256x340 frame (REFERENCE.md s.2.2)."""
+    """``(row0, col0, flipped)`` of crop 0..9 in a 256x340 frame (docs/reference.md s.2.2)."""
     if not 0 <= crop < NUM_CROPS:
         raise ValueError(f"crop must be in 0..9, found {crop}")
     r0, c0 = _CORNERS[crop % 5]

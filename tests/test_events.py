@@ -1,4 +1,4 @@
-"""Synthetic event maps against a direct numpy computation of REFERENCE.md section 3."""
+"""Synthetic event maps against a direct numpy computation of docs/reference.md section 3."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def tiny_encoders() -> Encoders:
 
 def test_features_equal_a_plain_fp32_reimplementation(tmp_path) -> None:
     """Image (and event) features of the CLI = per-frame cv2 resize, crop slicing, CLIP
-    normalisation, encode, mean of 16 (event: maps of REFERENCE.md s.3 through event-CLIP)."""
+    normalisation, encode, mean of 16 (event: maps of docs/reference.md s.3 through event-CLIP)."""
     img_model, evt_model = tiny_clip(seed=3, layers=2), tiny_clip(seed=4, layers=2)
     torch.save(openai_state_dict(img_model), tmp_path / "clip.pt")
     evt_sd = {f"encoder_k.{k}": v for k, v in openai_state_dict(evt_model).items()}

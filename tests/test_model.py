@@ -1,4 +1,4 @@
-"""The model against an independent module written from REFERENCE.md section 5."""
+"""The model against an independent module written from docs/reference.md section 5."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from iefvad.model import IEFVAD, ModelConfig, num_parameters
 
 
 class RefTemporal(nn.Module):
-    """REFERENCE.md section 5, written out plainly (the spec's names and order)."""
+    """docs/reference.md section 5, written out plainly (the spec's names and order)."""
 
     def __init__(self, d=768, heads=8, layers=2, k=10, nu=8.0, student=True):
         super().__init__()
