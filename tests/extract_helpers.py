@@ -160,8 +160,8 @@ class Flatten(nn.Module):
 
 
 def identity_encoder(normalise: bool):
-    """An :class:`iefvad.encoders.Encoder` returning its (normalised) input pixels."""
-    from iefvad.encoders import OPENAI_MEAN, OPENAI_STD, Encoder
+    """An :class:`iefvad.extraction.encoders.Encoder` returning its (normalised) input pixels."""
+    from iefvad.extraction.encoders import OPENAI_MEAN, OPENAI_STD, Encoder
 
     return Encoder(
         module=Flatten(),

@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.encoders import load_encoder, random_encoder
-from iefvad.extract import RunConfig, run_extraction
-from iefvad.extract_cli import main
-from iefvad.extract_core import (
-    Encoders,
-    RecipeOptions,
-    extract_video_features,
-    iter_snippet_features,
-)
-from iefvad.extract_layout import (
+from iefvad.cli.extract import main
+from iefvad.extraction.encoders import load_encoder, random_encoder
+from iefvad.extraction.layout import (
     ExtractError,
     OutputLayout,
     discover_videos,
@@ -26,7 +19,14 @@ from iefvad.extract_layout import (
     shard,
     shard_from_env,
 )
-from iefvad.video import num_snippets
+from iefvad.extraction.pipeline import RunConfig, run_extraction
+from iefvad.extraction.recipe import (
+    Encoders,
+    RecipeOptions,
+    extract_video_features,
+    iter_snippet_features,
+)
+from iefvad.video.decode import num_snippets
 
 from extract_helpers import (
     decode_reference,
@@ -247,7 +247,7 @@ def test_discovery_layout_and_errors(tmp_path) -> None:
 
 
 def test_shards_cover_every_video_once() -> None:
-    from iefvad.extract_layout import VideoJob
+    from iefvad.extraction.layout import VideoJob
 
     rng = np.random.default_rng(0)
     jobs = [VideoJob(Path(f"v{i}.mp4"), f"v{i}.mp4", "", f"v{i}", int(s))

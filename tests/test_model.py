@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from iefvad.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from iefvad.model import IEFVAD, ModelConfig, num_parameters
+from iefvad.models.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from iefvad.models.model import IEFVAD, ModelConfig, num_parameters
 
 
 class RefTemporal(nn.Module):
@@ -212,7 +212,7 @@ def test_width_mismatch_is_reported():
 
 @pytest.mark.parametrize("fusion,used", [("image_only", 0), ("event_only", 1)])
 def test_single_modality_baselines_ignore_the_other_stream(fusion, used):
-    from iefvad.losses import ief_vad_loss
+    from iefvad.models.losses import ief_vad_loss
 
     torch.manual_seed(0)
     model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, fusion=fusion)).eval()
