@@ -4,7 +4,7 @@ python ablate.py --synth --variants reference kalman concat --seeds 0 1 2
 python ablate.py --dataset ucfcrime --train_list list/ucfcrime/train.csv --seeds 0 1
 """
 
-from iefvad.cli import ablate_main
+from iefvad.cli.entry import ablate_main
 
 if __name__ == "__main__":
     ablate_main()

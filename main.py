@@ -1,6 +1,6 @@
 """Train IEF-VAD: ``python main.py --dataset {ucfcrime,xd,shang,msad,custom}`` (see --help)."""
 
-from iefvad.cli import train_main
+from iefvad.cli.entry import train_main
 
 if __name__ == "__main__":
     train_main()

@@ -3,6 +3,6 @@
 python -c "import option; option.train_parser().print_help()"
 """
 
-from iefvad.options import resolve_train, test_parser, train_parser
+from iefvad.cli.options import resolve_train, test_parser, train_parser
 
 __all__ = ["resolve_train", "test_parser", "train_parser"]

@@ -4,7 +4,7 @@ Degrades one modality at test time (attenuation, noise, a dropped span) and writ
 plots of AUC/AP, Brier score, KL(clean||noisy) and the fusion weights (docs/fusion.md).
 """
 
-from iefvad.cli import explore_main
+from iefvad.cli.entry import explore_main
 
 if __name__ == "__main__":
     explore_main()

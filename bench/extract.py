@@ -62,7 +62,7 @@ def sync(device: torch.device) -> None:
 
 
 def bench_decode(root: Path) -> dict:
-    from iefvad.video import iter_groups
+    from iefvad.video.decode import iter_groups
 
     t0, frames = time.perf_counter(), 0
     for video in sorted(root.rglob("*.mp4")):
@@ -86,8 +86,8 @@ def bench_encoder(enc, batch: int, device: torch.device, seconds: float = 5.0) -
 
 
 def bench_precision(encoders_lo, encoders_fp32, root: Path) -> dict:
-    from iefvad.extract_core import RecipeOptions, encode_snippets
-    from iefvad.video import iter_groups
+    from iefvad.extraction.recipe import RecipeOptions, encode_snippets
+    from iefvad.video.decode import iter_groups
 
     group = next(iter_groups(next(iter(sorted(root.rglob("*.mp4")))), rgb=True))
     frames = torch.from_numpy(group.frames[:64].copy())
@@ -105,10 +105,10 @@ def bench_precision(encoders_lo, encoders_fp32, root: Path) -> dict:
 
 
 def main() -> None:
-    from iefvad.encoders import random_encoder, resolve_device, resolve_precision
-    from iefvad.extract import RunConfig, cpu_threads, run_extraction
-    from iefvad.extract_cli import parse_crops
-    from iefvad.extract_core import Encoders, RecipeOptions
+    from iefvad.cli.extract import parse_crops
+    from iefvad.extraction.encoders import random_encoder, resolve_device, resolve_precision
+    from iefvad.extraction.pipeline import RunConfig, cpu_threads, run_extraction
+    from iefvad.extraction.recipe import Encoders, RecipeOptions
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(

@@ -27,8 +27,8 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from iefvad.losses import ief_vad_loss  # noqa: E402
-from iefvad.model import FUSIONS, IEFVAD, ModelConfig, kl_shift  # noqa: E402
+from iefvad.models.losses import ief_vad_loss  # noqa: E402
+from iefvad.models.model import FUSIONS, IEFVAD, ModelConfig, kl_shift  # noqa: E402
 
 SIZES = {  # batch (rows per step), D, heads, refinement blocks
     "ci": (8, 32, 2, 2),

@@ -34,14 +34,14 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from iefvad.csvlist import read_list  # noqa: E402
-from iefvad.data import BatchSampler, DeviceBank, build_bank  # noqa: E402
-from iefvad.datasets import get_spec  # noqa: E402
-from iefvad.evaluate import autocast, load_test_set, predict  # noqa: E402
-from iefvad.features import chunk  # noqa: E402
-from iefvad.losses import ief_vad_loss  # noqa: E402
-from iefvad.model import IEFVAD, ModelConfig, kl_shift  # noqa: E402
-from iefvad.synth import SynthSpec, make_feature_set  # noqa: E402
+from iefvad.data.bank import BatchSampler, DeviceBank, build_bank  # noqa: E402
+from iefvad.data.csv_lists import read_list  # noqa: E402
+from iefvad.data.features import chunk  # noqa: E402
+from iefvad.datasets.specs import get_spec  # noqa: E402
+from iefvad.engine.evaluate import autocast, load_test_set, predict  # noqa: E402
+from iefvad.models.losses import ief_vad_loss  # noqa: E402
+from iefvad.models.model import IEFVAD, ModelConfig, kl_shift  # noqa: E402
+from iefvad.synthetic.features import SynthSpec, make_feature_set  # noqa: E402
 
 # train normal, train abnormal, test normal, test abnormal, crops, D, batch per loader
 SIZES = {

@@ -6,7 +6,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #       --clip_ckpt ViT-L-14.pt --event_clip_ckpt event_vitl.pt
 #   torchrun --nproc_per_node 8 extracting/extract.py ...   # one GPU per rank
 # All options: --help; the guide: docs/extraction.md.
-from iefvad.extract_cli import main  # noqa: E402
+from iefvad.cli.extract import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

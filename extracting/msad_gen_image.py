@@ -3,7 +3,7 @@ import os, sys  # noqa: E401, I001 - the repo root on sys.path: runs without ins
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Seed front end over extracting/extract.py: the seed repository's name of msad_gen_img.py.
 #   python extracting/msad_gen_image.py --video_dir V --save_dir F/rgb
-from iefvad.extract_cli import main  # noqa: E402
+from iefvad.cli.extract import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main(dataset="msad", modality="image", compat=True))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing
 
-from iefvad.lists_cli import generate_file_main  # noqa: E402
+from iefvad.cli.lists import generate_file_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(generate_file_main(dataset="xd", list_dir=Path(__file__).resolve().parent))

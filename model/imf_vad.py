@@ -1,15 +1,15 @@
-"""The published ``model.imf_vad`` interface, as thin wrappers over :mod:`iefvad.model`.
+"""The published ``model.imf_vad`` interface, as thin wrappers over :mod:`iefvad.models.model`.
 
 This is a compatibility layer: scripts that build ``MMFMIL(...)`` or
 ``MultiModal_Fusion_Attn_Iter(...)`` with the released arguments, load the authors' ``.pth``
 files strictly and read the released output dict keep working, while the computation is our
-:class:`iefvad.model.TemporalFusion` (its module and parameter names are the released ones,
+:class:`iefvad.models.model.TemporalFusion` (its module and parameter names are the released ones,
 so the state-dict keys are identical). Differences from the released classes:
 
 * a wrong ``noise_model`` raises ``ValueError`` at construction, not at the first forward;
 * shape and width mismatches of the inputs raise a ``ValueError`` naming both shapes.
 
-New code should use :mod:`iefvad.model` (``ModelConfig``, ``IEFVAD``) instead: it masks
+New code should use :mod:`iefvad.models.model` (``ModelConfig``, ``IEFVAD``) instead: it masks
 padded snippets and offers the other fusion rules, and our checkpoints record their config.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from iefvad.fusion import reference_fuse
-from iefvad.model import IEFVAD, ModelConfig, TemporalFusion
+from iefvad.models.fusion import reference_fuse
+from iefvad.models.model import IEFVAD, ModelConfig, TemporalFusion
 
 __all__ = ["MMFMIL", "MultiModal_Fusion_Attn_Iter"]
 
@@ -28,7 +28,7 @@ NOISE_MODELS = {"Gaussian": "gaussian", "StudentT": "student_t"}
 """The released ``noise_model`` names and the :class:`ModelConfig` ``noise`` they mean."""
 
 _FUSE_GUARD = 1e-8
-"""The denominator guard of :func:`iefvad.fusion.reference_fuse` (the released default)."""
+"""The denominator guard of :func:`iefvad.models.fusion.reference_fuse` (the released default)."""
 
 
 class MultiModal_Fusion_Attn_Iter(TemporalFusion):  # noqa: N801 (the released name)
@@ -39,7 +39,7 @@ class MultiModal_Fusion_Attn_Iter(TemporalFusion):  # noqa: N801 (the released n
     Student-t factor ``(nu+1)/nu`` cancels in the normalised weights except against
     ``epsilon``. ``num_refinement_steps = 0`` keeps the released parameter-free ``Identity``
     placeholder in ``refinement_blocks`` and applies no refinement. The released behaviour
-    is kept: padding is never masked. For new code use :class:`iefvad.model.IEFVAD`.
+    is kept: padding is never masked. For new code use :class:`iefvad.models.model.IEFVAD`.
     """
 
     def __init__(
@@ -120,7 +120,7 @@ class MMFMIL(nn.Module):
     ``args.num_refinement_steps``, ``args.lambda_ref``, ``args.noise_model`` and ``args.nu``
     as released (the positional size arguments are only stored).
 
-    For new code use :class:`iefvad.model.IEFVAD`; :meth:`to_iefvad` converts.
+    For new code use :class:`iefvad.models.model.IEFVAD`; :meth:`to_iefvad` converts.
     """
 
     def __init__(

@@ -30,7 +30,7 @@ TINY_OPT = [
 
 @pytest.fixture(scope="session")
 def synth_set(tmp_path_factory: pytest.TempPathFactory):
-    from iefvad.synth import SynthSpec, make_feature_set
+    from iefvad.synthetic.features import SynthSpec, make_feature_set
 
     root = tmp_path_factory.mktemp("synth")
     return make_feature_set(root / "features", SynthSpec(seed=3))
@@ -39,8 +39,8 @@ def synth_set(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def trained(synth_set, tmp_path_factory: pytest.TempPathFactory):
     """(checkpoint path, TrainResult) of a short run on ``synth_set``."""
-    from iefvad.options import resolve_train, train_parser
-    from iefvad.train import train
+    from iefvad.cli.options import resolve_train, train_parser
+    from iefvad.engine.train import train
 
     out = tmp_path_factory.mktemp("run")
     args = train_parser().parse_args(

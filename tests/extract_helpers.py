@@ -1,6 +1,6 @@
 """Helpers of the extraction tests: generated videos, tiny CLIP models, plain re-implementations.
 
-The ``reference_*`` functions re-implement REFERENCE.md sections 2-3 the straightforward way
+The ``reference_*`` functions re-implement docs/reference.md sections 2-3 the straightforward way
 (per-frame cv2 resize, numpy slicing, the seed scripts' 512-frame loop) without using the code
 under test, so the tests compare two independent implementations.
 """
@@ -35,7 +35,7 @@ def torch_threads(n: int = 1) -> Iterator[None]:
 
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
-# REFERENCE.md s.2.2, written out: (rows, cols, flipped) of crops 0..9.
+# docs/reference.md s.2.2, written out: (rows, cols, flipped) of crops 0..9.
 CROP_SLICES = {
     0: (slice(16, 240), slice(58, 282)),
     1: (slice(None, 224), slice(None, 224)),
@@ -46,7 +46,7 @@ CROP_SLICES = {
 
 
 def reference_crop(frames: np.ndarray, crop: int) -> np.ndarray:
-    """``[N, 256, 340, 3]`` -> ``[N, 224, 224, 3]`` by the slices of REFERENCE.md s.2.2."""
+    """``[N, 256, 340, 3]`` -> ``[N, 224, 224, 3]`` by the slices of docs/reference.md s.2.2."""
     rows, cols = CROP_SLICES[crop % 5]
     out = frames[:, rows, cols]
     return out[:, :, ::-1] if crop >= 5 else out
@@ -109,7 +109,7 @@ def reference_groups(n: int) -> list[tuple[int, int]]:
 
 
 def reference_event_maps(rgb: np.ndarray, crop: int, threshold: float = 10.0) -> np.ndarray:
-    """REFERENCE.md s.3 for one group of snippets: ``[16*S, 256, 340, 3]`` RGB -> ``[S, 3,
+    """docs/reference.md s.3 for one group of snippets: ``[16*S, 256, 340, 3]`` RGB -> ``[S, 3,
     224, 224]`` float32, normalised by the group maximum (0 stays 0 instead of NaN)."""
     c = reference_crop(rgb, crop).astype(np.float32)
     w = np.array([0.2989, 0.5870, 0.1140], np.float32)
@@ -172,8 +172,8 @@ class Flatten(nn.Module):
 
 
 def identity_encoder(normalise: bool):
-    """An :class:`iefvad.encoders.Encoder` returning its (normalised) input pixels."""
-    from iefvad.encoders import OPENAI_MEAN, OPENAI_STD, Encoder
+    """An :class:`iefvad.extraction.encoders.Encoder` returning its (normalised) input pixels."""
+    from iefvad.extraction.encoders import OPENAI_MEAN, OPENAI_STD, Encoder
 
     return Encoder(
         module=Flatten(),

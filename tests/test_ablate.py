@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from iefvad.ablate import markdown_table, parse_synth, parse_variant, run_ablation
-from iefvad.cli import ablate_main
+from iefvad.cli.entry import ablate_main
 from iefvad.errors import UserInputError
+from iefvad.studies.ablate import markdown_table, parse_synth, parse_variant, run_ablation
 
 TINY = [
     "--synth",

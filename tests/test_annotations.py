@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from iefvad.annotations import (
+from iefvad.data.annotations import (
     AnnotationError,
     read_annotation_csv,
     read_annotations,
     read_span_table,
 )
-from iefvad.datasets import get_spec
-from iefvad.lists import load_annotations
-from iefvad.listspecs import LIST_SPECS
+from iefvad.data.list_rules import LIST_SPECS
+from iefvad.data.lists import load_annotations
+from iefvad.datasets.specs import get_spec
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.csvlist import ListError, read_list, write_list
-from iefvad.datasets import get_spec
-from iefvad.evaluate import compute_metrics, load_test_set, predict
-from iefvad.features import FeatureError, read_pairs
-from iefvad.groundtruth import GroundTruthError, load_gt
-from iefvad.model import IEFVAD, ModelConfig
-from iefvad.synth import SynthSpec, make_feature_set
-from iefvad.train import check_labels
+from iefvad.data.csv_lists import ListError, read_list, write_list
+from iefvad.data.features import FeatureError, read_pairs
+from iefvad.data.groundtruth import GroundTruthError, load_gt
+from iefvad.datasets.specs import get_spec
+from iefvad.engine.evaluate import compute_metrics, load_test_set, predict
+from iefvad.engine.train import check_labels
+from iefvad.models.model import IEFVAD, ModelConfig
+from iefvad.synthetic.features import SynthSpec, make_feature_set
 
 from conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""Every script's entry goes through one error boundary (iefvad.cli.run_entry): bad input is
+"""Every script's entry goes through one error boundary (iefvad.cli.entry.run_entry): bad input is
 one ``error:`` line and exit status 2, Ctrl-C is 130, a bug keeps its traceback."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iefvad import cli  # not `from ... import test_main`: pytest would collect it
-from iefvad.demo import main as demo_main
+from iefvad.cli import entry as cli  # not `from ... import test_main`: pytest would collect it
+from iefvad.cli.extract import main as extract_main
+from iefvad.cli.lists import generate_file_main, generate_gt_main
 from iefvad.errors import UserInputError
-from iefvad.extract_cli import main as extract_main
-from iefvad.infer import main as infer_main
-from iefvad.lists_cli import generate_file_main, generate_gt_main
+from iefvad.inference.infer import main as infer_main
+from iefvad.studies.demo import main as demo_main
 
 ROOT = Path(__file__).resolve().parents[1]
 MISSING = "missing_input"  # every entry is given a file or folder of this name that is absent
@@ -37,27 +37,27 @@ def status(call: Callable[[], object]) -> int:
 ENTRIES: dict[str, tuple[Callable[[Path], object], str]] = {
     "main.py": (
         lambda d: cli.train_main(["--train_list", f"{d}/{MISSING}.csv"]),
-        "iefvad.train.train",
+        "iefvad.engine.train.train",
     ),
     "test.py": (
         lambda d: cli.test_main(["--ckpt_path", f"{d}/{MISSING}.pth"]),
-        "iefvad.run_test.run_test",
+        "iefvad.engine.report.run_test",
     ),
     "test2.py": (
         lambda d: cli.explore_main(["--ckpt_path", f"{d}/{MISSING}.pth"]),
-        "iefvad.explore.run_explore",
+        "iefvad.studies.explore.run_explore",
     ),
     "ablate.py": (
         lambda d: cli.ablate_main(["--train_list", f"{d}/{MISSING}.csv", "--out_dir", str(d)]),
-        "iefvad.ablate.run_ablation",
+        "iefvad.studies.ablate.run_ablation",
     ),
     "infer.py": (
         lambda d: infer_main([f"{d}/v.mp4", "--ckpt_path", f"{d}/{MISSING}.pth"]),
-        "iefvad.infer.run",
+        "iefvad.inference.infer.run",
     ),
     "extracting/extract.py": (
         lambda d: extract_main(["--video_dir", f"{d}/{MISSING}", "--save_dir", f"{d}/f"]),
-        "iefvad.extract_cli._run",
+        "iefvad.cli.extract._run",
     ),
     "extracting/xd_gen_img.py": (
         lambda d: extract_main(
@@ -66,21 +66,21 @@ ENTRIES: dict[str, tuple[Callable[[Path], object], str]] = {
             modality="image",
             compat=True,
         ),
-        "iefvad.extract_cli._run",
+        "iefvad.cli.extract._run",
     ),
     "list/generate_file.py": (
         lambda d: generate_file_main(
             ["--dataset", "custom", "--base_path", f"{d}/{MISSING}"], list_dir=d
         ),
-        "iefvad.lists_cli.custom_lists",
+        "iefvad.cli.lists.custom_lists",
     ),
     "list/xd_generate_gt.py": (
         lambda d: generate_gt_main(["--csv_path", f"{d}/{MISSING}.csv"], "xd", d),
-        "iefvad.lists_cli.generate_gt",
+        "iefvad.cli.lists.generate_gt",
     ),
-    "python -m iefvad.demo": (
+    "python -m iefvad.studies.demo": (
         lambda d: demo_main(["--quick", "--out", str(d), "--clip_ckpt", f"{d}/{MISSING}.pt"]),
-        "iefvad.demo.run_demo",
+        "iefvad.studies.demo.run_demo",
     ),
 }
 
@@ -210,7 +210,7 @@ def test_scripts_in_a_subprocess(tmp_path):
     p = run(*argv, IEFVAD_TRACEBACK="1")
     assert p.returncode == 1 and "Traceback" in p.stderr and "absent.csv" in p.stderr
     patch = (
-        "import runpy, sys, iefvad.lists_cli as m\n"
+        "import runpy, sys, iefvad.cli.lists as m\n"
         "def boom(*a, **k):\n    raise {exc}\n"
         "m.generate_gt = boom\nsys.argv = {argv!r}\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"

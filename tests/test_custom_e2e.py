@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from iefvad.synth import SynthSpec, make_feature_set
+from iefvad.synthetic.features import SynthSpec, make_feature_set
 
 from conftest import ROOT, TINY_MODEL, TINY_OPT
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.csvlist import read_list
-from iefvad.data import BatchSampler, DeviceBank, build_bank
-from iefvad.datasets import get_spec
+from iefvad.data.bank import BatchSampler, DeviceBank, build_bank
+from iefvad.data.csv_lists import read_list
+from iefvad.data.features import resample
+from iefvad.datasets.specs import get_spec
 from iefvad.errors import UserInputError
-from iefvad.features import resample
 
 
 def test_bank_rows_equal_per_file_resampling(synth_set, tmp_path):

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from iefvad.demo import MODELS, extract_features, format_table, quick_config, run_demo
-from iefvad.feature_meta import read_record
-from iefvad.infer import main as infer_main
-from iefvad.metrics import auc_ap
+from iefvad.engine.metrics import auc_ap
+from iefvad.extraction.provenance import read_record
+from iefvad.inference.infer import main as infer_main
+from iefvad.studies.demo import MODELS, extract_features, format_table, quick_config, run_demo
 
 pytestmark = pytest.mark.slow  # end to end: the whole pipeline in seconds to minutes
 
@@ -44,11 +44,11 @@ def test_quick_demo_writes_table_figure_and_checkpoints(demo):
 
 def test_table_auc_is_the_frame_auc_of_the_lists(demo):
     """Recompute one row of the table from the list files the demo wrote."""
-    from iefvad.checkpoint import load_model
-    from iefvad.csvlist import read_list
-    from iefvad.datasets import get_spec
-    from iefvad.evaluate import load_test_set, predict
-    from iefvad.groundtruth import load_gt
+    from iefvad.data.csv_lists import read_list
+    from iefvad.data.groundtruth import load_gt
+    from iefvad.datasets.specs import get_spec
+    from iefvad.engine.evaluate import load_test_set, predict
+    from iefvad.models.checkpoint import load_model
 
     cfg, res = demo
     lists = cfg.out / "lists"

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from iefvad.demo_videos import (
+from iefvad.synthetic.videos import (
     DemoVideoSpec,
     calibration_plans,
     make_demo_videos,
@@ -19,8 +19,8 @@ from iefvad.demo_videos import (
     plan_video,
     render_frames,
 )
-from iefvad.events import snippet_event_counts
-from iefvad.video import resize_frame
+from iefvad.video.decode import resize_frame
+from iefvad.video.events import snippet_event_counts
 
 SMALL = DemoVideoSpec(
     width=96, height=72, train=(2, 1, 1), test=(1, 1, 1), snippets=(4, 5), span_snippets=(1, 2)

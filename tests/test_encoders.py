@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.encoders import (
+from iefvad.extraction.encoders import (
     EncoderError,
     load_encoder,
     random_encoder,
     read_weights_file,
     state_dict_of,
 )
-from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets
-from iefvad.video import decode_resized
+from iefvad.extraction.recipe import Encoders, RecipeOptions, encode_snippets
+from iefvad.video.decode import decode_resized
 
 from extract_helpers import (
     cosine_rows,
@@ -154,7 +154,7 @@ def test_random_init_is_seeded_and_recorded():
 
 
 def test_encoders_reject_a_non_224_tower():
-    from iefvad.encoders import ARCHS, VisionArch, random_encoder
+    from iefvad.extraction.encoders import ARCHS, VisionArch, random_encoder
 
     arch = VisionArch(**{**ARCHS["tiny"].__dict__, "image_size": 96})
     with pytest.raises(ValueError, match="96x96 inputs.*224x224"):

@@ -1,4 +1,4 @@
-"""Synthetic event maps against a direct numpy computation of REFERENCE.md section 3."""
+"""Synthetic event maps against a direct numpy computation of docs/reference.md section 3."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.events import event_counts, grayscale, normalise_counts, to_event_input
-from iefvad.extract_core import Encoders, RecipeOptions, encode_snippets, extract_video_features
+from iefvad.extraction.recipe import (
+    Encoders,
+    RecipeOptions,
+    encode_snippets,
+    extract_video_features,
+)
+from iefvad.video.events import event_counts, grayscale, normalise_counts, to_event_input
 
 from extract_helpers import (
     decode_reference,

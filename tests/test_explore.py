@@ -13,12 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from iefvad import explore
-from iefvad.checkpoint import save_checkpoint
-from iefvad.csvlist import read_list
+from iefvad.data.csv_lists import read_list
+from iefvad.engine.evaluate import load_test_set, predict
 from iefvad.errors import UserInputError
-from iefvad.evaluate import load_test_set, predict
-from iefvad.explore import (
+from iefvad.models.checkpoint import save_checkpoint
+from iefvad.models.model import IEFVAD, FusionOutput, ModelConfig
+from iefvad.studies import explore
+from iefvad.studies.explore import (
     COLUMNS,
     Degradation,
     Degrader,
@@ -31,7 +32,6 @@ from iefvad.explore import (
     per_video,
     run_explore,
 )
-from iefvad.model import IEFVAD, FusionOutput, ModelConfig
 
 from conftest import ROOT
 from extract_helpers import torch_threads
@@ -114,7 +114,7 @@ class EnergyWeighted(nn.Module):
 
 
 def test_metrics_see_the_degraded_modality_lose_weight(test_set, synth_set):
-    from iefvad.groundtruth import load_gt
+    from iefvad.data.groundtruth import load_gt
 
     gt = load_gt(synth_set.gt_path).frames
     model = EnergyWeighted()

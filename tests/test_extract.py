@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.encoders import load_encoder, random_encoder
-from iefvad.extract import RunConfig, run_extraction
-from iefvad.extract_cli import main
-from iefvad.extract_core import (
-    Encoders,
-    RecipeOptions,
-    extract_video_features,
-    iter_snippet_features,
-)
-from iefvad.extract_layout import (
+from iefvad.cli.extract import main
+from iefvad.extraction.encoders import load_encoder, random_encoder
+from iefvad.extraction.layout import (
     ExtractError,
     OutputLayout,
     discover_videos,
@@ -26,7 +19,14 @@ from iefvad.extract_layout import (
     shard,
     shard_from_env,
 )
-from iefvad.video import num_snippets
+from iefvad.extraction.pipeline import RunConfig, run_extraction
+from iefvad.extraction.recipe import (
+    Encoders,
+    RecipeOptions,
+    extract_video_features,
+    iter_snippet_features,
+)
+from iefvad.video.decode import num_snippets
 
 from extract_helpers import (
     decode_reference,
@@ -55,7 +55,7 @@ def tiny_encoders() -> Encoders:
 
 def test_features_equal_a_plain_fp32_reimplementation(tmp_path) -> None:
     """Image (and event) features of the CLI = per-frame cv2 resize, crop slicing, CLIP
-    normalisation, encode, mean of 16 (event: maps of REFERENCE.md s.3 through event-CLIP)."""
+    normalisation, encode, mean of 16 (event: maps of docs/reference.md s.3 through event-CLIP)."""
     img_model, evt_model = tiny_clip(seed=3, layers=2), tiny_clip(seed=4, layers=2)
     torch.save(openai_state_dict(img_model), tmp_path / "clip.pt")
     evt_sd = {f"encoder_k.{k}": v for k, v in openai_state_dict(evt_model).items()}
@@ -247,7 +247,7 @@ def test_discovery_layout_and_errors(tmp_path) -> None:
 
 
 def test_shards_cover_every_video_once() -> None:
-    from iefvad.extract_layout import VideoJob
+    from iefvad.extraction.layout import VideoJob
 
     rng = np.random.default_rng(0)
     jobs = [VideoJob(Path(f"v{i}.mp4"), f"v{i}.mp4", "", f"v{i}", int(s))

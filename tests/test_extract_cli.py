@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.encoders import load_encoder
-from iefvad.extract_cli import main
-from iefvad.extract_core import Encoders, RecipeOptions, extract_video_features
+from iefvad.cli.extract import main
+from iefvad.extraction.encoders import load_encoder
+from iefvad.extraction.recipe import Encoders, RecipeOptions, extract_video_features
 
 from extract_helpers import ROOT, openai_state_dict, tiny_clip, torch_threads, write_video
 

@@ -18,20 +18,20 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.encoders import random_encoder
+from iefvad.cli.extract import main
 from iefvad.errors import UserInputError
-from iefvad.extract import RunConfig, plan, run_extraction
-from iefvad.extract_cli import main
-from iefvad.extract_core import Encoders, RecipeOptions
-from iefvad.extract_layout import (
+from iefvad.extraction.encoders import random_encoder
+from iefvad.extraction.layout import (
     LOCK_NAME,
     ExtractError,
     RunLock,
     event_tree_name,
     feature_file_status,
 )
+from iefvad.extraction.pipeline import RunConfig, plan, run_extraction
+from iefvad.extraction.recipe import Encoders, RecipeOptions
 from iefvad.fileio import save_json, save_npy
-from iefvad.video import VideoError, open_video
+from iefvad.video.decode import VideoError, open_video
 
 from extract_helpers import ROOT, torch_threads, write_video
 
@@ -341,7 +341,7 @@ def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path, tiny
     cfg = _cfg(tmp_path)
     roots = [str(r) for r in cfg.roots.values()]
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom iefvad.extract_layout import RunLock\n"
+        [sys.executable, "-c", "import sys, time\nfrom iefvad.extraction.layout import RunLock\n"
          "with RunLock(sys.argv[1:]):\n    print('locked', flush=True)\n    time.sleep(300)\n",
          *roots],
         env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,

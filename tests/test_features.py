@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iefvad.features import chunk, resample
+from iefvad.data.features import chunk, resample
 
 
 def uniform_extract(feat, t_max):

@@ -8,16 +8,16 @@ import pytest
 import torch
 from test_model import RELEASED_KEYS
 
-from iefvad.checkpoint import load_model, save_checkpoint
-from iefvad.fusion import (
+from iefvad.models.checkpoint import load_model, save_checkpoint
+from iefvad.models.fusion import (
     KalmanState,
     kalman_fuse,
     reference_fuse,
     student_t_fuse,
     student_t_log_weight,
 )
-from iefvad.losses import ief_vad_loss
-from iefvad.model import (
+from iefvad.models.losses import ief_vad_loss
+from iefvad.models.model import (
     FUSIONS,
     IEFVAD,
     SHARE_FUSIONS,

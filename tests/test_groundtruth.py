@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iefvad.annotations import read_annotations
-from iefvad.csvlist import ListRow, video_stem
-from iefvad.datasets import get_spec
-from iefvad.groundtruth import (
+from iefvad.data.annotations import read_annotations
+from iefvad.data.csv_lists import ListRow, video_stem
+from iefvad.data.groundtruth import (
     FeatureFileError,
     GroundTruthError,
     GroundTruthWarning,
@@ -27,6 +26,7 @@ from iefvad.groundtruth import (
     num_snippets,
     save_gt,
 )
+from iefvad.datasets.specs import get_spec
 
 XD_A = "A.Beautiful.Mind.2001__#00-25-20_00-29-20_label_A"
 XD_B = "A.Beautiful.Mind.2001__#00-40-52_00-42-01_label_A"

@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad import evaluate, infer
-from iefvad.checkpoint import save_checkpoint
-from iefvad.csvlist import ListRow
-from iefvad.demo_videos import DemoVideoSpec, plan_video, write_video
-from iefvad.encoders import VisionArch, random_encoder
-from iefvad.extract_core import RecipeOptions
-from iefvad.feature_meta import attach_to_checkpoint, encoder_record, feature_record
-from iefvad.features import CLIP_LEN, chunk, num_chunks
-from iefvad.infer import (
+from iefvad.data.csv_lists import ListRow
+from iefvad.data.features import CLIP_LEN, chunk, num_chunks
+from iefvad.engine import evaluate
+from iefvad.extraction.encoders import VisionArch, random_encoder
+from iefvad.extraction.provenance import attach_to_checkpoint, encoder_record, feature_record
+from iefvad.extraction.recipe import RecipeOptions
+from iefvad.inference import infer
+from iefvad.inference.infer import (
     Context,
     InferError,
     Scorer,
@@ -32,7 +31,9 @@ from iefvad.infer import (
     setup,
     stream_scores,
 )
-from iefvad.model import IEFVAD, ModelConfig
+from iefvad.models.checkpoint import save_checkpoint
+from iefvad.models.model import IEFVAD, ModelConfig
+from iefvad.synthetic.videos import DemoVideoSpec, plan_video, write_video
 
 from extract_helpers import torch_threads
 from extract_helpers import write_video as write_mp4

@@ -18,17 +18,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iefvad.annotations import AnnotationError, read_annotations
-from iefvad.csvlist import ListError, derive_event_path, read_list, video_stem, write_list
-from iefvad.datasets import get_spec
-from iefvad.groundtruth import (
+from iefvad.cli.lists import generate_file_main, generate_gt_main
+from iefvad.data.annotations import AnnotationError, read_annotations
+from iefvad.data.csv_lists import ListError, derive_event_path, read_list, video_stem, write_list
+from iefvad.data.groundtruth import (
     FeatureFileError,
     GroundTruthError,
     check_gt_length,
     load_gt,
     num_snippets,
 )
-from iefvad.lists import (
+from iefvad.data.list_rules import (
+    LIST_SPECS,
+    default_paths,
+    read_lines,
+    read_membership,
+    read_names,
+)
+from iefvad.data.lists import (
     MANIFEST_FORMAT,
     MANIFEST_SUFFIX,
     benchmark_lists,
@@ -36,8 +43,7 @@ from iefvad.lists import (
     generate_gt,
     write_lists,
 )
-from iefvad.lists_cli import generate_file_main, generate_gt_main
-from iefvad.listspecs import LIST_SPECS, default_paths, read_lines, read_membership, read_names
+from iefvad.datasets.specs import get_spec
 
 REPO = Path(__file__).resolve().parents[1]
 CROPS = range(10)
@@ -822,7 +828,7 @@ def write_manifests(root: Path, videos: dict[str, int], crops=CROPS) -> None:
 
 
 def test_manifest_constants_match_the_extractor():
-    from iefvad import extract_layout
+    from iefvad.extraction import layout as extract_layout
 
     assert (MANIFEST_SUFFIX, MANIFEST_FORMAT) == (
         extract_layout.MANIFEST_SUFFIX,

@@ -7,8 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from iefvad.losses import alignment_loss, ief_vad_loss, kl_loss, mil_loss, topk_video_scores
-from iefvad.model import IEFVAD, ModelConfig, kl_shift
+from iefvad.models.losses import alignment_loss, ief_vad_loss, kl_loss, mil_loss, topk_video_scores
+from iefvad.models.model import IEFVAD, ModelConfig, kl_shift
 
 
 def loop_mil(logits, labels, lengths):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from iefvad.csvlist import ListRow
-from iefvad.datasets import get_spec
-from iefvad.evaluate import Predictions, compute_metrics, headline
-from iefvad.groundtruth import GroundTruth
-from iefvad.metrics import (
+from iefvad.data.csv_lists import ListRow
+from iefvad.data.groundtruth import GroundTruth
+from iefvad.datasets.specs import get_spec
+from iefvad.engine.evaluate import Predictions, compute_metrics, headline
+from iefvad.engine.metrics import (
     VideoResult,
     abnormal_only,
     auc_ap,

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from iefvad.annotations import read_annotations
-from iefvad.csvlist import read_list
+from iefvad.data.annotations import read_annotations
+from iefvad.data.csv_lists import read_list
+from iefvad.data.groundtruth import load_gt, sidecar_path
+from iefvad.data.list_rules import LIST_SPECS, read_names
 from iefvad.errors import UserInputError
-from iefvad.groundtruth import load_gt, sidecar_path
-from iefvad.listspecs import LIST_SPECS, read_names
 
 SETTINGS = settings(
     max_examples=120,

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import iefvad.train as tr
-from iefvad.checkpoint import CheckpointError, load_model
-from iefvad.options import resolve_train, train_parser
-from iefvad.resume import ResumeError, strip_resume
-from iefvad.synth import SynthSpec, make_feature_set
-from iefvad.train import TrainingInterrupted, train
+import iefvad.engine.train as tr
+from iefvad.cli.options import resolve_train, train_parser
+from iefvad.engine.resume import ResumeError, strip_resume
+from iefvad.engine.train import TrainingInterrupted, train
+from iefvad.models.checkpoint import CheckpointError, load_model
+from iefvad.synthetic.features import SynthSpec, make_feature_set
 
 from conftest import ROOT
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from iefvad.checkpoint import load_model
-from iefvad.model import IEFVAD, ModelConfig
+from iefvad.models.checkpoint import load_model
+from iefvad.models.model import IEFVAD, ModelConfig
 from model.imf_vad import MMFMIL, MultiModal_Fusion_Attn_Iter
 
 D, HEADS, LAYERS, STEPS, NU = 32, 4, 2, 3, 5

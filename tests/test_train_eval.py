@@ -11,9 +11,9 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from iefvad.checkpoint import read_checkpoint
-from iefvad.options import resolve_train, train_parser
-from iefvad.train import train
+from iefvad.cli.options import resolve_train, train_parser
+from iefvad.engine.train import train
+from iefvad.models.checkpoint import read_checkpoint
 
 from conftest import ROOT, TINY_MODEL
 

@@ -14,22 +14,22 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.checkpoint import CheckpointError, load_model, save_checkpoint
-from iefvad.csvlist import read_list
-from iefvad.groundtruth import GroundTruthError, load_gt
-from iefvad.model import IEFVAD, ModelConfig
-from iefvad.options import resolve_train, train_parser
-from iefvad.options import test_parser as eval_parser
-from iefvad.outpaths import OutputPathError
-from iefvad.run_test import run_test
-from iefvad.synth import SynthSpec, make_feature_set
-from iefvad.train import (
+from iefvad.cli.options import resolve_train, train_parser
+from iefvad.cli.options import test_parser as eval_parser
+from iefvad.data.csv_lists import read_list
+from iefvad.data.groundtruth import GroundTruthError, load_gt
+from iefvad.engine.outpaths import OutputPathError
+from iefvad.engine.report import run_test
+from iefvad.engine.train import (
     ConfigError,
     DeviceError,
     TrainingDiverged,
     train,
     warn_duplicates,
 )
+from iefvad.models.checkpoint import CheckpointError, load_model, save_checkpoint
+from iefvad.models.model import IEFVAD, ModelConfig
+from iefvad.synthetic.features import SynthSpec, make_feature_set
 
 from conftest import ROOT
 
@@ -212,7 +212,7 @@ def test_divergence_stops_naming_lr_and_writes_no_final_checkpoint(tiny, tmp_pat
 
 
 def test_divergence_keeps_the_last_good_epoch(tiny, tmp_path, monkeypatch):
-    import iefvad.train as tr
+    import iefvad.engine.train as tr
 
     ref = train(cfg_of(tiny, tmp_path / "ref", "--max_epoch", "1", "--no_test"))
     real, calls = tr.ief_vad_loss, [0]
@@ -238,7 +238,7 @@ def test_divergence_keeps_the_last_good_epoch(tiny, tmp_path, monkeypatch):
 
 
 def test_failed_final_evaluation_keeps_the_checkpoint(tiny, tmp_path, monkeypatch, capsys):
-    import iefvad.train as tr
+    import iefvad.engine.train as tr
 
     def broken(*a, **k):
         raise ValueError("evaluation blew up")
@@ -266,7 +266,7 @@ def test_bad_ground_truth_values_stop_before_the_first_epoch(tiny, tmp_path, bad
     path = tmp_path / "gt.npy"
     np.save(path, gt)
     if not _gt_values_checked(path):
-        pytest.skip("iefvad.groundtruth.load_gt does not check values in this checkout")
+        pytest.skip("iefvad.data.groundtruth.load_gt does not check values in this checkout")
     with pytest.raises(GroundTruthError):
         train(cfg_of(tiny, tmp_path / "run", "--max_epoch", "1", gt=path))
     assert not (tmp_path / "run" / "train_log.csv").exists()

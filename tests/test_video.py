@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.video import (
+from iefvad.video.decode import (
     GROUP_FRAMES,
     VideoError,
     VideoInfo,

@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.encoders import EncoderError, load_encoder
-from iefvad.weights import WeightsOptions, WeightsUnavailable
+from iefvad.extraction.encoders import EncoderError, load_encoder
+from iefvad.extraction.weights import WeightsOptions, WeightsUnavailable
 
 from extract_helpers import (
     ROOT,
@@ -208,9 +208,9 @@ def test_offline_with_empty_caches_names_file_place_and_flag(tmp_path, caches, m
 
 
 def test_extract_and_infer_flags_reach_the_loader(tmp_path, caches, monkeypatch, capsys):
-    from iefvad.extract_cli import main
-    from iefvad.infer import parser as infer_parser
-    from iefvad.weights import weights_options
+    from iefvad.cli.extract import main
+    from iefvad.extraction.weights import weights_options
+    from iefvad.inference.infer import parser as infer_parser
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
@@ -232,7 +232,7 @@ def test_extract_and_infer_flags_reach_the_loader(tmp_path, caches, monkeypatch,
 def test_checkpoint_encoders_are_fetched_again_from_their_origin(tmp_path, caches):
     """infer.py: a record whose cache file moved (another machine) is fetched by its origin;
     a checkpoint without a record gets the default event-CLIP from the cache."""
-    from iefvad.feature_meta import FeatureMetaError, build_encoder, encoder_record
+    from iefvad.extraction.provenance import FeatureMetaError, build_encoder, encoder_record
 
     model = tiny_clip(seed=4)
     put_in_hf_cache(caches["hf"], "Eavn/event-clip", "vitl.pt", _event_ckpt_bytes(model, tmp_path))
@@ -247,8 +247,8 @@ def test_checkpoint_encoders_are_fetched_again_from_their_origin(tmp_path, cache
 
 
 def test_demo_pretrained_weights_mode_takes_both_towers_from_the_caches(tmp_path, caches):
-    from iefvad.demo import DemoConfig, build_encoders, parser
-    from iefvad.extract_core import RecipeOptions
+    from iefvad.extraction.recipe import RecipeOptions
+    from iefvad.studies.demo import DemoConfig, build_encoders, parser
 
     put_in_hf_cache(
         caches["hf"], OPENAI_L14_REPO, "open_clip_model.safetensors",

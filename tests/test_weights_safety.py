@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.encoders import (
+from iefvad.extraction.encoders import (
     EncoderError,
     UnsafeWeightsError,
     load_encoder,
     read_weights_file,
     state_dict_of,
 )
-from iefvad.weights import WeightsOptions
+from iefvad.extraction.weights import WeightsOptions
 
 from extract_helpers import openai_state_dict, tiny_clip, torch_threads
 
@@ -73,7 +73,7 @@ def test_trusted_flag_loads_the_file_in_full_with_a_warning(tmp_path, caplog):
     marker = tmp_path / "ran"
     path = tmp_path / "trusted.pt"
     torch.save({**_event_ckpt(), "extra": _TouchesMarker(marker)}, path)
-    with caplog.at_level(logging.WARNING, logger="iefvad.encoders"):
+    with caplog.at_level(logging.WARNING, logger="iefvad.extraction.encoders"):
         enc = load_encoder(path, kind="event", weights=WeightsOptions(trust_file=True))
     assert marker.exists()  # it really was unpickled in full
     assert enc.embed_dim == 16

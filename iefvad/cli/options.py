@@ -1,0 +1,269 @@
+"""Command-line options of ``main.py`` and ``test.py`` and their resolution against presets.
+
+Flags that a preset can fill default to ``None``; the preset (docs/reference.md section 6, held in
+:mod:`iefvad.datasets.specs`) fills only what the user did not pass. Every value the user passes is
+honoured. The resolved configuration is printed and stored with each checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from iefvad.data.list_rules import default_paths
+from iefvad.datasets.specs import DATASETS, get_spec, with_preset
+from iefvad.engine.resume import state_path
+from iefvad.engine.train import SELECTIONS, TrainConfig
+from iefvad.models.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=None,
+        help="benchmark preset (default: ucfcrime, or the checkpoint's dataset)",
+    )
+    g.add_argument("--test_list", type=Path, help="test CSV (default list/<dataset>/test.csv)")
+    g.add_argument(
+        "--gt_path", type=Path, help="frame ground truth .npy (default list/<dataset>/gt.npy)"
+    )
+    g.add_argument(
+        "--data_root",
+        type=Path,
+        help="resolve relative CSV paths against this folder (default: the CSV's)",
+    )
+    g.add_argument(
+        "--event_dir_name",
+        help="event tree that replaces 'rgb' in image paths "
+        "(default: event_thr_10; ShanghaiTech: event)",
+    )
+    g.add_argument("--image_dir_name", default="rgb", help="image tree name in list paths")
+    g.add_argument(
+        "--normal_label",
+        default=None,
+        help="label of normal videos for --dataset custom (default: normal)",
+    )
+    g.add_argument(
+        "--nan_policy",
+        choices=("error", "zero"),
+        default="error",
+        help="NaN/Inf in features: stop and list the files (default), or replace "
+        "by 0 as the reference silently does",
+    )
+    g.add_argument("--workers", type=int, default=8, help="threads reading feature files")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (new models; released checkpoints are read off the file)")
+    g.add_argument("--embed_dim", type=int, help="feature width D (default: from the features)")
+    g.add_argument("--heads", type=int, help="attention heads (default 8)")
+    g.add_argument("--layers", type=int, help="self-attention layers per modality (default 2)")
+    g.add_argument("--dropout", type=float, help="attention dropout (default 0.1)")
+    g.add_argument("--refine_steps", type=int, help="refinement blocks K (default 10)")
+    g.add_argument("--lambda_ref", type=float, help="refinement step size (default 0.5)")
+    g.add_argument("--nu", type=float, help="Student-t degrees of freedom (default 8)")
+    g.add_argument("--noise", choices=NOISE_MODELS, help="noise model (default student_t)")
+    g.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        help=f"fusion rule (default {DEFAULT_FUSION}; reference = the released model; "
+        "see docs/fusion.md)",
+    )
+    g.add_argument(
+        "--robust_steps", type=int, help="student_t fusion: re-weighting iterations (default 2)"
+    )
+    g.add_argument(
+        "--mask_padding",
+        dest="mask_padding",
+        action="store_true",
+        default=None,
+        help="mask padded snippets in attention, fusion and losses (default for new models)",
+    )
+    g.add_argument(
+        "--no_mask_padding",
+        dest="mask_padding",
+        action="store_false",
+        help="let padded snippets into attention and the alignment/KL means, as the "
+        "released code does",
+    )
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    g.add_argument(
+        "--amp",
+        choices=("none", "bf16", "fp16"),
+        default="none",
+        help="mixed precision on the accelerator",
+    )
+    g.add_argument("--no_progress", action="store_true", help="no progress bars")
+
+
+def model_fields(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {
+        "dim": args.embed_dim,
+        "heads": args.heads,
+        "layers": args.layers,
+        "dropout": args.dropout,
+        "refine_steps": args.refine_steps,
+        "lambda_ref": args.lambda_ref,
+        "nu": args.nu,
+        "noise": args.noise,
+        "fusion": args.fusion,
+        "mask_padding": args.mask_padding,
+        "robust_steps": args.robust_steps,
+    }
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train IEF-VAD on extracted image + event features (video-level labels).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_data_args(p)
+    p.add_argument("--train_list", type=Path, help="train CSV (default list/<dataset>/train.csv)")
+    g = p.add_argument_group("optimisation (default: the dataset's preset)")
+    g.add_argument("--batch_size", type=int, help="videos per loader per step")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--weight_decay", type=float, default=0.01)
+    g.add_argument("--max_epoch", type=int)
+    g.add_argument("--milestones", type=int, nargs="*", help="epochs at which lr *= gamma")
+    g.add_argument("--gamma", type=float)
+    g.add_argument("--lam", type=float, help="weight of the alignment + KL terms")
+    g.add_argument("--seed", type=int, default=42)
+    g = p.add_argument_group("model selection and outputs")
+    g.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        default="last",
+        help="last: final model; val: best on held-out training videos; test: the "
+        "reference protocol (optimistic)",
+    )
+    g.add_argument("--val_fraction", type=float, default=0.1)
+    g.add_argument(
+        "--eval_every",
+        type=int,
+        default=0,
+        help="steps between selection evaluations (0: once per epoch; --select "
+        "test defaults to the reference's every 1280 videos)",
+    )
+    g.add_argument("--exp_name", help="run name (default: the dataset)")
+    g.add_argument("--ckpt_dir", type=Path, help="default checkpoints/<exp_name>")
+    g.add_argument(
+        "--cache_dir", type=Path, help="keep the resampled training arrays here and reuse them"
+    )
+    g.add_argument("--no_test", action="store_true", help="skip the final test evaluation")
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="continue a stopped run from its state (default PATH: "
+        "<ckpt_dir>/<exp_name>.resume.pt, written every epoch and on Ctrl-C); pass the "
+        "run's other flags unchanged (--max_epoch may grow)",
+    )
+    g.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    g.add_argument("--wandb", action="store_true", help="mirror logs to wandb (optional)")
+    g.add_argument("--tensorboard", action="store_true", help="mirror logs to TensorBoard")
+    add_model_args(p)
+    add_runtime_args(p)
+    return p
+
+
+def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]:
+    """Merge CLI values with the dataset preset; also return where each value came from."""
+    dataset = args.dataset or "ucfcrime"
+    spec = (
+        get_spec(dataset, normal_label=args.normal_label or "normal")
+        if dataset == "custom"
+        else get_spec(dataset)
+    )
+    preset = spec.preset
+    source: dict[str, str] = {}
+    chosen: dict[str, Any] = {}
+    for name in ("batch_size", "lr", "max_epoch", "milestones", "gamma", "lam"):
+        cli = getattr(args, name)
+        chosen[name] = tuple(cli) if name == "milestones" and cli is not None else cli
+        if cli is None:
+            chosen[name] = getattr(preset, name)
+            source[name] = f"preset {dataset}"
+        else:
+            source[name] = "command line"
+    spec = with_preset(spec, **chosen)
+    lists = default_paths(dataset)
+    exp = args.exp_name or dataset
+    ckpt_dir = args.ckpt_dir or Path("checkpoints") / exp
+    resume = None
+    if getattr(args, "resume", None) is not None:
+        resume = Path(args.resume) if args.resume else state_path(ckpt_dir, exp)
+    cfg = TrainConfig(
+        spec=spec,
+        train_list=args.train_list or lists.train,
+        test_list=args.test_list or lists.test,
+        gt_path=args.gt_path or lists.gt,
+        data_root=args.data_root,
+        exp_name=exp,
+        ckpt_dir=ckpt_dir,
+        batch_size=chosen["batch_size"],
+        lr=chosen["lr"],
+        weight_decay=args.weight_decay,
+        max_epoch=chosen["max_epoch"],
+        milestones=chosen["milestones"],
+        gamma=chosen["gamma"],
+        lam=chosen["lam"],
+        seed=args.seed,
+        select=args.select,
+        val_fraction=args.val_fraction,
+        eval_every=args.eval_every,
+        device=args.device,
+        amp=args.amp,
+        compile=args.compile,
+        nan_policy=args.nan_policy,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        event_dir=args.event_dir_name,
+        image_dir=args.image_dir_name,
+        model=model_fields(args),
+        final_test=not args.no_test,
+        progress=not args.no_progress,
+        wandb=args.wandb,
+        tensorboard=args.tensorboard,
+        resume=resume,
+    )
+    return cfg, source
+
+
+def test_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Evaluate an IEF-VAD checkpoint: frame AUC/AP, per class, plots.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--ckpt_path",
+        type=Path,
+        help="checkpoint (ours or the authors' released "
+        ".pth); default checkpoints/<exp_name>/<exp_name>.pth",
+    )
+    p.add_argument("--exp_name", help="names the output folder (default: checkpoint stem)")
+    add_data_args(p)
+    g = p.add_argument_group("outputs")
+    g.add_argument("--out_dir", type=Path, help="default results/<exp_name>")
+    g.add_argument("--metrics_json", type=Path, help="also write the metrics here")
+    g.add_argument("--no_plots", action="store_true", help="skip the PNG plots")
+    g.add_argument("--plot_max_videos", type=int, default=4, help="videos per class plot")
+    g.add_argument(
+        "--map_iou", action="store_true", help="compute mAP@IoU for any dataset (always on for xd)"
+    )
+    g.add_argument("--batch_size", type=int, default=64, help="chunks of 256 snippets per batch")
+    g = p.add_argument_group("released checkpoints (not recorded in the file)")
+    g.add_argument("--heads", type=int, help="attention heads (default 8)")
+    g.add_argument("--nu", type=float, help="Student-t degrees of freedom (default 8)")
+    g.add_argument("--noise", choices=NOISE_MODELS, help="noise model (default student_t)")
+    add_runtime_args(p)
+    return p

@@ -1,0 +1,2 @@
+"""How the four benchmarks differ: labels, metrics, list and event names and training presets, as
+data."""

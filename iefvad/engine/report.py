@@ -1,0 +1,126 @@
+"""One evaluation run (``test.py``): checkpoint + test list -> metrics, scores and plots."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from iefvad.data.csv_lists import read_list
+from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
+from iefvad.data.list_rules import default_paths
+from iefvad.datasets.specs import get_spec
+from iefvad.engine.evaluate import (
+    compute_metrics,
+    headline,
+    load_test_set,
+    predict,
+    segments_of,
+    video_results,
+)
+from iefvad.engine.outpaths import check_output_dir, check_output_file
+from iefvad.engine.train import check_labels, resolve_device
+from iefvad.errors import UserInputError
+from iefvad.fileio import atomic_write, save_json, save_npy
+from iefvad.models.checkpoint import load_model
+from iefvad.viz.figures import VideoTrace, plot_by_class
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """Per-class AUC / AP as an aligned text table (percent)."""
+    pc = metrics.get("per_class", {})
+    width = max([len(c) for c in pc] + [5])
+    lines = [f"{'class':<{width}}  {'videos':>6}  {'AUC':>6}  {'AP':>6}"]
+    for c, m in pc.items():
+        f = lambda v: "   n/a" if v is None else f"{100 * v:6.2f}"  # noqa: E731
+        lines.append(f"{c:<{width}}  {m['videos']:>6}  {f(m['auc'])}  {f(m['ap'])}")
+    return "\n".join(lines)
+
+
+def run_test(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate ``args.ckpt_path`` on the test list; write outputs; return the metrics."""
+    exp = args.exp_name or (Path(args.ckpt_path).stem if args.ckpt_path else args.dataset)
+    ckpt_path = args.ckpt_path or Path("checkpoints") / exp / f"{exp}.pth"
+    # every flag and output path is checked before the checkpoint and the features are read
+    device = resolve_device(args.device)
+    for flag, value, low in (
+        ("--batch_size", args.batch_size, 1),
+        ("--plot_max_videos", args.plot_max_videos, 0),
+        ("--workers", args.workers, 0),
+    ):
+        if value < low:
+            raise UserInputError(f"{flag} {value} is out of range: it must be an integer >= {low}")
+    out_dir = check_output_dir(args.out_dir or Path("results") / exp, "--out_dir")
+    for name in ("metrics.json", "frame_scores.npy", "snippets.csv"):
+        check_output_file(out_dir / name, "--out_dir")
+    if args.metrics_json:
+        check_output_file(args.metrics_json, "--metrics_json")
+    model, ckpt = load_model(ckpt_path, device, heads=args.heads, nu=args.nu, noise=args.noise)
+    dataset = args.dataset or ckpt.meta.get("dataset") or "ucfcrime"
+    if dataset == "custom":
+        spec = get_spec(
+            "custom", normal_label=args.normal_label or ckpt.meta.get("normal_label") or "normal"
+        )
+    else:
+        spec = get_spec(dataset)
+    trained_on = ckpt.meta.get("dataset")
+    if trained_on and trained_on != dataset:
+        tqdm.write(f"[test] note: checkpoint was trained on {trained_on}, testing on {dataset}")
+    lists = default_paths(dataset)
+    test_list = args.test_list or lists.test
+    gt_path = args.gt_path or lists.gt
+    event_dir = args.event_dir_name or spec.event_dir
+
+    rows = read_list(test_list, args.data_root, event_dir, args.image_dir_name)
+    check_labels(rows, spec, test_list)
+    gt = load_gt(gt_path)
+    # fail fast, from the file headers alone, before reading and scoring every video
+    check_gt_length(gt, [r.stem for r in rows], [num_snippets(r.path) for r in rows])
+    test_set = load_test_set(
+        rows, ckpt.config.dim, args.nan_policy, args.workers, progress=not args.no_progress
+    )
+    pred = predict(model, test_set, device, args.batch_size, args.amp)
+    metrics = compute_metrics(pred, gt, rows, spec, detection=dataset == "xd" or args.map_iou)
+    metrics.update(
+        checkpoint=str(ckpt_path),
+        checkpoint_kind=ckpt.kind,
+        selection=ckpt.meta.get("selection"),
+        test_list=str(test_list),
+        gt_path=str(gt_path),
+    )
+
+    save_json(out_dir / "metrics.json", metrics)
+    if args.metrics_json:
+        save_json(args.metrics_json, metrics)
+    save_npy(out_dir / "frame_scores.npy", pred.frame_scores().astype(np.float32))
+    with atomic_write(out_dir / "snippets.csv", "w") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["video", "snippet", "start_frame", "score", "w_image", "w_event"])
+        for r, s, wi, we in zip(rows, pred.scores, pred.w_image, pred.w_event):
+            for i in range(s.size):
+                w.writerow([r.stem, i, 16 * i, f"{s[i]:.6f}", f"{wi[i]:.6f}", f"{we[i]:.6f}"])
+
+    plots: list[Path] = []
+    if not args.no_plots:
+        videos = video_results(rows, [s.size for s in pred.scores], spec)
+        segs = segments_of(gt, videos)
+        by_class: dict[str, list[VideoTrace]] = {}
+        for i, v in enumerate(videos):
+            trace = VideoTrace(v.name, pred.scores[i], pred.w_image[i], pred.w_event[i], segs[i])
+            for c in v.classes:
+                by_class.setdefault(c, []).append(trace)
+        plots = plot_by_class(by_class, out_dir / "plots", args.plot_max_videos)
+
+    tqdm.write(f"[test] {headline(metrics)}")
+    if ckpt.meta.get("selection", {}) and ckpt.meta["selection"].get("mode") == "test":
+        tqdm.write("[test] this checkpoint was selected on the test set: optimistic numbers")
+    tqdm.write(format_table(metrics))
+    tqdm.write(
+        f"[test] wrote {out_dir}/metrics.json, frame_scores.npy, snippets.csv"
+        + (f" and {len(plots)} plots in {out_dir / 'plots'}" if plots else "")
+    )
+    return metrics

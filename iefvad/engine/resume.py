@@ -1,0 +1,220 @@
+"""Resumable training state: everything a run needs to continue exactly where it stopped.
+
+``<ckpt_dir>/<exp_name>.resume.pt`` is rewritten atomically after every epoch and when a run
+is stopped with Ctrl-C. It holds the model, optimiser, scheduler and AMP-scaler states, the
+sampler's and the global random states (torch, numpy, Python), the epoch and step counters,
+the model-selection state and the loss history. Everything is a tensor or a plain Python value,
+so it loads with ``torch.load(weights_only=True)``. Resuming with the same settings on the CPU
+gives the same weights as a run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from iefvad.errors import UserInputError
+from iefvad.fileio import atomic_write
+from iefvad.models.checkpoint import RESUME_FORMAT
+
+FORMAT = RESUME_FORMAT
+SUFFIX = ".resume.pt"
+
+# TrainConfig fields that change what a run computes, with the flag that sets each. Outputs,
+# progress, logging mirrors, workers, the device and --max_epoch may change on resume.
+FLAGS = {
+    "spec": "--dataset",
+    "normal_label": "--normal_label",
+    "train_list": "--train_list",
+    "data_root": "--data_root",
+    "event_dir": "--event_dir_name",
+    "image_dir": "--image_dir_name",
+    "nan_policy": "--nan_policy",
+    "batch_size": "--batch_size",
+    "lr": "--lr",
+    "weight_decay": "--weight_decay",
+    "milestones": "--milestones",
+    "gamma": "--gamma",
+    "lam": "--lam",
+    "seed": "--seed",
+    "select": "--select",
+    "amp": "--amp",
+}
+MODEL_FLAGS = {"dim": "--embed_dim", "mask_padding": "--mask_padding / --no_mask_padding"}
+
+
+class ResumeError(UserInputError):
+    """A resume state is missing, unreadable or was made with other settings."""
+
+
+def state_path(ckpt_dir: str | os.PathLike[str], exp_name: str) -> Path:
+    """Where a run keeps its resumable state."""
+    return Path(ckpt_dir) / f"{exp_name}{SUFFIX}"
+
+
+def rng_states() -> dict[str, Any]:
+    """The global random states as tensors and plain values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    out: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": [version, list(internal), gauss],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return out
+
+
+def set_rng_states(s: dict[str, Any]) -> None:
+    """Restore :func:`rng_states` (CUDA states only where the same devices exist)."""
+    torch.set_rng_state(s["torch"])
+    kind, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = s["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if s["cuda"] and torch.cuda.is_available() and torch.cuda.device_count() == len(s["cuda"]):
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Write ``state`` atomically (a killed run leaves the previous state intact)."""
+    with atomic_write(path, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
+
+
+def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a state written by :func:`save_state`, with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResumeError(
+            f"--resume: {path} does not exist. A run keeps its state in "
+            f"<ckpt_dir>/<exp_name>{SUFFIX}; pass the same --ckpt_dir and --exp_name as the "
+            "run to resume, or the state's path after --resume"
+        )
+    if path.stat().st_size == 0:
+        raise ResumeError(f"--resume: {path} is an empty file; start afresh without --resume")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every unreadable file gets the same message
+        raise ResumeError(
+            f"--resume: {path} is truncated or not a torch file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); start afresh without --resume"
+        ) from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ResumeError(
+            f"--resume: {path} is not a training state of this toolkit (a checkpoint .pth "
+            f"cannot be resumed); pass the {SUFFIX} file next to it"
+        )
+    return obj
+
+
+def _shown(v: Any) -> str:
+    return "(not given)" if v is None else repr(v)
+
+
+def differing_flags(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``flag: state X, now Y`` for every setting of ``now`` (a ``TrainConfig.as_record()``)
+    that differs from the state's record ``saved``."""
+    keys = dict(FLAGS)
+    if now.get("select") == "val":
+        keys["val_fraction"] = "--val_fraction"
+    if now.get("select") != "last":
+        keys["eval_every"] = "--eval_every"
+    if now.get("select") == "test":
+        keys.update(test_list="--test_list", gt_path="--gt_path")
+    out = [
+        f"{flag}: state {_shown(saved.get(k))}, now {_shown(now.get(k))}"
+        for k, flag in keys.items()
+        if saved.get(k) != now.get(k)
+    ]
+    sm, nm = saved.get("model", {}), now.get("model", {})
+    for k in sorted(set(sm) | set(nm)):
+        if sm.get(k) != nm.get(k):
+            flag = MODEL_FLAGS.get(k, f"--{k}")
+            out.append(f"{flag}: state {_shown(sm.get(k))}, now {_shown(nm.get(k))}")
+    return out
+
+
+def check_same_settings(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """Stop when the resumed run's settings differ from those the state was trained with."""
+    diff = differing_flags(saved, now)
+    if diff:
+        raise ResumeError(
+            f"--resume: {path} was trained with other settings ({'; '.join(diff)}). Resume "
+            "with the original run's flags (the stopped run printed its command), or start "
+            "afresh without --resume"
+        )
+
+
+def strip_resume(argv: list[str]) -> list[str]:
+    """``argv`` without any ``--resume [PATH]``."""
+    out: list[str] = []
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--resume":
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            skip = nxt is not None and not nxt.startswith("-")
+            continue
+        if a.startswith("--resume="):
+            continue
+        out.append(a)
+    return out
+
+
+def resume_command(path: Path) -> str:
+    """The command that continues this run from ``path``."""
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if script == "main.py":
+        args = strip_resume(sys.argv[1:])
+        return shlex.join(["python", sys.argv[0], *args, "--resume", str(path)])
+    return f"python main.py <the same flags> --resume {shlex.quote(str(path))}"
+
+
+class StopRequested(Exception):
+    """Internal: Ctrl-C was pressed; the loop stops at the next step boundary."""
+
+
+class DeferredInterrupt:
+    """Within ``with``: the first Ctrl-C (SIGINT) only sets :attr:`requested`, so that the
+    training loop can finish its step and save a consistent state; a second one raises
+    ``KeyboardInterrupt`` at once. Only in the main thread, and only where SIGINT is not
+    ignored; elsewhere Ctrl-C behaves as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        tqdm.write(
+            "[train] Ctrl-C: stopping after this step to save a resumable state "
+            "(press Ctrl-C again to stop at once)",
+            file=sys.stderr,
+        )
+
+    def __enter__(self) -> DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            old = signal.getsignal(signal.SIGINT)
+            if old is not signal.SIG_IGN:
+                self._old = old
+                signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None

@@ -1,0 +1,1 @@
+"""Anomaly scores of the user's own videos and live streams with a trained checkpoint."""

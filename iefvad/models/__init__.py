@@ -1,0 +1,2 @@
+"""The uncertainty-weighted fusion model, its fusion rules, its training losses and its checkpoint
+files."""

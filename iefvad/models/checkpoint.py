@@ -1,0 +1,221 @@
+"""Checkpoint files: ours (self-describing) and the authors' released ones.
+
+Three layouts load:
+
+* ours: ``{"format": "iefvad-ckpt/1", "model_config": {...}, "model_state_dict": {...},
+  "train": {...}, ...}``: the architecture comes from the file itself;
+* released plain ``state_dict`` (``temporal.*`` keys, docs/reference.md section 5);
+* released wrapped ``{"epoch", "model_state_dict", "optimizer_state_dict", "ap"}``.
+
+For released files the width, layer and refinement counts are read off the weights; the head
+count cannot be (it does not change any shape) and defaults to 8. Released files have no
+configuration: they always load with the released behaviour (``reference`` fusion, padding
+not masked, :meth:`ModelConfig.released`); our files carry their fusion and masking flags.
+Loading is strict: a file that does not fit stops with a message naming the file and the
+mismatching keys.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from iefvad.errors import UserInputError
+from iefvad.fileio import atomic_write
+from iefvad.models.model import IEFVAD, ModelConfig
+
+FORMAT = "iefvad-ckpt/1"
+RESUME_FORMAT = "iefvad-resume/1"
+"""Format of the resume states of :mod:`iefvad.engine.resume` (not loadable as a model)."""
+
+
+class CheckpointError(UserInputError):
+    """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: config, weights and whatever metadata the file carries."""
+
+    path: Path
+    kind: str
+    """``iefvad``, ``released`` or ``released-wrapped``."""
+    config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: IEFVAD, **meta: Any) -> None:
+    """Write ``model`` with its configuration and ``meta`` (atomically)."""
+    payload = {
+        "format": FORMAT,
+        "model_config": model.cfg.to_dict(),
+        "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **meta,
+    }
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop DataParallel's ``module.``; add ``temporal.`` to a bare fusion-module dict."""
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    if sd and not any(k.startswith("temporal.") for k in sd) and "classifier.weight" in sd:
+        sd = {f"temporal.{k}": v for k, v in sd.items()}
+    return sd
+
+
+def infer_config(sd: dict[str, torch.Tensor], path: Path, **overrides: Any) -> ModelConfig:
+    """Architecture of a released state_dict, read off its weight shapes; behaviour of the
+    released code (``reference`` fusion, no padding mask) unless ``overrides`` say otherwise."""
+    w = sd.get("temporal.classifier.weight")
+    if w is None or w.ndim != 2:
+        raise CheckpointError(
+            f"checkpoint {path} has no 'temporal.classifier.weight': it is not an IEF-VAD "
+            f"checkpoint (first keys: {', '.join(list(sd)[:5])})"
+        )
+
+    def count(pattern: str) -> int:
+        rx = re.compile(pattern)
+        return len({m.group(1) for k in sd if (m := rx.match(k))})
+
+    inferred = {
+        "dim": int(w.shape[1]),
+        "layers": count(r"temporal\.image_attn_layers\.(\d+)\.in_proj_weight$"),
+        "refine_steps": count(r"temporal\.refinement_blocks\.(\d+)\.0\.weight$"),
+    }
+    inferred.update({k: v for k, v in overrides.items() if v is not None})
+    return ModelConfig.released(**inferred)
+
+
+def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoint:
+    """Read any supported checkpoint layout; ``overrides`` set config fields the file lacks
+    (for released files: ``heads``, ``nu``, ``noise`` ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist. Released checkpoints go to e.g. "
+            "checkpoints/ucf/ucf.pth (see checkpoints/README.md)"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(
+            f"checkpoint {path} is an empty file (0 bytes): its writing or copying was cut "
+            "short; copy it again or retrain"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
+            raise CheckpointError(
+                f"checkpoint {path} holds Python objects besides tensors (e.g. "
+                f"{found.group(1)}), which are not loaded for safety (weights_only); re-save "
+                "its state_dict alone with torch.save(model.state_dict(), path)"
+            ) from e
+        # torch's own text here advises weights_only=False: never repeat that advice
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated or not a torch checkpoint "
+            f"({size} bytes, not a readable pickle); copy it again or retrain"
+        ) from e
+    except Exception as e:  # noqa: BLE001 - any other unreadable file gets the same message
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated or not a torch checkpoint "
+            f"({size} bytes; {_first_line(e)}); copy it again or retrain"
+        ) from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
+    if obj.get("format") == RESUME_FORMAT:
+        raise CheckpointError(
+            f"{path} is a training resume state, not a checkpoint: continue the run with "
+            f"`python main.py ... --resume {path}`, or evaluate the .pth checkpoint next to it"
+        )
+    if "format" in obj and obj["format"] != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has format {obj['format']!r}; this version reads {FORMAT!r} "
+            "(and the released files): it was written by another version of the toolkit"
+        )
+    if obj.get("format") == FORMAT:
+        lacking = [k for k in ("model_config", "model_state_dict") if k not in obj]
+        if lacking or not isinstance(obj["model_config"], dict):
+            raise CheckpointError(
+                f"checkpoint {path} says format {FORMAT!r} but "
+                + (
+                    f"lacks {' and '.join(repr(k) for k in lacking)}"
+                    if lacking
+                    else "its 'model_config' is not a dict"
+                )
+                + ": it is damaged or was not written by iefvad.models.checkpoint.save_checkpoint; "
+                "retrain, or save the bare state_dict and pass the architecture flags"
+            )
+        cfg_dict = {**obj["model_config"], **{k: v for k, v in overrides.items() if v is not None}}
+        meta = {k: v for k, v in obj.items() if k not in ("model_state_dict", "model_config")}
+        return Checkpoint(
+            path, "iefvad", ModelConfig.from_dict(cfg_dict), obj["model_state_dict"], meta
+        )
+    if "model_state_dict" in obj:
+        sd = _strip_prefixes(obj["model_state_dict"])
+        meta = {k: v for k, v in obj.items() if k in ("epoch", "ap", "auc")}
+        return Checkpoint(path, "released-wrapped", infer_config(sd, path, **overrides), sd, meta)
+    if all(isinstance(v, torch.Tensor) for v in obj.values()):
+        sd = _strip_prefixes(obj)
+        return Checkpoint(path, "released", infer_config(sd, path, **overrides), sd, {})
+    raise CheckpointError(
+        f"checkpoint {path} is a dict with keys {', '.join(list(obj)[:8])}: not a model "
+        "state_dict, a released IEF-VAD file or one written by this toolkit"
+    )
+
+
+def load_model(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", **overrides: Any
+) -> tuple[IEFVAD, Checkpoint]:
+    """Build the model a checkpoint describes and load its weights strictly (eval mode)."""
+    ckpt = read_checkpoint(path, **overrides)
+    model = IEFVAD(ckpt.config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in ckpt.state_dict]
+    unexpected = [k for k in ckpt.state_dict if k not in expected]
+    shapes = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in ckpt.state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})")
+        if shapes:
+            parts.append(f"shape mismatch: {'; '.join(shapes[:3])}")
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} does not fit the model {ckpt.config}: "
+            + "; ".join(parts)
+            + ". Is it an IEF-VAD checkpoint of this architecture? Architecture options "
+            "(--heads, --layers, ...) only apply to released files."
+        )
+    bad = [
+        k
+        for k, v in ckpt.state_dict.items()
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} has NaN/Inf weights in {len(bad)} tensor(s): "
+            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. The training that wrote it "
+            "diverged; retrain (with a lower --lr) or use a checkpoint of an earlier epoch"
+        )
+    model.load_state_dict(ckpt.state_dict, strict=True)
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,108 @@
+"""Training losses (docs/reference.md section 6), vectorised over the batch.
+
+``L = L_cls + lam * (L_align + L_kl)``. With ``mask`` (``[B, T]`` bool, True = valid) the
+alignment and KL means run over valid snippets only; without it they include padding, as the
+reference does.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from iefvad.models.model import FusionOutput
+
+
+class LossParts(NamedTuple):
+    total: Tensor
+    cls: Tensor
+    align: Tensor
+    kl: Tensor
+
+
+def topk_k(lengths: Tensor) -> Tensor:
+    """Number of snippets averaged per video: ``int(len / 16 + 1)``."""
+    return torch.div(lengths, 16, rounding_mode="floor").long() + 1
+
+
+def topk_video_scores(logits: Tensor, lengths: Tensor) -> Tensor:
+    """Video scores ``[B]``: mean of the top ``k`` snippet probabilities within ``lengths``.
+
+    ``logits`` ``[B, T]``; positions at or beyond a row's length are never selected.
+    """
+    b, t = logits.shape
+    p = torch.sigmoid(logits.float())
+    valid = torch.arange(t, device=logits.device)[None, :] < lengths[:, None]
+    k = topk_k(lengths).clamp(max=t)
+    kmax = int(k.max())
+    top = torch.topk(p.masked_fill(~valid, -1.0), kmax, dim=1).values
+    take = torch.arange(kmax, device=logits.device)[None, :] < k[:, None]
+    return (top * take).sum(1) / k
+
+
+def mil_loss(logits: Tensor, labels: Tensor, lengths: Tensor) -> Tensor:
+    """Binary cross-entropy of the top-k video score against ``labels`` (1 = abnormal)."""
+    scores = topk_video_scores(logits, lengths)
+    # a diverged model gives NaN scores, which binary_cross_entropy rejects with an error (a
+    # device-side assert on CUDA): the loss becomes NaN instead, which training stops on.
+    # Finite scores pass through unchanged, without a host-device synchronisation.
+    finite = torch.isfinite(scores)
+    bce = F.binary_cross_entropy(scores.where(finite, 0.5), labels.to(scores.dtype))
+    return torch.where(finite.all(), bce, torch.full_like(bce, float("nan")))
+
+
+def _mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of ``x`` ``[B, T]`` (over valid positions when ``mask`` is given)."""
+    if mask is None:
+        return x.mean()
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1.0)
+
+
+def alignment_loss(mu_i: Tensor, mu_e: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``mean(1 - cos(mu_i, mu_e)) + mean(| ||mu_i|| - ||mu_e|| |)`` over snippets."""
+    mu_i, mu_e = mu_i.float(), mu_e.float()
+    cos = F.cosine_similarity(mu_i, mu_e, dim=-1)
+    norm_gap = (mu_i.norm(dim=-1) - mu_e.norm(dim=-1)).abs()
+    return _mean(1.0 - cos, mask) + _mean(norm_gap, mask)
+
+
+def kl_loss(mu: Tensor, logvar: Tensor, shift: float, mask: Tensor | None = None) -> Tensor:
+    """``-0.5 * mean(1 + s - mu^2 - exp(s))`` with ``s = logvar + shift`` (one modality)."""
+    s = logvar.float() + shift
+    term = 1.0 + s - mu.float().pow(2) - s.exp()
+    if mask is None:
+        return -0.5 * term.mean()
+    return -0.5 * _mean(term.mean(-1), mask)
+
+
+def ief_vad_loss(
+    out: FusionOutput,
+    labels: Tensor,
+    lengths: Tensor,
+    lam: float,
+    kl_shift: float,
+    mask_padding: bool = False,
+    modalities: tuple[str, ...] = ("image", "event"),
+) -> LossParts:
+    """The full training objective for one batch.
+
+    With a single modality there is nothing to align and only its KL term counts.
+    """
+    mask = None
+    if mask_padding:
+        t = out.logits.shape[1]
+        mask = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+    cls = mil_loss(out.logits, labels, lengths)
+    zero = out.logits.new_zeros(())
+    both = "image" in modalities and "event" in modalities
+    align = alignment_loss(out.mu_image, out.mu_event, mask) if both else zero
+    kl = zero
+    if "image" in modalities:
+        kl = kl + kl_loss(out.mu_image, out.logvar_image, kl_shift, mask)
+    if "event" in modalities:
+        kl = kl + kl_loss(out.mu_event, out.logvar_event, kl_shift, mask)
+    return LossParts(cls + lam * (align + kl), cls, align, kl)

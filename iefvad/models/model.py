@@ -1,0 +1,338 @@
+"""The dual-stream uncertainty-weighted fusion model (docs/reference.md section 5).
+
+A pure ``nn.Module``: no data loading, no training glue. Module and parameter names are those
+of the released checkpoints (``temporal.image_attn_layers.0.in_proj_weight``, ...), so the
+authors' ``.pth`` files load strictly.
+
+Shapes: B videos, T snippets, D feature width. Inputs are ``[B, T, D]`` image and event
+features; ``lengths`` ``[B]`` gives the number of valid snippets of each row.
+
+Fusion rules (``ModelConfig.fusion``, docs/fusion.md): ``reference`` is the released model and
+has exactly its parameters. Other rules add their own modules under new names
+(``temporal.kalman.log_q``, ``temporal.concat_proj.*``, ``temporal.gate.*``,
+``temporal.cross_image.*`` / ``temporal.cross_event.*`` / ``temporal.cross_norm.*``) and only
+when selected, so released files keep loading strictly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from iefvad.errors import UserInputError
+from iefvad.models.fusion import KalmanState, kalman_fuse, reference_fuse, student_t_fuse
+
+NOISE_MODELS = ("student_t", "gaussian")
+UNCERTAINTY_FUSIONS = ("reference", "student_t", "kalman", "kalman_smooth")
+"""Rules that weight the modalities by their predicted variances."""
+BASELINE_FUSIONS = ("image_only", "event_only", "concat", "cross_attention", "gating")
+FUSIONS = UNCERTAINTY_FUSIONS + BASELINE_FUSIONS
+"""``reference``: the released per-element inverse-variance fusion (the Student-t factor
+cancels). ``student_t``: robust re-weighting by each value's residual to the fused estimate.
+``kalman``: a causal filter over time, the fused latent is a state updated by both modalities
+each snippet; ``kalman_smooth``: the same, smoothed backwards (offline). ``image_only`` /
+``event_only``: one stream (the other is not computed). ``concat``: a linear layer on both
+means. ``cross_attention``: each stream attends to the other. ``gating``: a learned sigmoid
+gate per value. See docs/fusion.md."""
+SHARE_FUSIONS = ("concat", "cross_attention")
+"""Rules without fusion weights: their ``w_image`` / ``w_event`` report each modality's
+contribution share ``|c_i| / (|c_i| + |c_e|)`` per value (docs/fusion.md), not a weight."""
+DEFAULT_FUSION = "reference"
+"""Fusion of new models (released checkpoints always load as ``reference``)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and fusion settings; stored in every checkpoint we write."""
+
+    dim: int = 768
+    """Feature and embedding width D (768 for CLIP ViT-L/14, 512 for ViT-B)."""
+    heads: int = 8
+    layers: int = 2
+    """Self-attention layers per modality."""
+    dropout: float = 0.1
+    refine_steps: int = 10
+    """Number K of refinement blocks."""
+    lambda_ref: float = 0.5
+    """Step size of each refinement: ``fused -= lambda_ref * R_k(fused)``."""
+    nu: float = 8.0
+    """Degrees of freedom of the Student-t noise model."""
+    noise: str = "student_t"
+    """``student_t`` or ``gaussian``: the KL offset; identical fused output in ``reference``
+    fusion; in ``kalman*`` fusion, ``student_t`` makes the measurement update robust."""
+    fusion: str = DEFAULT_FUSION
+    """Fusion rule, one of :data:`FUSIONS`."""
+    mask_padding: bool = True
+    """Mask padded snippets in attention, fusion and the alignment/KL terms. On for new
+    models; released checkpoints (which do not mask) load with it off."""
+    robust_steps: int = 2
+    """``student_t`` fusion: re-weighting iterations after the Gaussian start."""
+
+    def __post_init__(self) -> None:
+        if self.noise not in NOISE_MODELS:
+            raise UserInputError(f"noise must be one of {NOISE_MODELS}, got {self.noise!r}")
+        if self.fusion not in FUSIONS:
+            raise UserInputError(
+                f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r} (--fusion)"
+            )
+        if self.dim % self.heads:
+            raise UserInputError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if not self.nu > 0:
+            raise UserInputError(f"nu must be > 0 (--nu), got {self.nu}")
+        if self.robust_steps < 0:
+            raise UserInputError(f"robust_steps must be >= 0, got {self.robust_steps}")
+
+    @classmethod
+    def released(cls, **fields: Any) -> ModelConfig:
+        """The released model's behaviour: ``reference`` fusion, padding not masked."""
+        return cls(**{"fusion": "reference", "mask_padding": False, **fields})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Build from a dict, ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The streams this model uses: ``("image", "event")`` or one of them."""
+        return {"image_only": ("image",), "event_only": ("event",)}.get(
+            self.fusion, ("image", "event")
+        )
+
+    @property
+    def noise_scale(self) -> float:
+        """c in ``w = c * exp(-logvar)``: (nu+1)/nu for Student-t, 1 for Gaussian."""
+        return (self.nu + 1.0) / self.nu if self.noise == "student_t" else 1.0
+
+
+class FusionOutput(NamedTuple):
+    """Everything the forward pass returns; all ``[B, T, D]`` except ``logits`` ``[B, T]``."""
+
+    fused: Tensor
+    logits: Tensor
+    mu_image: Tensor
+    mu_event: Tensor
+    logvar_image: Tensor
+    logvar_event: Tensor
+    w_image: Tensor
+    w_event: Tensor
+
+
+def padding_mask(lengths: Tensor, t: int) -> Tensor:
+    """``[B, T]`` bool, True at padded positions (index >= length)."""
+    return torch.arange(t, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+def contribution_shares(c_i: Tensor, c_e: Tensor) -> tuple[Tensor, Tensor]:
+    """``|c_i| / (|c_i| + |c_e|)`` and its complement, per value, without gradient: how much
+    of a fused value comes from each modality's term (reported, never trained on)."""
+    a_i, a_e = c_i.detach().abs(), c_e.detach().abs()
+    share = a_i / (a_i + a_e).clamp(min=1e-12)
+    return share, 1.0 - share
+
+
+class TemporalFusion(nn.Module):
+    """Per-modality self-attention encoders, uncertainty heads, fusion and refinement."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+
+        def attn() -> nn.ModuleList:
+            return nn.ModuleList(
+                nn.MultiheadAttention(d, cfg.heads, dropout=cfg.dropout, batch_first=True)
+                for _ in range(cfg.layers)
+            )
+
+        def norms() -> nn.ModuleList:
+            return nn.ModuleList(nn.LayerNorm(d) for _ in range(cfg.layers))
+
+        self.image_attn_layers = attn()
+        self.image_norms = norms()
+        self.event_attn_layers = attn()
+        self.event_norms = norms()
+        self.whiten_image = nn.LayerNorm(d)
+        self.whiten_event = nn.LayerNorm(d)
+        self.image_mu = nn.Linear(d, d)
+        self.event_mu = nn.Linear(d, d)
+        self.image_logvar = nn.Linear(d, d)
+        self.event_logvar = nn.Linear(d, d)
+        self.refinement_blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+            for _ in range(cfg.refine_steps)
+        )
+        self.classifier = nn.Linear(d, 1)
+        # Modules of the other fusion rules, registered only when selected (new key names).
+        if cfg.fusion in ("kalman", "kalman_smooth"):
+            self.kalman = nn.Module()
+            self.kalman.log_q = nn.Parameter(torch.zeros(d))  # log process variance per dim
+        elif cfg.fusion in ("concat", "gating"):
+            layer = nn.Linear(2 * d, d)
+            setattr(self, "concat_proj" if cfg.fusion == "concat" else "gate", layer)
+        elif cfg.fusion == "cross_attention":
+            self.cross_image = nn.MultiheadAttention(
+                d, cfg.heads, dropout=cfg.dropout, batch_first=True
+            )
+            self.cross_event = nn.MultiheadAttention(
+                d, cfg.heads, dropout=cfg.dropout, batch_first=True
+            )
+            self.cross_norm = nn.LayerNorm(d)
+
+    @staticmethod
+    def _encode(
+        x: Tensor, layers: nn.ModuleList, norms: nn.ModuleList, pad: Tensor | None
+    ) -> Tensor:
+        for attn, norm in zip(layers, norms):
+            h, _ = attn(x, x, x, key_padding_mask=pad, need_weights=False)
+            x = norm(x + h)
+        return x
+
+    def fuse(
+        self,
+        mu_i: Tensor,
+        lv_i: Tensor,
+        mu_e: Tensor,
+        lv_e: Tensor,
+        pad: Tensor | None = None,
+        causal: bool = False,
+        init: KalmanState | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Fuse both streams by ``cfg.fusion``; returns ``(fused, w_image, w_event)``, all
+        ``[B, T, D]``. ``pad`` ``[B, T]`` True at padded snippets (only when masking).
+        ``causal``: ``kalman_smooth`` runs the filter alone (streaming). ``init``: Kalman
+        state to continue from (the ``state`` of a previous chunk)."""
+        cfg = self.cfg
+        if cfg.fusion == "reference":
+            return reference_fuse(mu_i, lv_i, mu_e, lv_e, cfg.noise_scale)
+        if cfg.fusion == "student_t":
+            return student_t_fuse(mu_i, lv_i, mu_e, lv_e, cfg.nu, cfg.robust_steps)
+        if cfg.fusion in ("kalman", "kalman_smooth"):
+            r = kalman_fuse(
+                mu_i,
+                lv_i,
+                mu_e,
+                lv_e,
+                self.kalman.log_q,
+                valid=None if pad is None else ~pad,
+                nu=cfg.nu if cfg.noise == "student_t" else None,
+                smooth=cfg.fusion == "kalman_smooth" and not causal,
+                init=init,
+            )
+            self.last_state = KalmanState(r.state.x.detach(), r.state.p.detach())
+            return r.fused, r.w_image, r.w_event
+        if cfg.fusion == "gating":
+            g = torch.sigmoid(self.gate(torch.cat([mu_i, mu_e], -1)))
+            return g * mu_i + (1.0 - g) * mu_e, g, 1.0 - g
+        if cfg.fusion == "concat":  # W [mu_i; mu_e] + b, written as the sum of two terms
+            w, b = self.concat_proj.weight, self.concat_proj.bias
+            c_i = F.linear(mu_i, w[:, : cfg.dim])
+            c_e = F.linear(mu_e, w[:, cfg.dim :])
+            return (c_i + c_e + b, *contribution_shares(c_i, c_e))
+        if cfg.fusion == "cross_attention":
+            # image queries read event values and vice versa: the image-side content of the
+            # sum is mu_i plus what the event queries read from the image (h_e)
+            hi, _ = self.cross_image(mu_i, mu_e, mu_e, key_padding_mask=pad, need_weights=False)
+            he, _ = self.cross_event(mu_e, mu_i, mu_i, key_padding_mask=pad, need_weights=False)
+            fused = self.cross_norm(0.5 * (mu_i + hi + mu_e + he))
+            return (fused, *contribution_shares(mu_i + he, mu_e + hi))
+        raise AssertionError(cfg.fusion)
+
+    def forward(
+        self,
+        image: Tensor,
+        event: Tensor,
+        lengths: Tensor | None = None,
+        causal: bool = False,
+        init: KalmanState | None = None,
+    ) -> FusionOutput:
+        if image.shape != event.shape:
+            raise ValueError(
+                f"image features {tuple(image.shape)} and event features "
+                f"{tuple(event.shape)} must have the same shape [B, T, D]"
+            )
+        if image.shape[-1] != self.cfg.dim:
+            raise ValueError(
+                f"features have width D={image.shape[-1]} but the model expects D={self.cfg.dim}"
+            )
+        pad = None
+        if self.cfg.mask_padding and lengths is not None:
+            pad = padding_mask(lengths, image.shape[1])
+        use = self.cfg.modalities
+        if "image" in use:
+            zi = self.whiten_image(
+                self._encode(image, self.image_attn_layers, self.image_norms, pad)
+            )
+            mu_i, lv_i = self.image_mu(zi), self.image_logvar(zi)
+        if "event" in use:
+            ze = self.whiten_event(
+                self._encode(event, self.event_attn_layers, self.event_norms, pad)
+            )
+            mu_e, lv_e = self.event_mu(ze), self.event_logvar(ze)
+        if use == ("image",):  # the unused stream reads as zeros with weight 0
+            mu_e, lv_e = torch.zeros_like(mu_i), torch.zeros_like(lv_i)
+            fused, wi, we = mu_i, torch.ones_like(mu_i), torch.zeros_like(mu_i)
+        elif use == ("event",):
+            mu_i, lv_i = torch.zeros_like(mu_e), torch.zeros_like(lv_e)
+            fused, wi, we = mu_e, torch.zeros_like(mu_e), torch.ones_like(mu_e)
+        else:
+            fused, wi, we = self.fuse(mu_i, lv_i, mu_e, lv_e, pad, causal, init)
+        for block in self.refinement_blocks:
+            fused = fused - self.cfg.lambda_ref * block(fused)
+        logits = self.classifier(fused).squeeze(-1)
+        return FusionOutput(fused, logits, mu_i, mu_e, lv_i, lv_e, wi, we)
+
+
+class IEFVAD(nn.Module):
+    """Top-level model; the fusion network lives under ``temporal`` as in the released files."""
+
+    def __init__(self, cfg: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or ModelConfig()
+        self.temporal = TemporalFusion(self.cfg)
+
+    def forward(
+        self,
+        image: Tensor,
+        event: Tensor,
+        lengths: Tensor | None = None,
+        causal: bool = False,
+        init: KalmanState | None = None,
+    ) -> FusionOutput:
+        """``causal``/``init``: see :meth:`TemporalFusion.fuse` (Kalman fusions only); after a
+        Kalman forward, ``model.temporal.last_state`` holds the state to continue from."""
+        return self.temporal(image, event, lengths, causal, init)
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def num_used_parameters(model: IEFVAD) -> int:
+    """Parameters the configured fusion actually uses (a single-modality baseline does not
+    count the other stream's encoder and heads)."""
+    use = model.cfg.modalities
+    skip = []
+    if "image" not in use:
+        skip = ["image_", "whiten_image"]
+    elif "event" not in use:
+        skip = ["event_", "whiten_event"]
+    return sum(
+        p.numel()
+        for n, p in model.temporal.named_parameters()
+        if not any(n.startswith(s) for s in skip)
+    )
+
+
+def kl_shift(cfg: ModelConfig) -> float:
+    """Offset added to logvar in the KL term: log(nu/(nu+1)) for Student-t, else 0."""
+    return math.log(cfg.nu / (cfg.nu + 1.0)) if cfg.noise == "student_t" else 0.0

@@ -1,0 +1,2 @@
+"""Experiments built on the engine: the fusion ablation, the uncertainty explorer and the end-to-end
+demo."""

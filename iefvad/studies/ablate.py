@@ -1,0 +1,433 @@
+"""The fusion ablation (``ablate.py``): every variant through the same training loop and seeds.
+
+Each variant is a fusion rule (:data:`iefvad.models.model.FUSIONS`), optionally with model fields,
+written ``fusion[:field=value...]`` (``student_t:nu=2``, ``kalman:noise=gaussian``). Each
+(variant, seed) run trains with the same data, optimiser, epochs and seed, is evaluated on the
+test list, and lands in ``<out_dir>/runs/<variant>/seed<k>/``. The outputs are:
+
+* ``runs.csv``: one row per run (AUC, AP, training seconds, parameters, checkpoint);
+* ``summary.csv`` and ``ablation.md``: per variant, mean and sample standard deviation over
+  seeds (and min / max), the table docs/fusion.md quotes;
+* ``ablation.png``: AUC and AP bars (mean, error bar = standard deviation, dots = seeds);
+* ``ablation.json``: the command, the machine, the data and every number.
+
+``--synth KEY=VALUE ...`` first generates a feature set
+(:class:`iefvad.synthetic.features.SynthSpec` fields) under ``<out_dir>/features`` and runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from iefvad.engine.train import TrainConfig, resolve_device
+from iefvad.errors import UserInputError
+from iefvad.fileio import atomic_write, save_json
+from iefvad.models.model import FUSIONS, ModelConfig
+from iefvad.synthetic.features import SynthSpec, make_feature_set
+
+DEFAULT_VARIANTS = FUSIONS
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the ablation: a label and the ModelConfig fields it sets."""
+
+    label: str
+    model: dict[str, Any]
+
+    @property
+    def fusion(self) -> str:
+        return str(self.model["fusion"])
+
+
+def _convert(name: str, text: str, kind: Any, where: str) -> Any:
+    kind = str(kind)
+    try:
+        if "bool" in kind:
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes")
+        if "int" in kind and "float" not in kind and "tuple" not in kind:
+            return int(text)
+        if "float" in kind and "tuple" not in kind:
+            return float(text)
+        if "tuple" in kind:
+            return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserInputError(f"{where}: {name}={text!r} is not a valid {kind}") from None
+    return text
+
+
+def parse_variant(text: str) -> Variant:
+    """``fusion[:field=value...]`` -> :class:`Variant` (values typed by ModelConfig)."""
+    head, *pairs = text.split(":")
+    if head not in FUSIONS:
+        raise UserInputError(
+            f"--variants: unknown fusion {head!r} in {text!r}; choose from {', '.join(FUSIONS)}"
+        )
+    types = {f.name: f.type for f in fields(ModelConfig)}
+    model: dict[str, Any] = {"fusion": head}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in types or key in ("fusion", "dim"):
+            allowed = ", ".join(k for k in types if k not in ("fusion", "dim"))
+            raise UserInputError(
+                f"--variants: {pair!r} in {text!r} is not field=value with a model field "
+                f"({allowed})"
+            )
+        model[key] = _convert(key, value, types[key], f"--variants {text!r}")
+    return Variant(text, model)
+
+
+def parse_synth(pairs: Sequence[str]) -> SynthSpec:
+    """``KEY=VALUE`` strings -> :class:`SynthSpec` (``--synth signal_modality=image``)."""
+    types = {f.name: f.type for f in fields(SynthSpec)}
+    kw: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in types:
+            raise UserInputError(
+                f"--synth: {pair!r} is not KEY=VALUE with a SynthSpec field ({', '.join(types)})"
+            )
+        kw[key] = _convert(key, value, types[key], "--synth")
+    try:
+        return SynthSpec(**kw)
+    except (TypeError, ValueError) as e:
+        raise UserInputError(f"--synth: {e}") from e
+
+
+@dataclass
+class RunRecord:
+    variant: str
+    fusion: str
+    seed: int
+    auc: float | None
+    ap: float | None
+    train_seconds: float
+    parameters: int
+    checkpoint: str
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def run_dir(out_dir: Path, variant: Variant, seed: int) -> Path:
+    safe = "".join(c if c.isalnum() or c in "._-=" else "_" for c in variant.label)
+    return out_dir / "runs" / safe / f"seed{seed}"
+
+
+def run_one(
+    base: TrainConfig, variant: Variant, seed: int, out_dir: Path, reuse: bool
+) -> RunRecord:
+    """Train and test one (variant, seed); with ``reuse``, read a finished run instead."""
+    from iefvad.engine.train import train
+
+    where = run_dir(out_dir, variant, seed)
+    done = where / "result.json"
+    if reuse and done.is_file():
+        return RunRecord(**json.loads(done.read_text()))
+    cfg = replace(
+        base,
+        seed=seed,
+        model={**base.model, **variant.model},
+        exp_name="model",
+        ckpt_dir=where,
+        final_test=True,
+    )
+    result = train(cfg)
+    m = result.test_metrics or {}
+    rec = RunRecord(
+        variant.label,
+        variant.fusion,
+        seed,
+        m.get("auc"),
+        m.get("ap"),
+        round(result.train_seconds, 3),
+        result.parameters,
+        os.path.relpath(result.checkpoint, out_dir),
+    )
+    save_json(done, rec.__dict__)
+    return rec
+
+
+def _stats(values: Sequence[float | None]) -> dict[str, float | None]:
+    v = np.array([x for x in values if x is not None], dtype=np.float64)
+    if not v.size:
+        return {"mean": None, "std": None, "min": None, "max": None}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if v.size > 1 else None,
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
+
+
+def summarise(records: Sequence[RunRecord], order: Sequence[str]) -> list[dict[str, Any]]:
+    """Per variant (in ``order``): seeds, AUC / AP / seconds statistics, parameters."""
+    out = []
+    for label in order:
+        rs = [r for r in records if r.variant == label]
+        if not rs:
+            continue
+        row: dict[str, Any] = {"variant": label, "fusion": rs[0].fusion, "seeds": len(rs)}
+        for key in ("auc", "ap", "train_seconds"):
+            for stat, val in _stats([getattr(r, key) for r in rs]).items():
+                row[f"{key}_{stat}"] = val
+        row["parameters"] = rs[0].parameters
+        out.append(row)
+    return out
+
+
+def _pct(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+
+def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
+    """The summary as a markdown table (percent; mean ± sample std over seeds)."""
+    lines = [
+        "| variant | AUC (%) | AP (%) | AUC min-max (%) | train s | params | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in summary:
+        span = (
+            f"{100 * r['auc_min']:.2f}-{100 * r['auc_max']:.2f}"
+            if r["auc_min"] is not None and r["seeds"] > 1
+            else ""
+        )
+        secs = r["train_seconds_mean"]
+        lines.append(
+            f"| {r['variant']} | {_pct(r['auc_mean'], r['auc_std'])} | "
+            f"{_pct(r['ap_mean'], r['ap_std'])} | {span} | {secs:.1f} | "
+            f"{r['parameters']:,} | {r['seeds']} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """One line naming the machine the numbers come from."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        if names:
+            cpu = names[0]
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return (
+        f"{platform.machine()} {cpu}, {os.cpu_count()} CPUs visible, torch {torch.__version__}"
+        f" ({threads} threads)"
+    )
+
+
+def write_outputs(
+    records: Sequence[RunRecord],
+    summary: Sequence[dict[str, Any]],
+    out_dir: Path,
+    meta: dict[str, Any],
+    plot: bool = True,
+) -> list[Path]:
+    """runs.csv, summary.csv, ablation.md, ablation.json and (``plot``) ablation.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "runs.csv", out_dir / "summary.csv", out_dir / "ablation.md"]
+    with atomic_write(paths[0], "w") as f:
+        w = csv.DictWriter(f, RunRecord.columns(), lineterminator="\n")
+        w.writeheader()
+        w.writerows(r.__dict__ for r in records)
+    with atomic_write(paths[1], "w") as f:
+        w = csv.DictWriter(f, list(summary[0]) if summary else ["variant"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(summary)
+    head = [
+        f"# Fusion ablation: {meta.get('title', '')}".rstrip(": "),
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"Machine: {meta['machine']}; device {meta['device']}.",
+        "",
+        f"Data: {meta['data']}",
+        "",
+        "Frame-level AUC / AP on the test list, mean ± sample standard deviation over "
+        f"seeds {', '.join(map(str, meta['seeds']))}; `train s` is the mean wall time of the "
+        "training loop; `params` counts the parameters the variant uses.",
+        "",
+    ]
+    with atomic_write(paths[2], "w") as f:
+        f.write("\n".join(head) + "\n" + markdown_table(summary) + "\n")
+    save_json(
+        out_dir / "ablation.json",
+        {**meta, "runs": [r.__dict__ for r in records], "summary": list(summary)},
+    )
+    paths.append(out_dir / "ablation.json")
+    if plot and summary:
+        from iefvad.viz.degradation import plot_ablation
+
+        paths.append(plot_ablation(summary, records, out_dir / "ablation.png", meta.get("title")))
+    return paths
+
+
+def ablation_parser() -> argparse.ArgumentParser:
+    """``main.py``'s options (data, optimisation, model) plus the ablation's own."""
+    from iefvad.cli.options import train_parser
+
+    p = train_parser()
+    p.description = (
+        "Train every fusion variant with the same data, optimiser and seeds; write a table "
+        "(markdown + CSV) and a bar plot. Every main.py option applies to all runs."
+    )
+    g = p.add_argument_group("ablation")
+    g.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        metavar="FUSION[:FIELD=VALUE]",
+        help="fusion variants to compare, e.g. reference student_t:nu=2 kalman concat",
+    )
+    g.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="training seeds (default: --seed); several give mean and spread",
+    )
+    g.add_argument("--out_dir", type=Path, help="default results/ablation_<dataset>")
+    g.add_argument(
+        "--synth",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="generate a feature set first (SynthSpec fields, e.g. signal_modality=image "
+        "burst_modality=event) and run on it",
+    )
+    g.add_argument("--reuse", action="store_true", help="keep runs that already finished")
+    g.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: torch's choice; 1 is fastest on a small "
+        "machine shared with other jobs)",
+    )
+    g.add_argument("--no_plot", action="store_true", help="skip ablation.png")
+    return p
+
+
+def reject_conflicts(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Flags of main.py that the ablation sets per run: refuse them rather than ignore."""
+    given = {a.split("=")[0] for a in argv if a.startswith("--")}
+    per_run = {
+        "--fusion": "list fusions with --variants",
+        "--ckpt_dir": "runs go to --out_dir/runs/<variant>/seed<k>",
+        "--no_test": "the ablation needs the test list",
+    }
+    for flag, why in per_run.items():
+        if flag in given:
+            raise UserInputError(f"ablate.py sets {flag} per run: {why}")
+    if args.synth is not None:
+        for flag in ("--train_list", "--test_list", "--gt_path", "--data_root"):
+            if flag in given:
+                raise UserInputError(
+                    f"--synth generates its own lists: drop {flag}, or drop --synth to use "
+                    "your feature set"
+                )
+
+
+def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Parse, (generate,) train every variant x seed, write the outputs; return the summary."""
+    from iefvad.cli.options import resolve_train
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = ablation_parser().parse_args(argv)
+    reject_conflicts(args, argv)
+    if args.resume is not None:
+        raise UserInputError(
+            "--resume does not apply to ablate.py: it runs many trainings; a rerun with the "
+            "same --out_dir already reuses every finished run"
+        )
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserInputError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    variants = [parse_variant(v) for v in args.variants]
+    labels = [v.label for v in variants]
+    if len(set(labels)) != len(labels):
+        raise UserInputError(f"--variants lists a variant twice: {' '.join(labels)}")
+    seeds = args.seeds if args.seeds else [args.seed]
+    dataset = args.dataset or "ucfcrime"
+    out_dir = args.out_dir or Path("results") / f"ablation_{dataset}"
+    data_note = ""
+    title = f"{dataset} ({Path(args.train_list).parent.name if args.train_list else 'lists'})"
+    if args.synth is not None:
+        spec = parse_synth(args.synth)
+        s = make_feature_set(out_dir / "features", spec)
+        args.train_list, args.test_list, args.gt_path = s.train_csv, s.test_csv, s.gt_path
+        data_note = f"generated feature set {spec}"
+        title = f"generated, anomaly in {spec.signal_modality}"
+        if spec.burst_modality != "none" and spec.burst_fraction > 0:
+            title += (
+                f", {spec.burst_modality} noisy ({spec.burst_fraction:g} of snippets, "
+                f"std {spec.burst_sigma:g})"
+            )
+    base, _ = resolve_train(args)
+    if not Path(base.train_list).is_file():
+        raise UserInputError(
+            f"train list {base.train_list} does not exist: pass --train_list (and --test_list, "
+            "--gt_path), or --synth to generate a feature set"
+        )
+    if base.test_list is None or not Path(base.test_list).is_file():
+        raise UserInputError(
+            f"test list {base.test_list} does not exist: the ablation scores every run on it "
+            "(--test_list, --gt_path)"
+        )
+    data_note = data_note or (
+        f"train {base.train_list}, test {base.test_list}, ground truth {base.gt_path}"
+    )
+    base = replace(base, progress=not args.no_progress and base.progress)
+    opt = (
+        f"batch {base.batch_size}, lr {base.lr:g}, {base.max_epoch} epochs, milestones "
+        f"{list(base.milestones)}, lam {base.lam:g}, select {base.select}, model "
+        f"{base.model or 'defaults'}"
+    )
+    print(f"[ablate] {len(variants)} variants x {len(seeds)} seeds on {dataset}; {opt}")
+    records: list[RunRecord] = []
+    t0 = time.perf_counter()
+    for variant in variants:
+        for seed in seeds:
+            rec = run_one(base, variant, seed, out_dir, args.reuse)
+            records.append(rec)
+            auc = "n/a" if rec.auc is None else f"{100 * rec.auc:.2f}"
+            ap = "n/a" if rec.ap is None else f"{100 * rec.ap:.2f}"
+            print(
+                f"[ablate] {variant.label} seed {seed}: AUC {auc} AP {ap} "
+                f"({rec.train_seconds:.1f} s, {rec.parameters:,} params)",
+                flush=True,
+            )
+    summary = summarise(records, labels)
+    meta = {
+        "title": title,
+        "command": "python ablate.py " + " ".join(shlex.quote(a) for a in argv),
+        "machine": machine(),
+        "device": str(resolve_device(base.device)),
+        "data": data_note,
+        "optimisation": opt,
+        "seeds": seeds,
+        "variants": [v.__dict__ for v in variants],
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
+    paths = write_outputs(records, summary, out_dir, meta, plot=not args.no_plot)
+    print(markdown_table(summary))
+    print(f"[ablate] wrote {', '.join(str(p) for p in paths)}")
+    return summary

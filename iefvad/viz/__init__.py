@@ -1,0 +1,1 @@
+"""PNG figures of scores, modality weights, ablations and degradation curves (CPU only)."""

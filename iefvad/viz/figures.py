@@ -1,0 +1,116 @@
+"""Plots (PNG, CPU only): anomaly score and modality weights over time, spans shaded."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from iefvad.datasets.specs import SNIPPET_FRAMES  # noqa: E402
+
+SCORE_COLOR = "#c0392b"
+IMAGE_COLOR = "#2874a6"
+EVENT_COLOR = "#d68910"
+SPAN_COLOR = "#f5b7b1"
+
+
+@dataclass
+class VideoTrace:
+    """What one panel shows: per-snippet score and mean weights ``[T]``, frame spans."""
+
+    name: str
+    scores: np.ndarray
+    w_image: np.ndarray
+    w_event: np.ndarray
+    segments: Sequence[tuple[int, int]]
+    fps: float | None = None
+
+
+def draw_trace(ax_score, ax_weight, v: VideoTrace) -> None:
+    """Score on ``ax_score`` (0..1) and image/event weights on ``ax_weight`` (0..1), both
+    against frame index (or seconds when ``fps`` is known), annotated spans shaded."""
+    frames = np.arange(v.scores.size * SNIPPET_FRAMES)
+    scale = 1.0 / v.fps if v.fps else 1.0
+    x = frames * scale
+    rep = lambda a: np.repeat(a, SNIPPET_FRAMES)  # noqa: E731
+    for ax in (ax_score, ax_weight):
+        for s, e in v.segments:
+            ax.axvspan(s * scale, e * scale, color=SPAN_COLOR, alpha=0.6, lw=0)
+        ax.set_xlim(0, max(x[-1], 1) if x.size else 1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    ax_score.plot(x, rep(v.scores), color=SCORE_COLOR, lw=1.4, label="anomaly score")
+    ax_score.set_ylabel("score")
+    ax_score.set_title(v.name, fontsize=9, loc="left")
+    ax_weight.plot(x, rep(v.w_image), color=IMAGE_COLOR, lw=1.2, label="image weight")
+    ax_weight.plot(x, rep(v.w_event), color=EVENT_COLOR, lw=1.2, label="event weight")
+    ax_weight.set_ylabel("weight")
+    ax_weight.set_xlabel("time (s)" if v.fps else "frame")
+
+
+def plot_videos(
+    traces: Sequence[VideoTrace], path: str | os.PathLike[str], title: str = ""
+) -> Path:
+    """One figure, a score panel above a weight panel per video; returns the PNG path."""
+    n = len(traces)
+    fig, axes = plt.subplots(
+        2 * n,
+        1,
+        figsize=(10, 2.6 * n + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 2] * n},
+    )
+    for i, v in enumerate(traces):
+        draw_trace(axes[2 * i, 0], axes[2 * i + 1, 0], v)
+    handles = [
+        plt.Line2D([], [], color=SCORE_COLOR, label="anomaly score"),
+        plt.Line2D([], [], color=IMAGE_COLOR, label="mean image weight"),
+        plt.Line2D([], [], color=EVENT_COLOR, label="mean event weight"),
+        plt.Rectangle((0, 0), 1, 1, color=SPAN_COLOR, alpha=0.6, label="annotated anomaly"),
+    ]
+    fig.legend(handles=handles, loc="upper right", ncol=4, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG (parent folders created), close it, return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "plot"
+
+
+def plot_by_class(
+    traces_by_class: dict[str, Sequence[VideoTrace]],
+    out_dir: str | os.PathLike[str],
+    max_videos: int = 4,
+) -> list[Path]:
+    """One PNG per class with up to ``max_videos`` of its videos; returns the paths."""
+    out = []
+    for cls, traces in sorted(traces_by_class.items()):
+        shown = list(traces)[:max_videos]
+        if shown:
+            out.append(
+                plot_videos(
+                    shown,
+                    Path(out_dir) / f"{safe_name(cls)}.png",
+                    f"class: {cls} ({len(shown)} of {len(traces)} videos)",
+                )
+            )
+    return out
