@@ -197,7 +197,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match=r"nope\.pth does not exist"):
         read_checkpoint(tmp_path / "nope.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(CheckpointError, match=r"junk\.pth is truncated or not a torch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*junk\.pth"):
         read_checkpoint(tmp_path / "junk.pth")
     torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match=r"other\.pth has no 'temporal.classifier.weight'"):
