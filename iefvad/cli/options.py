@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from iefvad.data.list_rules import default_paths
-from iefvad.datasets.specs import DATASETS, get_spec, with_preset
+from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
 from iefvad.engine.resume import state_path
 from iefvad.engine.train import SELECTIONS, TrainConfig
 from iefvad.models.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
@@ -179,11 +179,7 @@ def train_parser() -> argparse.ArgumentParser:
 def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]:
     """Merge CLI values with the dataset preset; also return where each value came from."""
     dataset = args.dataset or "ucfcrime"
-    spec = (
-        get_spec(dataset, normal_label=args.normal_label or "normal")
-        if dataset == "custom"
-        else get_spec(dataset)
-    )
+    spec = resolve_spec(dataset, args.normal_label)
     preset = spec.preset
     source: dict[str, str] = {}
     chosen: dict[str, Any] = {}

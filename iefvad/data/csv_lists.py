@@ -13,12 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from iefvad.datasets.names import (  # noqa: F401 (MEDIA_EXTENSIONS: re-exported)
+    MEDIA_EXTENSIONS,
+    is_crop,
+    strip_extension,
+    video_stem,
+)
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 
 IMAGE_TREE = "rgb"
 """Name of the image-feature tree whose event twin is found by renaming its folder."""
-
 
 SHOW = 10
 """How many items an error or warning names before saying '... and N more'."""
@@ -91,35 +96,10 @@ class ListRow:
         return crop_of(self.path)
 
 
-MEDIA_EXTENSIONS: frozenset[str] = frozenset(
-    ".npy .mp4 .avi .mkv .mov .webm .m4v .mpg .mpeg .wmv .flv .3gp .ts".split()
-)
-"""Extensions stripped from names; any other dot belongs to the name (XD: ``Mind.2001__#...``)."""
-
-
-def strip_extension(name: str) -> str:
-    """``Abuse028_x264.mp4`` -> ``Abuse028_x264``; only :data:`MEDIA_EXTENSIONS` are dropped, so
-    ``A.Beautiful.Mind.2001__#00-25-20_00-29-20_label_A`` stays whole."""
-    base, dot, ext = name.rpartition(".")
-    return base if dot and f".{ext.lower()}" in MEDIA_EXTENSIONS else name
-
-
-def video_stem(path: str | PurePath) -> str:
-    """``.../Abuse028_x264__5.npy`` -> ``Abuse028_x264`` (folder, extension and crop dropped)."""
-    stem = strip_extension(PurePath(path).name)
-    head, sep, tail = stem.rpartition("__")
-    return head if sep and _is_crop(tail) else stem
-
-
-def _is_crop(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also accepts ``²``, which ``int`` rejects."""
-    return text.isascii() and text.isdigit()
-
-
 def crop_of(path: str | PurePath) -> int | None:
     """``.../Abuse028_x264__5.npy`` -> 5; None when the name has no crop suffix."""
     _, sep, tail = strip_extension(PurePath(path).name).rpartition("__")
-    return int(tail) if sep and _is_crop(tail) else None
+    return int(tail) if sep and is_crop(tail) else None
 
 
 def derive_event_path(path: Path, event_dir: str, image_dir: str = IMAGE_TREE) -> Path:

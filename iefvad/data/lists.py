@@ -50,7 +50,7 @@ from iefvad.data.list_rules import (
     read_names,
     split_spec,
 )
-from iefvad.datasets.specs import custom_spec, get_spec
+from iefvad.datasets.specs import get_spec
 
 # --------------------------------------------------------------------------- feature trees
 
@@ -666,9 +666,8 @@ def write_lists(
 
 def default_annotations(dataset: str, split: str = "standard") -> Path | None:
     """The shipped annotation file of a benchmark split (None for custom data)."""
-    if dataset == "custom":
-        return None
-    return get_spec(dataset).resource(split_spec(dataset, split).annotations)
+    spec = get_spec(dataset)
+    return spec.resource(spec.split(split).annotations) if spec.splits else None
 
 
 def load_annotations(
@@ -701,11 +700,11 @@ def generate_gt(
 ) -> GTSummary:
     """Write the frame ground truth (``.npy`` + ``.json`` sidecar) of a test list."""
     spec = get_list_spec(dataset)
-    dspec = custom_spec() if dataset == "custom" else get_spec(dataset)
+    dspec = get_spec(dataset)
     rows = read_list(csv_path, data_root)
     ann = load_annotations(dataset, frame_lbl_txt, split)
     videos = gt_videos(rows, dspec, ann, spec.key)
-    if dataset == "custom" and ann is not None:
+    if dspec.user_data and ann is not None:
         check_annotation_classes(ann, {v.name: v.label for v in videos})
     gt = save_gt(save_path, videos, dataset)
     return GTSummary(

@@ -164,7 +164,7 @@ def compute_metrics(
     result["num_videos"] = len(rows)
     result["num_frames"] = int(scores.size)
     if detection is None:
-        detection = spec.name == "xd"
+        detection = spec.detection
     if detection:
         segs = segments_of(gt, videos)
         snippet_segs = [
