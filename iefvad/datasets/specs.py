@@ -90,6 +90,9 @@ class DatasetSpec:
     (``--normal_label``) and the lists are built from the folders, not from shipped splits."""
     detection: bool = False
     """Compute mAP@IoU by default (XD-Violence's benchmark reports it)."""
+    frame_ap: str = "ap"
+    """The frame AP its official evaluation computes: ``ap`` (step sum) or ``ap_trapz``
+    (trapezoidal, XD-Violence); see :mod:`iefvad.engine.metrics`."""
     splits: Mapping[str, SplitSpec] = field(default_factory=dict, repr=False)
     """Split name (``standard``, ``ief-vad``) -> its shipped files (empty for custom data)."""
     annotation_text: str = "class"
@@ -258,6 +261,7 @@ _SPECS: dict[str, DatasetSpec] = {
         multi_label=True,
         preset=PRESETS["xd"],
         detection=True,
+        frame_ap="ap_trapz",
         splits={
             "standard": SplitSpec(
                 Membership("train_list_standard.txt", "name"),
