@@ -25,8 +25,15 @@ CUSTOM_ABNORMAL_DIR = "abnormal"
 CUSTOM_NORMAL_LABEL = "normal"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
-LIST_DIR = Path(__file__).resolve().parents[2] / "list"
-"""The ``list/`` folder of a source checkout: home of the default CSV and ground-truth files."""
+LIST_DIR_ENV = "IEFVAD_LIST_DIR"
+"""Environment variable naming the folder of the default lists (``<it>/<dataset>/train.csv``).
+The scripts of a checkout (``main.py``, ``test.py``, ``list/*.py``) set it to the checkout's
+``list/``; without it the default is ``./list`` under the working directory (docs/lists.md)."""
+
+
+def default_list_dir() -> Path:
+    """The folder of the default lists: ``$IEFVAD_LIST_DIR``, else ``./list``."""
+    return Path(os.environ.get(LIST_DIR_ENV) or Path.cwd() / "list")
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,9 @@ class ListPaths:
 
 
 def default_paths(dataset: str, list_dir: str | os.PathLike[str] | None = None) -> ListPaths:
-    """``list/<dataset>/{train.csv,test.csv,gt.npy}``: where presets look for lists (the
-    checkout's ``list/`` folder, else ``./list``)."""
-    d = Path(list_dir) if list_dir is not None else LIST_DIR if LIST_DIR.is_dir() else Path("list")
+    """``<list_dir>/<dataset>/{train.csv,test.csv,gt.npy}``: where presets look for lists
+    (default folder: :func:`default_list_dir`)."""
+    d = Path(list_dir) if list_dir is not None else default_list_dir()
     return ListPaths(d / dataset / "train.csv", d / dataset / "test.csv", d / dataset / "gt.npy")
 
 
