@@ -12,8 +12,9 @@ from pathlib import Path
 
 from iefvad.cli.entry import run_entry
 from iefvad.data.csv_lists import ListError
+from iefvad.data.groundtruth import generate_gt
 from iefvad.data.list_rules import DEFAULT_TEST_CROP, SPLITS, default_paths
-from iefvad.data.lists import benchmark_lists, custom_lists, generate_gt, write_lists
+from iefvad.data.lists import benchmark_lists, custom_lists, write_lists
 from iefvad.datasets.specs import DATASETS, get_spec
 from iefvad.errors import UserInputError
 
