@@ -197,7 +197,7 @@ def test_duplicate_after_key_normalisation(tmp_path):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("video,start\na,1\n", r"lacks start_frame, end_frame; expected the header"),
+        ("video,start\na,1\n", r"lacks 'start_frame' and 'end_frame'; expected the header"),
         ("video,start_frame,end_frame\na,1\n", r"line 2: expected 3 columns"),
         ("video,start_frame,end_frame\na,x,5\n", r"line 2: expected integer start_frame"),
         ("video,start_frame,end_frame\n", r"has a header but no rows"),

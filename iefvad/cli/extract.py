@@ -362,10 +362,7 @@ def main(
 
 
 def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) -> int:
-    import torch
-
     from iefvad.datasets.specs import get_spec
-    from iefvad.extraction.encoders import load_encoder, resolve_device, resolve_precision
     from iefvad.extraction.layout import (
         ExtractError,
         check_output_folders,
@@ -375,13 +372,13 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     )
     from iefvad.extraction.pipeline import (
         RunConfig,
-        cpu_threads,
         gather_summaries,
         init_distributed,
         plan,
         run_extraction,
     )
-    from iefvad.extraction.recipe import Encoders, RecipeOptions
+    from iefvad.extraction.recipe import RecipeOptions
+    from iefvad.extraction.setup import EncoderSetup, prepare_encoders
     from iefvad.extraction.weights import weights_options
 
     spec = get_spec(dataset)
@@ -421,8 +418,6 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     roots = _roots(args, modalities, event_tree_name(spec.event_dir, args.threshold))
     if not args.dry_run:  # before the weights load: a read-only folder fails in a second
         check_output_folders(roots.values())
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
     if args.shard:
         rank, world = parse_shard(args.shard)
         where = "--shard"
@@ -431,32 +426,27 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     if args.workers < 1:
         raise ExtractError(f"--workers must be >= 1, found {args.workers}")
 
-    common = dict(
-        clip_model=clip_model,
-        clip_format=args.clip_format,
-        random_init=args.random_init,
-        random_arch=args.random_arch,
-        weights=weights_options(args),
+    ready = prepare_encoders(
+        EncoderSetup(
+            modalities=modalities,
+            image_ckpt=image_ckpt,
+            event_ckpt=event_ckpt,
+            clip_model=clip_model,
+            clip_format=args.clip_format,
+            random_init=args.random_init,
+            random_arch=args.random_arch,
+            weights=weights_options(args),
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            images_per_batch=args.images_per_batch,
+            compile=args.compile,
+            threads=args.threads,
+            workers=args.workers,
+        )
     )
-    image = event = None
-    if "image" in modalities:
-        image = load_encoder(image_ckpt, kind="image", seed=args.seed, **common)
-    if "event" in modalities:
-        event = load_encoder(event_ckpt, kind="event", seed=args.seed + 1, **common)
-    batch = args.images_per_batch or (256 if device.type == "cuda" else 32)
-    for enc in (image, event):
-        if enc is not None:
-            enc.to(device, precision)
-            if args.compile:
-                enc.compile()
-    encoders = Encoders(image=image, event=event, batch_size=batch)
-    if args.threads is not None or device.type == "cpu":
-        torch.set_num_threads(args.threads or cpu_threads(args.workers))
-    if device.type == "cuda":
-        torch.cuda.set_device(device)  # pinned buffers and kernels on this rank's GPU
-    if device.type == "cuda" and precision == "fp32":
-        torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 (reference parity)
-        torch.backends.cuda.matmul.allow_tf32 = False
+    encoders, device, precision = ready.encoders, ready.device, ready.precision
+    batch = encoders.batch_size
     cfg = RunConfig(
         video_dir=Path(args.video_dir).expanduser(),
         roots=roots,

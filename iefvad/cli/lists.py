@@ -12,9 +12,10 @@ from pathlib import Path
 
 from iefvad.cli.entry import run_entry
 from iefvad.data.csv_lists import ListError
+from iefvad.data.groundtruth import generate_gt
 from iefvad.data.list_rules import DEFAULT_TEST_CROP, SPLITS, default_paths
-from iefvad.data.lists import benchmark_lists, custom_lists, generate_gt, write_lists
-from iefvad.datasets.specs import DATASETS
+from iefvad.data.lists import benchmark_lists, custom_lists, write_lists
+from iefvad.datasets.specs import DATASETS, get_spec
 from iefvad.errors import UserInputError
 
 # --------------------------------------------------------------------------- command line
@@ -115,7 +116,7 @@ def _generate_file(
         if getattr(args, n) is not None
     ]
     with _cli_warnings():
-        if args.dataset == "custom":
+        if get_spec(args.dataset).user_data:
             if args.split != "standard":
                 raise UserInputError("--split applies to the benchmarks, not to custom data")
             lists = custom_lists(

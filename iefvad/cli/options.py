@@ -8,14 +8,16 @@ honoured. The resolved configuration is printed and stored with each checkpoint.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
 from iefvad.data.list_rules import default_paths
-from iefvad.datasets.specs import DATASETS, get_spec, with_preset
+from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
 from iefvad.engine.resume import state_path
 from iefvad.engine.train import SELECTIONS, TrainConfig
-from iefvad.models.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
+from iefvad.models.model import ModelConfig
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -56,39 +58,35 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=8, help="threads reading feature files")
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model (new models; released checkpoints are read off the file)")
-    g.add_argument("--embed_dim", type=int, help="feature width D (default: from the features)")
-    g.add_argument("--heads", type=int, help="attention heads (default 8)")
-    g.add_argument("--layers", type=int, help="self-attention layers per modality (default 2)")
-    g.add_argument("--dropout", type=float, help="attention dropout (default 0.1)")
-    g.add_argument("--refine_steps", type=int, help="refinement blocks K (default 10)")
-    g.add_argument("--lambda_ref", type=float, help="refinement step size (default 0.5)")
-    g.add_argument("--nu", type=float, help="Student-t degrees of freedom (default 8)")
-    g.add_argument("--noise", choices=NOISE_MODELS, help="noise model (default student_t)")
-    g.add_argument(
-        "--fusion",
-        choices=FUSIONS,
-        help=f"fusion rule (default {DEFAULT_FUSION}; reference = the released model; "
-        "see docs/fusion.md)",
-    )
-    g.add_argument(
-        "--robust_steps", type=int, help="student_t fusion: re-weighting iterations (default 2)"
-    )
-    g.add_argument(
-        "--mask_padding",
-        dest="mask_padding",
-        action="store_true",
-        default=None,
-        help="mask padded snippets in attention, fusion and losses (default for new models)",
-    )
-    g.add_argument(
-        "--no_mask_padding",
-        dest="mask_padding",
-        action="store_false",
-        help="let padded snippets into attention and the alignment/KL means, as the "
-        "released code does",
-    )
+MODEL_GROUP = "model (new models; released checkpoints are read off the file)"
+
+
+def model_dest(f: Field) -> str:
+    """The flag (less ``--``) and argparse dest of a :class:`ModelConfig` field: its name unless
+    its metadata names one (``dim``: ``--embed_dim``)."""
+    return f.metadata.get("flag", f.name)
+
+
+def add_model_args(
+    p: argparse.ArgumentParser, only: Sequence[str] | None = None, title: str = MODEL_GROUP
+) -> None:
+    """One flag per :class:`ModelConfig` field (or the fields in ``only``), generated from the
+    field's metadata; defaults are None so that unset flags leave the field's own default."""
+    g = p.add_argument_group(title)
+    for f in fields(ModelConfig):
+        if only is not None and f.name not in only:
+            continue
+        dest, meta = model_dest(f), f.metadata
+        flag = f"--{dest}"
+        shown = meta.get("shown", f"default {f.default}")
+        text = f"{meta['help']} ({shown})"
+        if isinstance(f.default, bool):
+            g.add_argument(flag, dest=dest, action="store_true", default=None, help=text)
+            g.add_argument(f"--no_{f.name}", dest=dest, action="store_false", help=meta["off"])
+        elif "choices" in meta:
+            g.add_argument(flag, dest=dest, choices=meta["choices"], help=text)
+        else:
+            g.add_argument(flag, dest=dest, type=type(f.default), help=text)
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -104,20 +102,9 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def model_fields(args: argparse.Namespace) -> dict[str, Any]:
-    pairs = {
-        "dim": args.embed_dim,
-        "heads": args.heads,
-        "layers": args.layers,
-        "dropout": args.dropout,
-        "refine_steps": args.refine_steps,
-        "lambda_ref": args.lambda_ref,
-        "nu": args.nu,
-        "noise": args.noise,
-        "fusion": args.fusion,
-        "mask_padding": args.mask_padding,
-        "robust_steps": args.robust_steps,
-    }
-    return {k: v for k, v in pairs.items() if v is not None}
+    """The :class:`ModelConfig` fields the command line set."""
+    given = {f.name: getattr(args, model_dest(f), None) for f in fields(ModelConfig)}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -179,11 +166,7 @@ def train_parser() -> argparse.ArgumentParser:
 def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]:
     """Merge CLI values with the dataset preset; also return where each value came from."""
     dataset = args.dataset or "ucfcrime"
-    spec = (
-        get_spec(dataset, normal_label=args.normal_label or "normal")
-        if dataset == "custom"
-        else get_spec(dataset)
-    )
+    spec = resolve_spec(dataset, args.normal_label)
     preset = spec.preset
     source: dict[str, str] = {}
     chosen: dict[str, Any] = {}
@@ -261,9 +244,6 @@ def test_parser() -> argparse.ArgumentParser:
         "--map_iou", action="store_true", help="compute mAP@IoU for any dataset (always on for xd)"
     )
     g.add_argument("--batch_size", type=int, default=64, help="chunks of 256 snippets per batch")
-    g = p.add_argument_group("released checkpoints (not recorded in the file)")
-    g.add_argument("--heads", type=int, help="attention heads (default 8)")
-    g.add_argument("--nu", type=float, help="Student-t degrees of freedom (default 8)")
-    g.add_argument("--noise", choices=NOISE_MODELS, help="noise model (default student_t)")
+    add_model_args(p, ("heads", "nu", "noise"), "released checkpoints (not recorded in the file)")
     add_runtime_args(p)
     return p

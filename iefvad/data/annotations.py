@@ -15,13 +15,12 @@ generation, where the length is known.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from iefvad.data.csv_lists import read_text, video_stem
+from iefvad.data.csv_lists import read_header_csv, read_text, video_stem
 from iefvad.errors import UserInputError
 
 Span = tuple[int, int]
@@ -169,36 +168,21 @@ def read_span_table(
 def read_annotation_csv(path: str | os.PathLike[str]) -> list[VideoAnnotation]:
     """Parse a ``video,start_frame,end_frame[,class]`` CSV (several rows per video allowed)."""
     path = Path(path)
-    lines = _read_text(path).splitlines()
-    try:
-        rows = list(csv.reader(lines))
-    except csv.Error as e:
-        raise AnnotationError(
-            f"annotation file {path}: not a valid CSV ({e}); expected the header "
-            "'video,start_frame,end_frame[,class]' and one row per span"
-        ) from None
-    if not rows:
-        raise AnnotationError(f"annotation file {path} is empty")
-    header = [h.strip().lower() for h in rows[0]]
-    if any(c not in header for c in CSV_COLUMNS):
-        raise AnnotationError(
-            f"annotation file {path}: header {','.join(rows[0])!r} lacks "
-            f"{', '.join(c for c in CSV_COLUMNS if c not in header)}; expected the header "
-            "'video,start_frame,end_frame[,class]' and one row per span"
-        )
+    header, rows = read_header_csv(
+        _read_text(path),
+        path,
+        "annotation file",
+        CSV_COLUMNS,
+        "'video,start_frame,end_frame[,class]' and one row per span",
+        AnnotationError,
+        fold_case=True,
+    )
     iv, is_, ie = (header.index(c) for c in CSV_COLUMNS)
     ic = header.index("class") if "class" in header else None
     spans: dict[str, list[Span]] = {}
     labels: dict[str, tuple[str | None, int]] = {}
     first_line: dict[str, int] = {}
-    for lineno, rec in enumerate(rows[1:], start=2):
-        if not rec or all(not c.strip() for c in rec):
-            continue
-        if len(rec) < len(header):
-            raise AnnotationError(
-                f"annotation file {path}, line {lineno}: expected {len(header)} columns "
-                f"({','.join(header)}), found {len(rec)}: {','.join(rec)!r}"
-            )
+    for lineno, rec in rows:
         name = video_stem(rec[iv].strip())
         if not name:
             raise AnnotationError(f"annotation file {path}, line {lineno}: empty video name")
@@ -220,8 +204,6 @@ def read_annotation_csv(path: str | os.PathLike[str]) -> list[VideoAnnotation]:
                 f"but line {labels[name][1]} gives it {labels[name][0]!r}; one class per video"
             )
         labels.setdefault(name, (label, lineno))
-    if not spans:
-        raise AnnotationError(f"annotation file {path} has a header but no rows")
     return [
         VideoAnnotation(n, tuple(sorted(s)), labels[n][0], None, first_line[n])
         for n, s in spans.items()

@@ -13,12 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from iefvad.datasets.names import (  # noqa: F401 (MEDIA_EXTENSIONS: re-exported)
+    MEDIA_EXTENSIONS,
+    is_crop,
+    strip_extension,
+    video_stem,
+)
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 
 IMAGE_TREE = "rgb"
 """Name of the image-feature tree whose event twin is found by renaming its folder."""
-
 
 SHOW = 10
 """How many items an error or warning names before saying '... and N more'."""
@@ -91,35 +96,10 @@ class ListRow:
         return crop_of(self.path)
 
 
-MEDIA_EXTENSIONS: frozenset[str] = frozenset(
-    ".npy .mp4 .avi .mkv .mov .webm .m4v .mpg .mpeg .wmv .flv .3gp .ts".split()
-)
-"""Extensions stripped from names; any other dot belongs to the name (XD: ``Mind.2001__#...``)."""
-
-
-def strip_extension(name: str) -> str:
-    """``Abuse028_x264.mp4`` -> ``Abuse028_x264``; only :data:`MEDIA_EXTENSIONS` are dropped, so
-    ``A.Beautiful.Mind.2001__#00-25-20_00-29-20_label_A`` stays whole."""
-    base, dot, ext = name.rpartition(".")
-    return base if dot and f".{ext.lower()}" in MEDIA_EXTENSIONS else name
-
-
-def video_stem(path: str | PurePath) -> str:
-    """``.../Abuse028_x264__5.npy`` -> ``Abuse028_x264`` (folder, extension and crop dropped)."""
-    stem = strip_extension(PurePath(path).name)
-    head, sep, tail = stem.rpartition("__")
-    return head if sep and _is_crop(tail) else stem
-
-
-def _is_crop(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also accepts ``²``, which ``int`` rejects."""
-    return text.isascii() and text.isdigit()
-
-
 def crop_of(path: str | PurePath) -> int | None:
     """``.../Abuse028_x264__5.npy`` -> 5; None when the name has no crop suffix."""
     _, sep, tail = strip_extension(PurePath(path).name).rpartition("__")
-    return int(tail) if sep and _is_crop(tail) else None
+    return int(tail) if sep and is_crop(tail) else None
 
 
 def derive_event_path(path: Path, event_dir: str, image_dir: str = IMAGE_TREE) -> Path:
@@ -148,6 +128,60 @@ def resolve(raw: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
+def _names(cols: Sequence[str]) -> str:
+    """``'a'``, ``'a' and 'b'``, ``'a', 'b' and 'c'``."""
+    quoted = [f"'{c}'" for c in cols]
+    return " and ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+
+
+def read_header_csv(
+    text: str,
+    path: str | os.PathLike[str],
+    what: str,
+    required: Sequence[str],
+    expected: str,
+    error: type[UserInputError] = ListError,
+    fold_case: bool = False,
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the non-blank rows (with their 1-based line numbers) of a CSV whose
+    header names its columns; the one reader of list and annotation CSVs.
+
+    Raises ``error`` naming ``what``, ``path`` and ``expected`` (the header to write) when the
+    text is not CSV, is empty, lacks a ``required`` column, has no rows or a row is short.
+    ``fold_case``: header names are compared in lower case.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        first = next(reader, None)
+        if first is None:
+            raise error(f"{what} {path} is empty: expected the header {expected}")
+        header = [h.strip().lower() if fold_case else h.strip() for h in first]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise error(
+                f"{what} {path}: header {','.join(first)!r} lacks {_names(missing)}; "
+                f"expected the header {expected}"
+            )
+        rows = []
+        for rec in reader:
+            if not rec or all(not c.strip() for c in rec):
+                continue
+            if len(rec) < len(header):
+                raise error(
+                    f"{what} {path}, line {reader.line_num}: expected {len(header)} columns "
+                    f"({','.join(header)}), found {len(rec)}: {','.join(rec)!r}"
+                )
+            rows.append((reader.line_num, rec))
+    except csv.Error as e:
+        raise error(
+            f"{what} {path}, line {reader.line_num}: not a valid CSV row ({e}); expected the "
+            f"header {expected}"
+        ) from None
+    if not rows:
+        raise error(f"{what} {path} has a header but no rows")
+    return header, rows
+
+
 def read_list(
     csv_path: str | os.PathLike[str],
     data_root: str | os.PathLike[str] | None = None,
@@ -163,52 +197,33 @@ def read_list(
     if not csv_path.is_file():
         raise ListError(f"list file {csv_path} does not exist (pass --train_list/--test_list)")
     base = Path(data_root) if data_root is not None else csv_path.parent
-    reader = csv.reader(io.StringIO(read_text(csv_path, "list file"), newline=""))
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise ListError(f"list file {csv_path} is empty: expected a 'path,label' header")
-        header = [h.strip() for h in header]
-        if "path" not in header or "label" not in header:
+    header, records = read_header_csv(
+        read_text(csv_path, "list file"),
+        csv_path,
+        "list file",
+        ("path", "label"),
+        "'path,label' (optionally ',event_path')",
+    )
+    ip, il = header.index("path"), header.index("label")
+    ie = header.index("event_path") if "event_path" in header else None
+    rows: list[ListRow] = []
+    for lineno, rec in records:
+        if not rec[ip].strip():
             raise ListError(
-                f"list file {csv_path}: header {','.join(header)!r} lacks 'path' and 'label'; "
-                "expected 'path,label' (optionally ',event_path')"
+                f"list file {csv_path}, line {lineno}: empty path; every row names a "
+                "feature file"
             )
-        ip, il = header.index("path"), header.index("label")
-        ie = header.index("event_path") if "event_path" in header else None
-        rows: list[ListRow] = []
-        for rec in reader:
-            lineno = reader.line_num
-            if not rec or all(not c.strip() for c in rec):
-                continue
-            if len(rec) < len(header):
-                raise ListError(
-                    f"list file {csv_path}, line {lineno}: expected {len(header)} columns "
-                    f"({','.join(header)}), found {len(rec)}: {','.join(rec)!r}"
-                )
-            if not rec[ip].strip():
-                raise ListError(
-                    f"list file {csv_path}, line {lineno}: empty path; every row names a "
-                    "feature file"
-                )
-            path = resolve(rec[ip], base)
-            if ie is not None and rec[ie].strip():
-                event = resolve(rec[ie], base)
-            elif event_dir is not None:
-                try:
-                    event = derive_event_path(path, event_dir, image_dir)
-                except ListError as e:
-                    raise ListError(f"list file {csv_path}, line {lineno}: {e}") from None
-            else:
-                event = None
-            rows.append(ListRow(path, rec[il].strip(), event, lineno))
-    except csv.Error as e:
-        raise ListError(
-            f"list file {csv_path}, line {reader.line_num}: not a valid CSV row ({e}); "
-            "expected 'path,label' rows"
-        ) from None
-    if not rows:
-        raise ListError(f"list file {csv_path} has a header but no rows")
+        path = resolve(rec[ip], base)
+        if ie is not None and rec[ie].strip():
+            event = resolve(rec[ie], base)
+        elif event_dir is not None:
+            try:
+                event = derive_event_path(path, event_dir, image_dir)
+            except ListError as e:
+                raise ListError(f"list file {csv_path}, line {lineno}: {e}") from None
+        else:
+            event = None
+        rows.append(ListRow(path, rec[il].strip(), event, lineno))
     return rows
 
 

@@ -14,15 +14,16 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from iefvad.data.annotations import Annotations
-from iefvad.data.csv_lists import ListRow, read_text, shorten, video_stem
-from iefvad.datasets.specs import SNIPPET_FRAMES, DatasetSpec
+from iefvad.data.annotations import Annotations, read_annotations
+from iefvad.data.csv_lists import ListRow, read_list, read_text, shorten, video_stem
+from iefvad.data.list_rules import ListWarning, get_list_spec
+from iefvad.datasets.specs import SNIPPET_FRAMES, DatasetSpec, get_spec
 from iefvad.errors import UserInputError
 from iefvad.fileio import load_npy, read_npy_header, save_json, save_npy
 
@@ -504,4 +505,71 @@ def check_gt_length(gt: GroundTruth, names: Sequence[str], num_snippets: Sequenc
             f"ground truth{where} has {gt.frames.size} frames but the test list needs {total} "
             f"(16 x {sum(num_snippets)} snippets over {len(names)} videos); {hint}. "
             "Regenerate it from this test list (list/generate_gt.py)."
+        )
+
+
+# --------------------------------------------------------------------------- from a test list
+
+
+def default_annotations(dataset: str, split: str = "standard") -> Path | None:
+    """The shipped annotation file of a benchmark split (None for custom data)."""
+    spec = get_spec(dataset)
+    return spec.resource(spec.split(split).annotations) if spec.splits else None
+
+
+def load_annotations(
+    dataset: str, path: str | os.PathLike[str] | None, split: str = "standard"
+) -> Annotations | None:
+    """Annotations of ``dataset`` from ``path`` (default: the shipped file of ``split``)."""
+    spec = get_list_spec(dataset)
+    path = path if path is not None else default_annotations(dataset, split)
+    if path is None:
+        return None
+    return read_annotations(path, spec.annotation_text, spec.key)
+
+
+@dataclass
+class GTSummary:
+    path: Path
+    videos: list[VideoGT]
+    frames: int
+    abnormal_frames: int
+    annotations: Path | None
+
+
+def generate_gt(
+    dataset: str,
+    csv_path: str | os.PathLike[str],
+    save_path: str | os.PathLike[str],
+    frame_lbl_txt: str | os.PathLike[str] | None = None,
+    split: str = "standard",
+    data_root: str | os.PathLike[str] | None = None,
+) -> GTSummary:
+    """Write the frame ground truth (``.npy`` + ``.json`` sidecar) of a test list."""
+    spec = get_list_spec(dataset)
+    dspec = get_spec(dataset)
+    rows = read_list(csv_path, data_root)
+    ann = load_annotations(dataset, frame_lbl_txt, split)
+    videos = gt_videos(rows, dspec, ann, spec.key)
+    if dspec.user_data and ann is not None:
+        check_annotation_classes(ann, {v.name: v.label for v in videos})
+    gt = save_gt(save_path, videos, dataset)
+    return GTSummary(
+        Path(save_path), videos, int(gt.size), int(gt.sum()), ann.path if ann is not None else None
+    )
+
+
+def check_annotation_classes(ann: Annotations, labels: Mapping[str, str]) -> None:
+    """Warn when an annotation's class column disagrees with the video's folder label."""
+    odd = [
+        f"{n} ({ann[n].label} vs folder {labels[video_stem(n)]})"
+        for n in ann
+        if ann[n].label and video_stem(n) in labels and ann[n].label != labels[video_stem(n)]
+    ]
+    if odd:
+        warnings.warn(
+            f"annotation file {ann.path}: the class column of {len(odd)} videos differs from "
+            f"their folder: {shorten(odd)}; the folder label is used",
+            ListWarning,
+            stacklevel=3,
         )

@@ -1,15 +1,22 @@
-"""Per-dataset list rules as data: split files, labels, annotation files, naming quirks."""
+"""Reading the per-dataset split files; the rules themselves (split files, label rules, naming
+quirks) are fields of each dataset's record in :mod:`iefvad.datasets.specs`."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from iefvad.data.csv_lists import ListError, read_text, video_stem
-from iefvad.datasets.specs import DATASETS, DatasetSpec
-from iefvad.errors import UserInputError
+from iefvad.datasets.specs import (  # noqa: F401 (Membership, XD_LEAK_NOTE: re-exported)
+    BENCHMARKS,
+    XD_LEAK_NOTE,
+    DatasetSpec,
+    Membership,
+    SplitSpec,
+    get_spec,
+)
 
 SPLITS = ("standard", "ief-vad")
 DEFAULT_TEST_CROP = 5
@@ -18,8 +25,15 @@ CUSTOM_ABNORMAL_DIR = "abnormal"
 CUSTOM_NORMAL_LABEL = "normal"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
-LIST_DIR = Path(__file__).resolve().parents[2] / "list"
-"""The ``list/`` folder of a source checkout: home of the default CSV and ground-truth files."""
+LIST_DIR_ENV = "IEFVAD_LIST_DIR"
+"""Environment variable naming the folder of the default lists (``<it>/<dataset>/train.csv``).
+The scripts of a checkout (``main.py``, ``test.py``, ``list/*.py``) set it to the checkout's
+``list/``; without it the default is ``./list`` under the working directory (docs/lists.md)."""
+
+
+def default_list_dir() -> Path:
+    """The folder of the default lists: ``$IEFVAD_LIST_DIR``, else ``./list``."""
+    return Path(os.environ.get(LIST_DIR_ENV) or Path.cwd() / "list")
 
 
 @dataclass(frozen=True)
@@ -30,9 +44,9 @@ class ListPaths:
 
 
 def default_paths(dataset: str, list_dir: str | os.PathLike[str] | None = None) -> ListPaths:
-    """``list/<dataset>/{train.csv,test.csv,gt.npy}``: where presets look for lists (the
-    checkout's ``list/`` folder, else ``./list``)."""
-    d = Path(list_dir) if list_dir is not None else LIST_DIR if LIST_DIR.is_dir() else Path("list")
+    """``<list_dir>/<dataset>/{train.csv,test.csv,gt.npy}``: where presets look for lists
+    (default folder: :func:`default_list_dir`)."""
+    d = Path(list_dir) if list_dir is not None else default_list_dir()
     return ListPaths(d / dataset / "train.csv", d / dataset / "test.csv", d / dataset / "gt.npy")
 
 
@@ -42,125 +56,18 @@ class ListWarning(UserWarning):
 
 # --------------------------------------------------------------------------- dataset list specs
 
-
-@dataclass(frozen=True)
-class Membership:
-    """A shipped split file and how each of its lines gives a video's name and label.
-
-    ``label_rule``: ``column`` (``Class/name,label`` CSV), ``folder`` (``Folder/name.mp4``, the
-    folder is the label after :attr:`ListSpec.folder_aliases`) or ``name`` (XD: the text after
-    ``_label_`` in the name).
-    """
-
-    file: str
-    label_rule: str
+# The list rules are fields of each dataset's one record (iefvad.datasets.specs); these names
+# keep the former list-rule API.
+ListSpec = DatasetSpec
+LIST_SPECS: dict[str, DatasetSpec] = {name: get_spec(name) for name in BENCHMARKS}
 
 
-@dataclass(frozen=True)
-class SplitSpec:
-    """Train and test membership of one split, its annotation file and a note to warn with."""
-
-    train: Membership
-    test: Membership
-    annotations: str
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class ListSpec:
-    """How one benchmark's videos are named, split and annotated."""
-
-    dataset: str
-    splits: Mapping[str, SplitSpec]
-    annotation_text: str = "class"
-    """Meaning of the annotation file's text column: ``class`` or ``scene`` (MSAD)."""
-    folder_aliases: Mapping[str, str] = field(default_factory=dict)
-    """Folder names that stand for a label (UCF's ``Testing_Normal_Videos_Anomaly``)."""
-    drop_suffix: str = ""
-    """Suffix ignored when matching names (UCF's ``_x264``, absent from its test_list.txt)."""
-
-    def key(self, name: str) -> str:
-        """Name used to match videos across files: ``Abuse028_x264.mp4`` -> ``Abuse028``."""
-        stem = video_stem(name)
-        if self.drop_suffix and stem.endswith(self.drop_suffix):
-            stem = stem[: -len(self.drop_suffix)]
-        return stem
-
-
-def _csv_split(annotations: str, note: str | None = None) -> SplitSpec:
-    return SplitSpec(
-        Membership("train_list_ief_vad.csv", "column"),
-        Membership("test_list_ief_vad.csv", "column"),
-        annotations,
-        note,
-    )
-
-
-XD_LEAK_NOTE = (
-    "the ief-vad XD split moves 47 of the 800 standard test videos into training (753 test "
-    "videos): its test scores are optimistic and not comparable with the standard split. Use "
-    "--split standard for reportable numbers."
-)
-
-LIST_SPECS: dict[str, ListSpec] = {
-    "ucfcrime": ListSpec(
-        "ucfcrime",
-        {
-            "standard": SplitSpec(
-                Membership("Anomaly_Train.txt", "folder"),
-                Membership("Anomaly_Test.txt", "folder"),
-                "annotations.txt",
-            ),
-            "ief-vad": _csv_split("annotations.txt"),
-        },
-        folder_aliases={
-            "Training_Normal_Videos_Anomaly": "Normal",
-            "Testing_Normal_Videos_Anomaly": "Normal",
-        },
-        drop_suffix="_x264",
-    ),
-    "xd": ListSpec(
-        "xd",
-        {
-            "standard": SplitSpec(
-                Membership("train_list_standard.txt", "name"),
-                Membership("test_list_standard.txt", "name"),
-                "annotations_standard.txt",
-            ),
-            "ief-vad": _csv_split("annotations.txt", XD_LEAK_NOTE),
-        },
-    ),
-    # ShanghaiTech and MSAD: the reference's lists are the standard split (docs/reference.md s.4).
-    "shang": ListSpec(
-        "shang",
-        {"standard": _csv_split("annotations.txt"), "ief-vad": _csv_split("annotations.txt")},
-    ),
-    "msad": ListSpec(
-        "msad",
-        {"standard": _csv_split("annotations.txt"), "ief-vad": _csv_split("annotations.txt")},
-        annotation_text="scene",
-    ),
-}
-
-CUSTOM_LIST_SPEC = ListSpec("custom", {})
-
-
-def get_list_spec(dataset: str) -> ListSpec:
-    if dataset == "custom":
-        return CUSTOM_LIST_SPEC
-    if dataset not in LIST_SPECS:
-        raise UserInputError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    return LIST_SPECS[dataset]
+def get_list_spec(dataset: str) -> DatasetSpec:
+    return get_spec(dataset)
 
 
 def split_spec(dataset: str, split: str) -> SplitSpec:
-    spec = get_list_spec(dataset)
-    if split not in spec.splits:
-        raise UserInputError(
-            f"unknown split {split!r} for dataset {dataset!r}; choose one of "
-            f"{', '.join(spec.splits)}"
-        )
-    return spec.splits[split]
+    return get_spec(dataset).split(split)
 
 
 # --------------------------------------------------------------------------- split files
@@ -201,7 +108,7 @@ def read_names(path: str | os.PathLike[str]) -> list[tuple[int, str]]:
     return out
 
 
-def read_membership(path: Path, rule: str, spec: ListSpec, dspec: DatasetSpec) -> list[Member]:
+def read_membership(path: Path, rule: str, spec: DatasetSpec, dspec: DatasetSpec) -> list[Member]:
     """Members of one split file; labels checked against the dataset's label map."""
     members = []
     for i, line in read_lines(path):

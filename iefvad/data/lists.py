@@ -26,15 +26,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from iefvad.data.annotations import Annotations, read_annotations
-from iefvad.data.csv_lists import ListError, crop_of, read_list, shorten, video_stem, write_list
-from iefvad.data.groundtruth import (
+from iefvad.data.annotations import read_annotations
+from iefvad.data.csv_lists import ListError, crop_of, shorten, video_stem, write_list
+from iefvad.data.groundtruth import (  # noqa: F401 (generate_gt ...: re-exported)
     FeatureFileError,
-    VideoGT,
+    GTSummary,
+    check_annotation_classes,
+    default_annotations,
     feature_shape,
-    gt_videos,
+    generate_gt,
+    load_annotations,
     num_snippets,
-    save_gt,
 )
 from iefvad.data.list_rules import (
     CUSTOM_ABNORMAL_DIR,
@@ -50,7 +52,7 @@ from iefvad.data.list_rules import (
     read_names,
     split_spec,
 )
-from iefvad.datasets.specs import custom_spec, get_spec
+from iefvad.datasets.specs import get_spec
 
 # --------------------------------------------------------------------------- feature trees
 
@@ -626,22 +628,6 @@ def custom_lists(
     return Lists("custom", "custom", train, test, len(train_keys), len(test), notes=notes)
 
 
-def check_annotation_classes(ann: Annotations, labels: Mapping[str, str]) -> None:
-    """Warn when an annotation's class column disagrees with the video's folder label."""
-    odd = [
-        f"{n} ({ann[n].label} vs folder {labels[video_stem(n)]})"
-        for n in ann
-        if ann[n].label and video_stem(n) in labels and ann[n].label != labels[video_stem(n)]
-    ]
-    if odd:
-        warnings.warn(
-            f"annotation file {ann.path}: the class column of {len(odd)} videos differs from "
-            f"their folder: {shorten(odd)}; the folder label is used",
-            ListWarning,
-            stacklevel=3,
-        )
-
-
 def write_lists(
     lists: Lists,
     train_path: str | os.PathLike[str],
@@ -659,55 +645,3 @@ def write_lists(
             write_list(path, [(r.path, r.label) for r in rows], relative)
         written.append(Path(path))
     return written
-
-
-# --------------------------------------------------------------------------- ground truth
-
-
-def default_annotations(dataset: str, split: str = "standard") -> Path | None:
-    """The shipped annotation file of a benchmark split (None for custom data)."""
-    if dataset == "custom":
-        return None
-    return get_spec(dataset).resource(split_spec(dataset, split).annotations)
-
-
-def load_annotations(
-    dataset: str, path: str | os.PathLike[str] | None, split: str = "standard"
-) -> Annotations | None:
-    """Annotations of ``dataset`` from ``path`` (default: the shipped file of ``split``)."""
-    spec = get_list_spec(dataset)
-    path = path if path is not None else default_annotations(dataset, split)
-    if path is None:
-        return None
-    return read_annotations(path, spec.annotation_text, spec.key)
-
-
-@dataclass
-class GTSummary:
-    path: Path
-    videos: list[VideoGT]
-    frames: int
-    abnormal_frames: int
-    annotations: Path | None
-
-
-def generate_gt(
-    dataset: str,
-    csv_path: str | os.PathLike[str],
-    save_path: str | os.PathLike[str],
-    frame_lbl_txt: str | os.PathLike[str] | None = None,
-    split: str = "standard",
-    data_root: str | os.PathLike[str] | None = None,
-) -> GTSummary:
-    """Write the frame ground truth (``.npy`` + ``.json`` sidecar) of a test list."""
-    spec = get_list_spec(dataset)
-    dspec = custom_spec() if dataset == "custom" else get_spec(dataset)
-    rows = read_list(csv_path, data_root)
-    ann = load_annotations(dataset, frame_lbl_txt, split)
-    videos = gt_videos(rows, dspec, ann, spec.key)
-    if dataset == "custom" and ann is not None:
-        check_annotation_classes(ann, {v.name: v.label for v in videos})
-    gt = save_gt(save_path, videos, dataset)
-    return GTSummary(
-        Path(save_path), videos, int(gt.size), int(gt.sum()), ann.path if ann is not None else None
-    )

@@ -1,17 +1,22 @@
 """Dataset specifications: the one place that knows how the four benchmarks differ.
 
 Everything per dataset that the rest of the toolkit needs (normal label, label map, batch
-style, headline metric, the event-tree name, the training preset of docs/reference.md section 6) is
-data here, never a chain of ``if dataset == ...`` elsewhere.
+style, headline metric, the event-tree name, the training preset of docs/reference.md section 6,
+the shipped split files and how their lines give labels, naming quirks) is one keyword-built
+:class:`DatasetSpec` record per dataset here, never a chain of ``if dataset == ...`` elsewhere
+(tests/test_dataset_branches.py keeps it so). Code that reads the split files is
+:mod:`iefvad.data.list_rules`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from iefvad.datasets.names import video_stem
 from iefvad.errors import UserInputError
 
 RESOURCES = Path(str(resources.files("iefvad") / "resources"))
@@ -38,8 +43,31 @@ class TrainPreset:
 
 
 @dataclass(frozen=True)
+class Membership:
+    """A shipped split file and how each of its lines gives a video's name and label.
+
+    ``label_rule``: ``column`` (``Class/name,label`` CSV), ``folder`` (``Folder/name.mp4``, the
+    folder is the label after :attr:`DatasetSpec.folder_aliases`) or ``name`` (XD: the text after
+    ``_label_`` in the name).
+    """
+
+    file: str
+    label_rule: str
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Train and test membership of one split, its annotation file and a note to warn with."""
+
+    train: Membership
+    test: Membership
+    annotations: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetSpec:
-    """How one dataset names, labels and batches its videos."""
+    """How one dataset names, labels, splits, batches and scores its videos: its one record."""
 
     name: str
     normal_label: str
@@ -57,8 +85,48 @@ class DatasetSpec:
     multi_label: bool
     """Labels like ``B2-G-0`` list several classes (XD)."""
     preset: TrainPreset
-    strict_labels: bool = True
-    """Reject labels that are not in ``label_map`` (False for custom data)."""
+    user_data: bool = False
+    """A user's own folder (``custom``): any label is accepted, the normal label is the user's
+    (``--normal_label``) and the lists are built from the folders, not from shipped splits."""
+    detection: bool = False
+    """Compute mAP@IoU by default (XD-Violence's benchmark reports it)."""
+    frame_ap: str = "ap"
+    """The frame AP its official evaluation computes: ``ap`` (step sum) or ``ap_trapz``
+    (trapezoidal, XD-Violence); see :mod:`iefvad.engine.metrics`."""
+    splits: Mapping[str, SplitSpec] = field(default_factory=dict, repr=False)
+    """Split name (``standard``, ``ief-vad``) -> its shipped files (empty for custom data)."""
+    annotation_text: str = "class"
+    """Meaning of the annotation file's text column: ``class`` or ``scene`` (MSAD)."""
+    folder_aliases: Mapping[str, str] = field(default_factory=dict)
+    """Folder names that stand for a label (UCF's ``Testing_Normal_Videos_Anomaly``)."""
+    drop_suffix: str = ""
+    """Suffix ignored when matching names (UCF's ``_x264``, absent from its test_list.txt)."""
+
+    @property
+    def strict_labels(self) -> bool:
+        """Reject labels that are not in ``label_map`` (False for custom data)."""
+        return not self.user_data
+
+    @property
+    def dataset(self) -> str:
+        """The name (the field name of the former list-rule records)."""
+        return self.name
+
+    def key(self, name: str) -> str:
+        """Name used to match videos across files: ``Abuse028_x264.mp4`` -> ``Abuse028``."""
+        stem = video_stem(name)
+        if self.drop_suffix and stem.endswith(self.drop_suffix):
+            stem = stem[: -len(self.drop_suffix)]
+        return stem
+
+    def split(self, split: str) -> SplitSpec:
+        """The shipped files of ``split``; a :class:`UserInputError` names the known splits."""
+        if split not in self.splits:
+            raise UserInputError(
+                f"unknown split {split!r} for dataset {self.name!r}; choose one of "
+                f"{', '.join(self.splits)}"
+            )
+        return self.splits[split]
 
     def is_normal(self, label: str) -> bool:
         return label == self.normal_label
@@ -137,81 +205,138 @@ PRESETS: dict[str, TrainPreset] = {
     "custom": TrainPreset(16, 1e-4, 20, (12, 16), 0.1, 1.0),
 }
 
+def _csv_split(annotations: str, note: str | None = None) -> SplitSpec:
+    return SplitSpec(
+        Membership("train_list_ief_vad.csv", "column"),
+        Membership("test_list_ief_vad.csv", "column"),
+        annotations,
+        note,
+    )
+
+
+_REFERENCE_IS_STANDARD = {
+    "standard": _csv_split("annotations.txt"),
+    "ief-vad": _csv_split("annotations.txt"),
+}
+
+XD_LEAK_NOTE = (
+    "the ief-vad XD split moves 47 of the 800 standard test videos into training (753 test "
+    "videos): its test scores are optimistic and not comparable with the standard split. Use "
+    "--split standard for reportable numbers."
+)
+
 _SPECS: dict[str, DatasetSpec] = {
     "ucfcrime": DatasetSpec(
-        "ucfcrime",
-        "Normal",
-        _label_map("ucfcrime"),
-        True,
-        "auc",
-        True,
-        "event_thr_10",
-        False,
-        PRESETS["ucfcrime"],
+        name="ucfcrime",
+        normal_label="Normal",
+        label_map=_label_map("ucfcrime"),
+        paired=True,
+        headline="auc",
+        class_folders=True,
+        event_dir="event_thr_10",
+        multi_label=False,
+        preset=PRESETS["ucfcrime"],
+        splits={
+            "standard": SplitSpec(
+                Membership("Anomaly_Train.txt", "folder"),
+                Membership("Anomaly_Test.txt", "folder"),
+                "annotations.txt",
+            ),
+            "ief-vad": _csv_split("annotations.txt"),
+        },
+        folder_aliases={
+            "Training_Normal_Videos_Anomaly": "Normal",
+            "Testing_Normal_Videos_Anomaly": "Normal",
+        },
+        drop_suffix="_x264",
     ),
     "xd": DatasetSpec(
-        "xd",
-        "A",
-        _label_map("xd"),
-        False,
-        "ap",
-        False,
-        "event_thr_10",
-        True,
-        PRESETS["xd"],
+        name="xd",
+        normal_label="A",
+        label_map=_label_map("xd"),
+        paired=False,
+        headline="ap",
+        class_folders=False,
+        event_dir="event_thr_10",
+        multi_label=True,
+        preset=PRESETS["xd"],
+        detection=True,
+        frame_ap="ap_trapz",
+        splits={
+            "standard": SplitSpec(
+                Membership("train_list_standard.txt", "name"),
+                Membership("test_list_standard.txt", "name"),
+                "annotations_standard.txt",
+            ),
+            "ief-vad": _csv_split("annotations.txt", XD_LEAK_NOTE),
+        },
     ),
+    # ShanghaiTech and MSAD: the reference's lists are the standard split (docs/reference.md s.4).
     "shang": DatasetSpec(
-        "shang",
-        "normal",
-        _label_map("shang"),
-        True,
-        "auc",
-        True,
-        "event",
-        False,
-        PRESETS["shang"],
+        name="shang",
+        normal_label="normal",
+        label_map=_label_map("shang"),
+        paired=True,
+        headline="auc",
+        class_folders=True,
+        event_dir="event",
+        multi_label=False,
+        preset=PRESETS["shang"],
+        splits=_REFERENCE_IS_STANDARD,
     ),
     "msad": DatasetSpec(
-        "msad",
-        "Normal",
-        _label_map("msad"),
-        True,
-        "auc",
-        True,
-        "event_thr_10",
-        False,
-        PRESETS["msad"],
+        name="msad",
+        normal_label="Normal",
+        label_map=_label_map("msad"),
+        paired=True,
+        headline="auc",
+        class_folders=True,
+        event_dir="event_thr_10",
+        multi_label=False,
+        preset=PRESETS["msad"],
+        splits=_REFERENCE_IS_STANDARD,
+        annotation_text="scene",
     ),
 }
 
 BENCHMARKS: tuple[str, ...] = tuple(_SPECS)
-DATASETS: tuple[str, ...] = (*BENCHMARKS, "custom")
+CUSTOM = "custom"
+"""The user's own videos (:func:`custom_spec`)."""
+DATASETS: tuple[str, ...] = (*BENCHMARKS, CUSTOM)
 
 
 def custom_spec(normal_label: str = "normal", classes: list[str] | None = None) -> DatasetSpec:
     """Spec for a user's own folder: any label is accepted, ``normal_label`` is normal."""
     label_map = {normal_label: "normal", **{c: c for c in classes or [] if c != normal_label}}
     return DatasetSpec(
-        "custom",
-        normal_label,
-        label_map,
-        True,
-        "auc",
-        True,
-        "event_thr_10",
-        False,
-        PRESETS["custom"],
-        strict_labels=False,
+        name=CUSTOM,
+        normal_label=normal_label,
+        label_map=label_map,
+        paired=True,
+        headline="auc",
+        class_folders=True,
+        event_dir="event_thr_10",
+        multi_label=False,
+        preset=PRESETS["custom"],
+        user_data=True,
     )
 
 
 def get_spec(name: str, **custom: object) -> DatasetSpec:
     """Spec of a dataset by name (``ucfcrime``, ``xd``, ``shang``, ``msad``, ``custom``)."""
-    if name == "custom":
+    if name == CUSTOM:
         return custom_spec(**custom)  # type: ignore[arg-type]
     if name not in _SPECS:
         raise UserInputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return _SPECS[name]
+
+
+def resolve_spec(name: str, normal_label: str | None = None) -> DatasetSpec:
+    """Spec of ``name`` for a run: ``normal_label`` (default ``normal``) names the normal label
+    of datasets whose labels are the user's (:attr:`DatasetSpec.user_data`); benchmarks have
+    their own and ignore it."""
+    spec = get_spec(name)
+    return get_spec(name, normal_label=normal_label or "normal") if spec.user_data else spec
 
 
 def with_preset(spec: DatasetSpec, **changes: object) -> DatasetSpec:

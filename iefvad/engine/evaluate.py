@@ -22,7 +22,6 @@ from iefvad.datasets.specs import SNIPPET_FRAMES, DatasetSpec
 from iefvad.engine.metrics import (
     VideoResult,
     abnormal_only,
-    ap_convention,
     auc_ap,
     detection_map,
     per_class,
@@ -155,7 +154,7 @@ def compute_metrics(
     check_gt_length(gt, [r.stem for r in rows], lengths)
     scores = pred.frame_scores()
     videos = video_results(rows, lengths, spec)
-    ap_key = ap_convention(spec.name)
+    ap_key = spec.frame_ap
     first = ap_key if spec.headline == "ap" else spec.headline
     result: dict = {"dataset": spec.name, "headline": first, "ap_convention": ap_key}
     result.update(auc_ap(gt.frames, scores))
@@ -164,7 +163,7 @@ def compute_metrics(
     result["num_videos"] = len(rows)
     result["num_frames"] = int(scores.size)
     if detection is None:
-        detection = spec.name == "xd"
+        detection = spec.detection
     if detection:
         segs = segments_of(gt, videos)
         snippet_segs = [

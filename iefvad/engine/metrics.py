@@ -18,10 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
+from iefvad.datasets.specs import BENCHMARKS, get_spec
+
 IOU_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 
-BENCHMARK_AP: dict[str, str] = {"xd": "ap_trapz"}
-"""Dataset name -> the frame-AP key its official evaluation computes (default ``ap``)."""
+BENCHMARK_AP: dict[str, str] = {
+    n: get_spec(n).frame_ap for n in BENCHMARKS if get_spec(n).frame_ap != "ap"
+}
+"""Dataset name -> the frame-AP key its official evaluation computes (default ``ap``); from
+:attr:`iefvad.datasets.specs.DatasetSpec.frame_ap`."""
 
 
 def ap_convention(dataset: str) -> str:

@@ -84,7 +84,7 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
         rows, ckpt.config.dim, args.nan_policy, args.workers, progress=not args.no_progress
     )
     pred = predict(model, test_set, device, args.batch_size, args.amp)
-    metrics = compute_metrics(pred, gt, rows, spec, detection=dataset == "xd" or args.map_iou)
+    metrics = compute_metrics(pred, gt, rows, spec, detection=spec.detection or args.map_iou)
     metrics.update(
         checkpoint=str(ckpt_path),
         checkpoint_kind=ckpt.kind,

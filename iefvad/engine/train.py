@@ -41,6 +41,7 @@ from iefvad.data.bank import BatchSampler, DeviceBank, TrainBank, build_bank
 from iefvad.data.csv_lists import ListError, ListRow, read_list
 from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.datasets.specs import DatasetSpec
+from iefvad.devices import DeviceError, resolve_device  # noqa: F401 (re-exported)
 from iefvad.engine.evaluate import (
     TestSet,
     autocast,
@@ -239,40 +240,6 @@ class TrainResult:
     """Wall time of the training loop (epochs; not reading features, not the final test)."""
     parameters: int = 0
     """Parameters the model's fusion uses (:func:`iefvad.models.model.num_used_parameters`)."""
-
-
-class DeviceError(UserInputError):
-    """``--device`` names a device this machine does not have."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available, else the CPU) or a device this machine has."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError) as e:
-        raise DeviceError(
-            f"--device {name!r} is not a device name ({e}); use auto, cpu, cuda or cuda:N"
-        ) from e
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"--device {name}: CUDA is not available here (torch {torch.__version__}"
-                f"{'' if torch.backends.cuda.is_built() else ', built without CUDA'}); "
-                "pass --device cpu (or auto, which falls back to the CPU)"
-            )
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise DeviceError(
-                f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to "
-                f"cuda:{count - 1}; pass one of them or --device cpu"
-            )
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"--device {name}: MPS is not available here; pass --device cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise DeviceError(f"--device {name}: unsupported device type; use auto, cpu or cuda")
-    return dev
 
 
 def seed_everything(seed: int) -> None:

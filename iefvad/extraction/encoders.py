@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from iefvad.devices import resolve_device
 from iefvad.extraction.weights import EncoderError, WeightsOptions, fetch_clip, fetch_event_clip
 
 log = logging.getLogger(__name__)
@@ -175,21 +176,6 @@ class Encoder:
 
 def _precision_name(dtype: torch.dtype) -> str:
     return {v: k for k, v in _DTYPES.items()}[dtype]
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; ``cuda`` ->
-    ``cuda:<LOCAL_RANK>``."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EncoderError(f"--device {device}: CUDA is not available here; use --device cpu")
-    if dev.type == "cuda" and dev.index is None:  # one GPU per torchrun rank
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -17,7 +17,7 @@ when selected, so released files keep loading strictly.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
 import torch
@@ -46,31 +46,50 @@ DEFAULT_FUSION = "reference"
 """Fusion of new models (released checkpoints always load as ``reference``)."""
 
 
+def _opt(default: Any, help: str, **flag: Any) -> Any:
+    """A field with its command-line flag's text, from which iefvad.cli.options generates the
+    flag. ``flag`` may hold ``flag`` (the name when not ``--<field>``), ``choices``, ``shown``
+    (the help's parenthesis when not ``default <value>``) and, for a bool, ``off`` (the help of
+    its ``--no_<field>``)."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture and fusion settings; stored in every checkpoint we write."""
 
-    dim: int = 768
+    dim: int = _opt(768, "feature width D", flag="embed_dim", shown="default: from the features")
     """Feature and embedding width D (768 for CLIP ViT-L/14, 512 for ViT-B)."""
-    heads: int = 8
-    layers: int = 2
+    heads: int = _opt(8, "attention heads")
+    layers: int = _opt(2, "self-attention layers per modality")
     """Self-attention layers per modality."""
-    dropout: float = 0.1
-    refine_steps: int = 10
+    dropout: float = _opt(0.1, "attention dropout")
+    refine_steps: int = _opt(10, "refinement blocks K")
     """Number K of refinement blocks."""
-    lambda_ref: float = 0.5
+    lambda_ref: float = _opt(0.5, "refinement step size")
     """Step size of each refinement: ``fused -= lambda_ref * R_k(fused)``."""
-    nu: float = 8.0
+    nu: float = _opt(8.0, "Student-t degrees of freedom")
     """Degrees of freedom of the Student-t noise model."""
-    noise: str = "student_t"
+    noise: str = _opt("student_t", "noise model", choices=NOISE_MODELS)
     """``student_t`` or ``gaussian``: the KL offset; identical fused output in ``reference``
     fusion; in ``kalman*`` fusion, ``student_t`` makes the measurement update robust."""
-    fusion: str = DEFAULT_FUSION
+    fusion: str = _opt(
+        DEFAULT_FUSION,
+        "fusion rule",
+        choices=FUSIONS,
+        shown=f"default {DEFAULT_FUSION}; reference = the released model; see docs/fusion.md",
+    )
     """Fusion rule, one of :data:`FUSIONS`."""
-    mask_padding: bool = True
+    mask_padding: bool = _opt(
+        True,
+        "mask padded snippets in attention, fusion and losses",
+        shown="default for new models",
+        off="let padded snippets into attention and the alignment/KL means, as the released "
+        "code does",
+    )
     """Mask padded snippets in attention, fusion and the alignment/KL terms. On for new
     models; released checkpoints (which do not mask) load with it off."""
-    robust_steps: int = 2
+    robust_steps: int = _opt(2, "student_t fusion: re-weighting iterations")
     """``student_t`` fusion: re-weighting iterations after the Gaussian start."""
 
     def __post_init__(self) -> None:

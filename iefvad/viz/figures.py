@@ -34,25 +34,63 @@ class VideoTrace:
     fps: float | None = None
 
 
+def steps(values: np.ndarray, frames: int, fps: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Step curve of per-snippet ``values`` over ``frames`` frames: (x in seconds, or in frames
+    when ``fps`` is unknown, y)."""
+    y = np.repeat(np.asarray(values, np.float64), SNIPPET_FRAMES)[:frames]
+    return np.arange(y.size) / (fps or 1.0), y
+
+
+def draw_scores_and_weights(
+    ax_score,
+    ax_weight,
+    *,
+    frames: int,
+    fps: float | None,
+    scores: Sequence[tuple[str, np.ndarray, str, float]],
+    w_image: np.ndarray,
+    w_event: np.ndarray,
+    spans: Sequence[tuple[int, int]] = (),
+    span_color: str = SPAN_COLOR,
+    span_alpha: float = 0.6,
+    weight_style: str = "-",
+) -> None:
+    """The panel pair of every per-video figure: score curves ``(label, [T], color, width)`` on
+    ``ax_score`` above the image/event weights ``[T]`` on ``ax_weight``, both 0..1 against
+    seconds (frames when ``fps`` is unknown), frame ``spans`` ``[start, end)`` shaded on both.
+    Titles, x labels and legends are the caller's."""
+    end = max(frames, 1) / (fps or 1.0)
+    for ax in (ax_score, ax_weight):
+        for s, e in spans:
+            ax.axvspan(s / (fps or 1.0), e / (fps or 1.0), color=span_color, alpha=span_alpha, lw=0)
+        ax.set_xlim(0, end)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    for label, values, color, width in scores:
+        ax_score.plot(*steps(values, frames, fps), color=color, lw=width, label=label)
+    ax_score.set_ylabel("score")
+    for w, color, label in (
+        (w_image, IMAGE_COLOR, "image weight"),
+        (w_event, EVENT_COLOR, "event weight"),
+    ):
+        ax_weight.plot(*steps(w, frames, fps), weight_style, color=color, lw=1.3, label=label)
+    ax_weight.set_ylabel("weight")
+
+
 def draw_trace(ax_score, ax_weight, v: VideoTrace) -> None:
     """Score on ``ax_score`` (0..1) and image/event weights on ``ax_weight`` (0..1), both
     against frame index (or seconds when ``fps`` is known), annotated spans shaded."""
-    frames = np.arange(v.scores.size * SNIPPET_FRAMES)
-    scale = 1.0 / v.fps if v.fps else 1.0
-    x = frames * scale
-    rep = lambda a: np.repeat(a, SNIPPET_FRAMES)  # noqa: E731
-    for ax in (ax_score, ax_weight):
-        for s, e in v.segments:
-            ax.axvspan(s * scale, e * scale, color=SPAN_COLOR, alpha=0.6, lw=0)
-        ax.set_xlim(0, max(x[-1], 1) if x.size else 1)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    ax_score.plot(x, rep(v.scores), color=SCORE_COLOR, lw=1.4, label="anomaly score")
-    ax_score.set_ylabel("score")
+    draw_scores_and_weights(
+        ax_score,
+        ax_weight,
+        frames=v.scores.size * SNIPPET_FRAMES,
+        fps=v.fps,
+        scores=[("anomaly score", v.scores, SCORE_COLOR, 1.4)],
+        w_image=v.w_image,
+        w_event=v.w_event,
+        spans=v.segments,
+    )
     ax_score.set_title(v.name, fontsize=9, loc="left")
-    ax_weight.plot(x, rep(v.w_image), color=IMAGE_COLOR, lw=1.2, label="image weight")
-    ax_weight.plot(x, rep(v.w_event), color=EVENT_COLOR, lw=1.2, label="event weight")
-    ax_weight.set_ylabel("weight")
     ax_weight.set_xlabel("time (s)" if v.fps else "frame")
 
 

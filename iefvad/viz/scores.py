@@ -14,24 +14,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from iefvad.datasets.specs import SNIPPET_FRAMES  # noqa: E402
 from iefvad.viz.figures import (  # noqa: E402
     EVENT_COLOR,
     IMAGE_COLOR,
     SCORE_COLOR,
     SPAN_COLOR,
+    draw_scores_and_weights,
     save_figure,
 )
 
 MODEL_COLORS = {"image-only": IMAGE_COLOR, "event-only": EVENT_COLOR, "fused": SCORE_COLOR}
 DETECTED_COLOR = "#fadbd8"
-
-
-def _steps(values: np.ndarray, frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Step curve of per-snippet ``values`` over ``frames`` frames: (x in seconds, y)."""
-    y = np.repeat(np.asarray(values, np.float64), SNIPPET_FRAMES)[:frames]
-    x = np.arange(y.size) / fps
-    return x, y
 
 
 @dataclass
@@ -65,23 +58,22 @@ def plot_comparison(
     )
     for i, v in enumerate(videos):
         ax, axw = axes[2 * i, 0], axes[2 * i + 1, 0]
-        end = v.frames / v.fps
-        for a in (ax, axw):
-            for s, e in v.spans:
-                a.axvspan(s / v.fps, e / v.fps, color=SPAN_COLOR, alpha=0.6, lw=0)
-            a.set_xlim(0, end)
-            a.set_ylim(-0.03, 1.03)
-            a.grid(alpha=0.3)
-        for name, s in v.scores.items():
-            x, y = _steps(s, v.frames, v.fps)
-            ax.plot(x, y, color=MODEL_COLORS.get(name, "k"), lw=2.0 if name == "fused" else 1.3)
-        ax.set_ylabel("score")
+        draw_scores_and_weights(
+            ax,
+            axw,
+            frames=v.frames,
+            fps=v.fps,
+            scores=[
+                (name, s, MODEL_COLORS.get(name, "k"), 2.0 if name == "fused" else 1.3)
+                for name, s in v.scores.items()
+            ],
+            w_image=v.w_image,
+            w_event=v.w_event,
+            spans=v.spans,
+            weight_style="--",
+        )
         ax.set_title(f"{v.name}  ({v.kind})", fontsize=10, loc="left")
         ax.tick_params(labelbottom=False)
-        for w, c in ((v.w_image, IMAGE_COLOR), (v.w_event, EVENT_COLOR)):
-            x, y = _steps(w, v.frames, v.fps)
-            axw.plot(x, y, color=c, lw=1.3, ls="--")
-        axw.set_ylabel("weight")
         if i == n - 1:
             axw.set_xlabel("time (s)")
     handles = [
@@ -115,28 +107,23 @@ def plot_video_scores(
     fig, (ax, axw) = plt.subplots(
         2, 1, figsize=(10, 4.2), sharex=True, gridspec_kw={"height_ratios": [3, 1.6]}
     )
-    end = max(frames, 1) / fps
-    for a in (ax, axw):
-        for s, e in segments:
-            a.axvspan(s / fps, e / fps, color=DETECTED_COLOR, lw=0)
-        a.set_xlim(0, end)
-        a.set_ylim(-0.03, 1.03)
-        a.grid(alpha=0.3)
-    x, y = _steps(scores, frames, fps)
-    ax.plot(x, y, color=SCORE_COLOR, lw=1.6, label="anomaly score")
+    draw_scores_and_weights(
+        ax,
+        axw,
+        frames=frames,
+        fps=fps,
+        scores=[("anomaly score", scores, SCORE_COLOR, 1.6)],
+        w_image=w_image,
+        w_event=w_event,
+        spans=segments,
+        span_color=DETECTED_COLOR,
+        span_alpha=1.0,
+    )
     ax.axhline(threshold, color="k", lw=0.8, ls=":", label=f"threshold {threshold:g}")
     if segments:
         ax.add_patch(plt.Rectangle((0, 0), 0, 0, color=DETECTED_COLOR, label="segments reported"))
-    ax.set_ylabel("score")
     ax.set_title(name, fontsize=10, loc="left")
     ax.legend(loc="upper right", fontsize=8, frameon=False)
-    for w, c, label in (
-        (w_image, IMAGE_COLOR, "image weight"),
-        (w_event, EVENT_COLOR, "event weight"),
-    ):
-        x, y = _steps(w, frames, fps)
-        axw.plot(x, y, color=c, lw=1.3, label=label)
-    axw.set_ylabel("weight")
     axw.set_xlabel("time (s)")
     axw.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
     fig.tight_layout()
