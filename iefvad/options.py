@@ -14,6 +14,7 @@ from typing import Any
 from iefvad.datasets import DATASETS, get_spec, with_preset
 from iefvad.listspecs import default_paths
 from iefvad.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
+from iefvad.reliability import add_recipe_args, recipe_record
 from iefvad.train import SELECTIONS, TrainConfig
 
 
@@ -88,6 +89,19 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         help="let padded snippets into attention and the alignment/KL means, as the "
         "released code does",
     )
+    g.add_argument(
+        "--attention_sink",
+        dest="attention_sink",
+        action="store_true",
+        default=None,
+        help="one learned null slot in every self-attention (docs/fusion.md)",
+    )
+    g.add_argument("--no_attention_sink", dest="attention_sink", action="store_false")
+    g.add_argument(
+        "--weight_power",
+        type=float,
+        help="uncertainty rules weight each modality by variance^-k (default 1: released)",
+    )
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -115,6 +129,8 @@ def model_fields(args: argparse.Namespace) -> dict[str, Any]:
         "fusion": args.fusion,
         "mask_padding": args.mask_padding,
         "robust_steps": args.robust_steps,
+        "attention_sink": getattr(args, "attention_sink", None),
+        "weight_power": getattr(args, "weight_power", None),
     }
     return {k: v for k, v in pairs.items() if v is not None}
 
@@ -161,6 +177,7 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--wandb", action="store_true", help="mirror logs to wandb (optional)")
     g.add_argument("--tensorboard", action="store_true", help="mirror logs to TensorBoard")
     add_model_args(p)
+    add_recipe_args(p)
     add_runtime_args(p)
     return p
 
@@ -215,6 +232,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         event_dir=args.event_dir_name,
         image_dir=args.image_dir_name,
         model=model_fields(args),
+        uncertainty=recipe_record(args),
         final_test=not args.no_test,
         progress=not args.no_progress,
         wandb=args.wandb,

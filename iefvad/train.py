@@ -37,6 +37,7 @@ from iefvad.fileio import save_json
 from iefvad.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.losses import ief_vad_loss, topk_video_scores
 from iefvad.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
+from iefvad.reliability import make_step
 
 SELECTIONS = ("last", "val", "test")
 LOSS_NAMES = ("loss", "cls", "align", "kl")
@@ -75,6 +76,9 @@ class TrainConfig:
     image_dir: str = "rgb"
     model: dict[str, Any] = field(default_factory=dict)
     """ModelConfig fields (``dim`` is filled from the features unless given)."""
+    uncertainty: dict[str, Any] = field(default_factory=dict)
+    """Reliability recipe (:class:`iefvad.reliability.TrainingRecipe` record): corruption
+    augmentation and the heteroscedastic term; empty = the plain objective."""
     log_every: int = 10
     """Steps between fetches of the loss values (each fetch waits for the accelerator)."""
     final_test: bool = True
@@ -335,6 +339,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     sampler = BatchSampler(bank.labels, cfg.batch_size, spec.paired, cfg.seed)
     dev_bank = DeviceBank(bank, device)
     shift = kl_shift(mcfg)
+    recipe = make_step(cfg.uncertainty, mcfg.modalities, cfg.seed)  # None: the plain step
 
     cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.ckpt_dir / f"{cfg.exp_name}.pth"
@@ -404,10 +409,15 @@ def train(cfg: TrainConfig) -> TrainResult:
             for idx in bar:
                 img, evt, lengths, labels = dev_bank.gather(idx)
                 with autocast(device, cfg.amp):
-                    out = step_model(img, evt, lengths)
+                    if recipe is None:
+                        out = step_model(img, evt, lengths)
+                    else:
+                        out, extra = recipe(step_model, img, evt, lengths)
                 parts = ief_vad_loss(
                     out, labels, lengths, cfg.lam, shift, mcfg.mask_padding, mcfg.modalities
                 )
+                if recipe is not None:  # the reliability term counts in the logged loss
+                    parts = parts._replace(total=parts.total + extra)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(parts.total).backward()
                 scaler.step(opt)
