@@ -14,7 +14,7 @@ from typing import Any
 from iefvad.datasets import DATASETS, get_spec, with_preset
 from iefvad.listspecs import default_paths
 from iefvad.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
-from iefvad.reliability import add_recipe_args, recipe_record
+from iefvad.reliability import add_recipe_args, recipe_model_fields, recipe_record
 from iefvad.train import SELECTIONS, TrainConfig
 
 
@@ -231,7 +231,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         workers=args.workers,
         event_dir=args.event_dir_name,
         image_dir=args.image_dir_name,
-        model=model_fields(args),
+        model=recipe_model_fields(args, model_fields(args)),
         uncertainty=recipe_record(args),
         final_test=not args.no_test,
         progress=not args.no_progress,

@@ -158,8 +158,26 @@ def make_step(record: dict[str, Any] | None, modalities: Sequence[str], seed: in
 # --- command line (main.py / ablate.py) -------------------------------------------------
 
 
+RELIABLE = TrainingRecipe(
+    CorruptionSpec(kinds=KINDS, prob=0.5, whole=0.5), ReliabilitySpec(loss="gaussian")
+)
+"""``--recipe reliable``: corruption of one stream (every kind, half of the corrupted rows on
+the whole row) and the Gaussian NLL; with ``weight_power`` 3 (docs/fusion.md)."""
+RECIPES = {"released": TrainingRecipe(), "reliable": RELIABLE}
+RECIPE_MODEL = {"released": {}, "reliable": {"weight_power": 3.0}}
+"""Model fields a named recipe sets unless given (``--weight_power``)."""
+DEFAULT_RECIPE = "released"
+
+
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("reliability recipe (docs/fusion.md, weights that follow reliability)")
+    g.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default=DEFAULT_RECIPE,
+        help="released: the released objective; reliable: corruption + heteroscedastic NLL + "
+        "weight_power 3 (the flags below change single parts)",
+    )
     g.add_argument(
         "--corrupt",
         nargs="*",
@@ -167,9 +185,12 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="KIND",
         help=f"corrupt one modality of some training rows on a span, kinds from {KINDS} "
-        "(none given: no corruption)",
+        "(the flag alone: no corruption)",
     )
     g.add_argument("--corrupt_prob", type=float, help="fraction of rows corrupted (default 0.5)")
+    g.add_argument(
+        "--corrupt_whole", type=float, help="fraction of corrupted rows hit on the whole row"
+    )
     g.add_argument(
         "--corrupt_modality", choices=MODALITY_CHOICES, help="stream to corrupt (default either)"
     )
@@ -196,13 +217,21 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reliability_weight", type=float, help="weight of that term (default 1)")
 
 
+def recipe_model_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
+    """``model`` (ModelConfig fields from the flags) plus what the named recipe sets."""
+    named = RECIPE_MODEL.get(getattr(args, "recipe", None) or DEFAULT_RECIPE, {})
+    return {**named, **model}
+
+
 def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
     """``TrainConfig.uncertainty`` from the parsed flags ({} when none is given)."""
+    base = RECIPES[getattr(args, "recipe", None) or DEFAULT_RECIPE].to_record()
     c: dict[str, Any] = {}
-    if getattr(args, "corrupt", None):
+    if getattr(args, "corrupt", None) is not None:
         c["kinds"] = list(args.corrupt)
     for flag, key in (
         ("corrupt_prob", "prob"),
+        ("corrupt_whole", "whole"),
         ("corrupt_modality", "modality"),
         ("corrupt_span", "span"),
         ("corrupt_sigma", "sigma"),
@@ -215,13 +244,14 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["loss"] = args.reliability_loss
     if getattr(args, "reliability_weight", None) is not None:
         r["weight"] = args.reliability_weight
-    if not c and not r:
-        return {}
-    rec = TrainingRecipe.from_record({"corrupt": c, "reliability": r})  # validates
-    return rec.to_record()
+    rec = TrainingRecipe.from_record(
+        {"corrupt": {**base["corrupt"], **c}, "reliability": {**base["reliability"], **r}}
+    )  # validates
+    return rec.to_record() if rec.active else {}
 
 
 VARIANT_KEYS = {
+    "recipe": ("", ""),
     "corrupt": ("corrupt", "kinds"),
     "corrupt_prob": ("corrupt", "prob"),
     "corrupt_modality": ("corrupt", "modality"),
@@ -238,7 +268,13 @@ VARIANT_KEYS = {
 def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
     """Recipe fields of an ablation variant (``KEY=VALUE`` with :data:`VARIANT_KEYS`)."""
     rec: dict[str, dict[str, Any]] = {"corrupt": {}, "reliability": {}}
+    if "recipe" in pairs:  # a named recipe first, the other keys change parts of it
+        if pairs["recipe"] not in RECIPES:
+            raise UserInputError(f"{where}: recipe must be one of {', '.join(RECIPES)}")
+        rec = RECIPES[pairs["recipe"]].to_record()
     for key, text in pairs.items():
+        if key == "recipe":
+            continue
         section, name = VARIANT_KEYS[key]
         try:
             if name == "kinds":
