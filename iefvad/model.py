@@ -77,10 +77,13 @@ class ModelConfig:
     """Calibration of the uncertainty rules' weights: each modality is weighted by its
     predicted variance to the power ``-weight_power`` (``exp(-k lv)``; 1 = the released
     rule, exactly). The log-variances the losses see are not scaled."""
-    attention_sink: bool = False
+    attention_sink: bool = True
     """Every self-attention gets one learned null slot (:mod:`iefvad.attention`): padding
-    can be masked without short clips attending only to themselves. Parameters
+    can be masked without short clips attending only to themselves (on for new models;
+    released checkpoints and files written before the option load without it). Parameters
     ``temporal.image_sink`` / ``temporal.event_sink`` ``[layers, heads]``, only when on."""
+    sink_trainable: bool = True
+    """Learn the null slot's logit offsets (False: fixed at their initial ``log 256``)."""
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
@@ -186,8 +189,9 @@ class TemporalFusion(nn.Module):
         )
         self.classifier = nn.Linear(d, 1)
         if cfg.attention_sink:  # one null-slot logit offset per layer and head (new names)
-            self.image_sink = nn.Parameter(torch.full((cfg.layers, cfg.heads), SINK_INIT))
-            self.event_sink = nn.Parameter(torch.full((cfg.layers, cfg.heads), SINK_INIT))
+            init = torch.full((cfg.layers, cfg.heads), SINK_INIT)
+            self.image_sink = nn.Parameter(init.clone(), requires_grad=cfg.sink_trainable)
+            self.event_sink = nn.Parameter(init.clone(), requires_grad=cfg.sink_trainable)
         # Modules of the other fusion rules, registered only when selected (new key names).
         if cfg.fusion in ("kalman", "kalman_smooth"):
             self.kalman = nn.Module()
