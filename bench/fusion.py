@@ -31,18 +31,19 @@ import torch  # noqa: E402
 
 from iefvad.losses import ief_vad_loss  # noqa: E402
 from iefvad.model import FUSIONS, IEFVAD, ModelConfig, kl_shift  # noqa: E402
+from iefvad.reliability import RECIPES as RECIPES_BY_NAME  # noqa: E402
 from iefvad.reliability import make_step  # noqa: E402
 
 _CORRUPT = {"kinds": ["noise", "attenuate", "drop", "freeze"]}
 RECIPES = {  # name: (ModelConfig fields, TrainConfig.uncertainty record)
-    "reference": ({}, {}),
+    "reference": ({"attention_sink": False}, {}),
     "null_slot": ({"attention_sink": True}, {}),
-    "corrupt": ({}, {"corrupt": _CORRUPT}),
-    "corrupt+nll": ({}, {"corrupt": _CORRUPT, "reliability": {"loss": "gaussian"}}),
-    "corrupt+nll+k3": (
-        {"weight_power": 3.0},
+    "corrupt": ({"attention_sink": False}, {"corrupt": _CORRUPT}),
+    "corrupt+nll": (
+        {"attention_sink": False},
         {"corrupt": _CORRUPT, "reliability": {"loss": "gaussian"}},
     ),
+    "reliable": ({"attention_sink": False, "weight_power": 3.0}, {"recipe": "reliable"}),
 }
 
 SIZES = {  # batch (rows per step), D, heads, refinement blocks
@@ -90,6 +91,8 @@ def main() -> None:
             torch.manual_seed(0)
             cfg = ModelConfig(dim=d, heads=heads, refine_steps=k, **fields)
             model = IEFVAD(cfg).to(device).train()
+            if record.get("recipe"):
+                record = RECIPES_BY_NAME[record["recipe"]].to_record()
             hook = make_step(record, cfg.modalities, 0)
 
             def rstep(model=model, cfg=cfg, hook=hook) -> None:
