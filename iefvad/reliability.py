@@ -40,6 +40,7 @@ from iefvad.corruption import KINDS, MODALITY_CHOICES, CorruptionSpec, Corruptor
 from iefvad.errors import UserInputError
 
 RELIABILITY_LOSSES = ("none", "gaussian", "student_t")
+RELIABILITY_TARGETS = ("other", "clean")
 NLL_LOGVAR_CLAMP = 12.0
 """The NLL clamps log-variances to +-12 (errors are O(1) after the heads' LayerNorm)."""
 
@@ -53,8 +54,18 @@ class ReliabilitySpec:
     """Multiplies the term (added to the total loss, outside ``lam``)."""
     nu: float = 4.0
     """Degrees of freedom of the ``student_t`` NLL."""
+    target: str = "other"
+    """``other``: the error is ``mu_m - mu_other`` of the same pass (no extra pass); ``clean``:
+    the squared error is ``(mu_m - mu_m^clean)^2 + (mu_m^clean - mu_other^clean)^2``, the
+    corruption's shift plus the clean gap, from a second, gradient-free pass on the clean
+    inputs: the two parts cannot cancel, so a corrupted stream never looks better than its
+    clean self."""
 
     def __post_init__(self) -> None:
+        if self.target not in RELIABILITY_TARGETS:
+            raise UserInputError(
+                f"reliability target must be one of {RELIABILITY_TARGETS}, got {self.target!r}"
+            )
         if self.loss not in RELIABILITY_LOSSES:
             raise UserInputError(
                 f"--reliability_loss must be one of {RELIABILITY_LOSSES}, got {self.loss!r}"
@@ -99,11 +110,16 @@ def _masked_mean(x: Tensor, keep: Tensor) -> Tensor:
     return (x * k).sum() / k.sum().clamp(min=1.0)
 
 
-def nll_terms(mu: Tensor, logvar: Tensor, target: Tensor, kind: str, nu: float = 4.0) -> Tensor:
+def nll_terms(
+    mu: Tensor, logvar: Tensor, target: Tensor | None, kind: str, nu: float = 4.0, sq=None
+) -> Tensor:
     """Per-value negative log-likelihood (constants dropped) of ``target`` under a Gaussian
-    (or Student-t with ``nu``) with mean ``mu`` and log-variance ``logvar``."""
+    (or Student-t with ``nu``) with mean ``mu`` and log-variance ``logvar``; ``sq``: the
+    squared error itself (then ``mu`` and ``target`` are ignored)."""
     lv = logvar.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
-    z2 = (mu.float() - target.float()).pow(2) * torch.exp(-lv)
+    if sq is None:
+        sq = (mu.float() - target.float()).pow(2)
+    z2 = sq.float() * torch.exp(-lv)
     if kind == "gaussian":
         return 0.5 * (lv + z2)
     if kind == "student_t":
@@ -117,11 +133,21 @@ def reliability_loss(
     spec: ReliabilitySpec,
     mask_image: Tensor | None = None,
     mask_event: Tensor | None = None,
+    clean=None,
 ) -> Tensor:
     """The heteroscedastic term of one batch (see the module doc): mean over real snippets
-    (where the other modality is clean) and values, summed over the two modalities."""
+    (where the other modality is clean) and values, summed over the two modalities.
+    ``clean``: the outputs of a gradient-free pass on the clean inputs (target ``clean``)."""
     t = out.mu_image.shape[1]
     valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+    if clean is not None:
+        ci, ce = clean.mu_image.detach().float(), clean.mu_event.detach().float()
+        gap = (ci - ce).pow(2)
+        sq_i = (out.mu_image.detach().float() - ci).pow(2) + gap
+        sq_e = (out.mu_event.detach().float() - ce).pow(2) + gap
+        nll_i = nll_terms(None, out.logvar_image, None, spec.loss, spec.nu, sq=sq_i).mean(-1)
+        nll_e = nll_terms(None, out.logvar_event, None, spec.loss, spec.nu, sq=sq_e).mean(-1)
+        return _masked_mean(nll_i, valid) + _masked_mean(nll_e, valid)
     keep_i = valid if mask_event is None else valid & ~mask_event
     keep_e = valid if mask_image is None else valid & ~mask_image
     mu_i, mu_e = out.mu_image.detach(), out.mu_event.detach()
@@ -140,13 +166,18 @@ class RecipeStep:
 
     def __call__(self, model, image: Tensor, event: Tensor, lengths: Tensor):
         mi = me = None
+        clean_in = (image, event)
         if self.corruptor is not None:
             image, event, mi, me = self.corruptor(image, event, lengths)
         out = model(image, event, lengths)
         spec = self.recipe.reliability
         if not (spec.active and self.both):
             return out, out.logits.new_zeros(())
-        return out, spec.weight * reliability_loss(out, lengths, spec, mi, me)
+        clean = None
+        if spec.target == "clean":
+            with torch.no_grad():
+                clean = model(*clean_in, lengths)
+        return out, spec.weight * reliability_loss(out, lengths, spec, mi, me, clean)
 
 
 def make_step(record: dict[str, Any] | None, modalities: Sequence[str], seed: int):
@@ -261,6 +292,7 @@ VARIANT_KEYS = {
     "reliability_loss": ("reliability", "loss"),
     "reliability_weight": ("reliability", "weight"),
     "reliability_nu": ("reliability", "nu"),
+    "reliability_target": ("reliability", "target"),
 }
 """``ablate.py --variants reference:corrupt=noise+drop:reliability_loss=gaussian``."""
 
