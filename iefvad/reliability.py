@@ -246,6 +246,12 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         "other modality (default none)",
     )
     g.add_argument("--reliability_weight", type=float, help="weight of that term (default 1)")
+    g.add_argument(
+        "--reliability_target",
+        choices=RELIABILITY_TARGETS,
+        help="other: error against the other stream (default); clean: corruption shift plus "
+        "the clean gap, from an extra gradient-free pass",
+    )
 
 
 def recipe_model_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +281,8 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["loss"] = args.reliability_loss
     if getattr(args, "reliability_weight", None) is not None:
         r["weight"] = args.reliability_weight
+    if getattr(args, "reliability_target", None):
+        r["target"] = args.reliability_target
     rec = TrainingRecipe.from_record(
         {"corrupt": {**base["corrupt"], **c}, "reliability": {**base["reliability"], **r}}
     )  # validates
