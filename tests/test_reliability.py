@@ -240,3 +240,27 @@ def test_checkpoint_written_before_the_null_slot_loads_without_it(tmp_path):
     save_checkpoint(tmp_path / "b.pth", m2)
     loaded, ckpt = load_model(tmp_path / "b.pth")
     assert ckpt.config.attention_sink and "temporal.image_sink" in loaded.state_dict()
+
+
+@pytest.mark.parametrize("target", ["other", "clean"])
+def test_a_dead_stream_never_looks_better_than_its_clean_self_with_the_clean_target(target):
+    """Streams that disagree (clean gap large) and a dead image stream whose constant latent
+    sits at the mean of the event latent: against the other stream the constant looks
+    *better* than the live stream (the NLL wants its variance below the clean optimum);
+    with the clean target (shift^2 + gap^2) it always looks worse."""
+    g = torch.Generator().manual_seed(0)
+    mu_e = torch.randn(2, 8, 4, generator=g)
+    clean_i = -mu_e  # the live image latent disagrees strongly
+    dead_i = torch.zeros_like(mu_e)  # dead stream: a constant at the event latent's mean
+    lv_clean_opt = torch.log((clean_i - mu_e).pow(2))  # optimum on clean data, per value
+    lv = lv_clean_opt.clone().requires_grad_(True)
+    out = _out(dead_i, lv, mu_e, torch.zeros_like(mu_e))
+    clean = _out(clean_i, torch.zeros_like(mu_e), mu_e, torch.zeros_like(mu_e))
+    mi = torch.ones(2, 8, dtype=torch.bool)
+    spec = ReliabilitySpec(loss="gaussian", target=target)
+    loss = reliability_loss(
+        out, torch.tensor([8, 8]), spec, mask_image=mi, clean=clean if target == "clean" else None
+    )
+    loss.backward()
+    wants_up = bool((lv.grad < 0).all())  # descent raises the dead stream's variance
+    assert wants_up == (target == "clean")
