@@ -43,6 +43,10 @@ RECIPES = {  # name: (ModelConfig fields, TrainConfig.uncertainty record)
         {"attention_sink": False},
         {"corrupt": _CORRUPT, "reliability": {"loss": "gaussian"}},
     ),
+    "reliable_other": (
+        {"attention_sink": False, "weight_power": 3.0},
+        {"recipe": "reliable", "reliability": {"target": "other"}},
+    ),
     "reliable": ({"attention_sink": False, "weight_power": 3.0}, {"recipe": "reliable"}),
 }
 
@@ -92,7 +96,9 @@ def main() -> None:
             cfg = ModelConfig(dim=d, heads=heads, refine_steps=k, **fields)
             model = IEFVAD(cfg).to(device).train()
             if record.get("recipe"):
-                record = RECIPES_BY_NAME[record["recipe"]].to_record()
+                named = RECIPES_BY_NAME[record["recipe"]].to_record()
+                named["reliability"].update(record.get("reliability", {}))
+                record = named
             hook = make_step(record, cfg.modalities, 0)
 
             def rstep(model=model, cfg=cfg, hook=hook) -> None:
