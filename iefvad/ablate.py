@@ -11,6 +11,11 @@ test list, and lands in ``<out_dir>/runs/<variant>/seed<k>/``. The outputs are:
 * ``ablation.png``: AUC and AP bars (mean, error bar = standard deviation, dots = seeds);
 * ``ablation.json``: the command, the machine, the data and every number.
 
+A variant can also carry a training recipe (:data:`iefvad.reliability.VARIANT_KEYS`):
+``reference:recipe=reliable:weight_power=3``, ``reference:corrupt=noise+drop``; with
+``--corruption_bench`` every run is then benchmarked under test-time corruption
+(:func:`iefvad.reliability.run_benchmark`, ``<out_dir>/corruption/``).
+
 ``--synth KEY=VALUE ...`` first generates a feature set (:class:`iefvad.synth.SynthSpec`
 fields) under ``<out_dir>/features`` and runs on it.
 """

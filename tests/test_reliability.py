@@ -131,7 +131,7 @@ def _train_on(synth_set, out, recipe_args):
 
 
 def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, trained, tmp_path):
-    """Trained on the tiny generated set with corruption + Gaussian NLL, the image stream's
+    """Trained on the tiny generated set with ``--recipe reliable``, the image stream's
     predicted log-variance rises on noised and dropped image input and its weight falls;
     trained without the recipe it does not. The recipe is recorded in the checkpoint."""
     from iefvad.checkpoint import read_checkpoint
@@ -154,15 +154,11 @@ def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, 
         w = [float(o.w_image[valid].mean()) for o in outs]
         return lv, w
 
-    rec = _train_on(
-        synth_set,
-        tmp_path / "rec",
-        ["--corrupt", "noise", "drop", "--reliability_loss", "gaussian"],
-    )
-    meta = read_checkpoint(rec).meta["train"]["uncertainty"]
-    assert (
-        meta["corrupt"]["kinds"] == ["noise", "drop"] and meta["reliability"]["loss"] == "gaussian"
-    )
+    rec = _train_on(synth_set, tmp_path / "rec", ["--recipe", "reliable"])
+    ckpt = read_checkpoint(rec)
+    meta = ckpt.meta["train"]["uncertainty"]
+    assert meta["reliability"] == {"loss": "gaussian", "weight": 1.0, "nu": 4.0, "target": "clean"}
+    assert meta["corrupt"]["whole"] == 0.5 and ckpt.config.weight_power == 3.0
     lv, w = probe(rec)
     assert lv[1] > lv[0] + 0.4 and lv[2] > lv[0] + 0.4  # noised / dropped: variance up
     assert w[1] < w[0] - 0.1 and w[2] < w[0] - 0.1  # and the image weight down
