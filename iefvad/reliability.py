@@ -560,6 +560,14 @@ def goal_table(summary: Sequence[dict[str, Any]], baseline: str | None) -> str:
     return "\n".join(lines)
 
 
+def _legend_below(fig, axes) -> None:
+    """One legend for the figure, under the panels (variant labels are long)."""
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rows = max(1, len(labels))
+    fig.tight_layout(rect=(0, 0.02 + 0.022 * rows, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=7, frameon=False)
+
+
 def plot_bench(summary: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """``noise.png`` (AUC, weight, detection vs noise level, per modality) and ``kinds.png``
     (the same for attenuate / drop / freeze, bars)."""
@@ -576,7 +584,7 @@ def plot_bench(summary: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         ("detect_auroc", "detection AUROC (weight)"),
     ]
     paths = []
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 9), squeeze=False)
     for i, mod in enumerate(("image", "event")):
         for j, (key, title) in enumerate(mets):
             ax = axes[i][j]
@@ -601,15 +609,14 @@ def plot_bench(summary: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             ax.set_title(f"{mod} noise: {title}", fontsize=9)
             ax.set_xlabel("noise std (feature std)")
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    _legend_below(fig, axes)
     paths.append(out / "noise.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
     kinds = [k for k in ("attenuate", "drop", "freeze") if any(s["kind"] == k for s in summary)]
     if kinds:
-        fig, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
+        fig, axes = plt.subplots(2, 3, figsize=(13, 9), squeeze=False)
         width = 0.8 / max(1, len(variants))
         for i, mod in enumerate(("image", "event")):
             for j, (key, title) in enumerate(mets):
@@ -638,8 +645,7 @@ def plot_bench(summary: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                 ax.set_xticks(np.arange(len(kinds)) + 0.4 - width / 2, kinds)
                 ax.set_title(f"{mod}: {title}", fontsize=9)
                 ax.grid(alpha=0.3, axis="y")
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
+        _legend_below(fig, axes)
         paths.append(out / "kinds.png")
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
