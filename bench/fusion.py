@@ -10,6 +10,8 @@ Figures (``bench`` key):
 * ``fusion.rule``: the fusion rule alone on random ``[B, T, D]`` means and log-variances
   (forward + backward), the part that differs between variants (the Kalman rules are a Python
   loop over T).
+* ``fusion.recipe``: a whole training step of ``reference`` with a reliability recipe or the
+  null slot (docs/fusion.md, "Weights that follow reliability"): ``--recipes``.
 """
 
 from __future__ import annotations
@@ -27,8 +29,26 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from iefvad.engine.reliability import RECIPES as RECIPES_BY_NAME  # noqa: E402
+from iefvad.engine.reliability import make_step  # noqa: E402
 from iefvad.models.losses import ief_vad_loss  # noqa: E402
 from iefvad.models.model import FUSIONS, IEFVAD, ModelConfig, kl_shift  # noqa: E402
+
+_CORRUPT = {"kinds": ["noise", "attenuate", "drop", "freeze"]}
+RECIPES = {  # name: (ModelConfig fields, TrainConfig.uncertainty record)
+    "reference": ({"attention_sink": False}, {}),
+    "null_slot": ({"attention_sink": True}, {}),
+    "corrupt": ({"attention_sink": False}, {"corrupt": _CORRUPT}),
+    "corrupt+nll": (
+        {"attention_sink": False},
+        {"corrupt": _CORRUPT, "reliability": {"loss": "gaussian"}},
+    ),
+    "reliable_other": (
+        {"attention_sink": False, "weight_power": 3.0},
+        {"recipe": "reliable", "reliability": {"target": "other"}},
+    ),
+    "reliable": ({"attention_sink": False, "weight_power": 3.0}, {"recipe": "reliable"}),
+}
 
 SIZES = {  # batch (rows per step), D, heads, refinement blocks
     "ci": (8, 32, 2, 2),
@@ -56,6 +76,9 @@ def main() -> None:
     p.add_argument("--fusions", nargs="+", default=list(FUSIONS), choices=FUSIONS)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--recipes", nargs="*", default=None, choices=RECIPES, help="time these recipes only"
+    )
     args = p.parse_args()
     device = torch.device(args.device)
     b, d, heads, k = SIZES[args.size]
@@ -66,6 +89,31 @@ def main() -> None:
     evt = torch.randn(b, t, d, generator=g).to(device)
     lengths = torch.randint(t // 4, t + 1, (b,), generator=g).to(device)
     labels = (torch.arange(b) % 2).float().to(device)
+    if args.recipes is not None:
+        for name in args.recipes or list(RECIPES):
+            fields, record = RECIPES[name]
+            torch.manual_seed(0)
+            cfg = ModelConfig(dim=d, heads=heads, refine_steps=k, **fields)
+            model = IEFVAD(cfg).to(device).train()
+            if record.get("recipe"):
+                named = RECIPES_BY_NAME[record["recipe"]].to_record()
+                named["reliability"].update(record.get("reliability", {}))
+                record = named
+            hook = make_step(record, cfg.modalities, 0)
+
+            def rstep(model=model, cfg=cfg, hook=hook) -> None:
+                extra = 0.0
+                if hook is None:
+                    out = model(img, evt, lengths)
+                else:
+                    out, extra = hook(model, img, evt, lengths)
+                loss = ief_vad_loss(out, labels, lengths, 1.0, kl_shift(cfg), True).total
+                (loss + extra).backward()
+
+            ms = timed(rstep, args.repeat, device)
+            common = dict(size=args.size, recipe=name, batch=b, t=t, dim=d, device=str(device))
+            print(json.dumps(dict(bench="fusion.recipe", ms=round(ms, 1), **common)), flush=True)
+        return
     for fusion in args.fusions:
         torch.manual_seed(0)
         cfg = ModelConfig(dim=d, heads=heads, refine_steps=k, fusion=fusion)

@@ -181,7 +181,7 @@ def test_our_checkpoint_carries_its_config(tmp_path):
 
 
 def test_checkpoint_that_does_not_fit(tmp_path):
-    sd = IEFVAD(ModelConfig(dim=16, heads=2)).state_dict()
+    sd = IEFVAD(ModelConfig.released(dim=16, heads=2)).state_dict()
     sd["temporal.extra.weight"] = torch.zeros(1)
     del sd["temporal.image_mu.bias"]
     torch.save(sd, tmp_path / "bad.pth")

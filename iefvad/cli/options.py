@@ -13,6 +13,7 @@ from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
+from iefvad.cli.reliability import add_recipe_args, recipe_model_fields, recipe_record
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
 from iefvad.engine.resume import state_path
@@ -159,6 +160,7 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--wandb", action="store_true", help="mirror logs to wandb (optional)")
     g.add_argument("--tensorboard", action="store_true", help="mirror logs to TensorBoard")
     add_model_args(p)
+    add_recipe_args(p)
     add_runtime_args(p)
     return p
 
@@ -212,7 +214,8 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         workers=args.workers,
         event_dir=args.event_dir_name,
         image_dir=args.image_dir_name,
-        model=model_fields(args),
+        model=recipe_model_fields(args, model_fields(args)),
+        uncertainty=recipe_record(args),
         final_test=not args.no_test,
         progress=not args.no_progress,
         wandb=args.wandb,

@@ -51,6 +51,7 @@ from iefvad.engine.evaluate import (
     predict,
 )
 from iefvad.engine.outpaths import OutputPathError, check_output_dir
+from iefvad.engine.reliability import make_step
 from iefvad.engine.resume import (
     DeferredInterrupt,
     ResumeError,
@@ -106,6 +107,9 @@ class TrainConfig:
     image_dir: str = "rgb"
     model: dict[str, Any] = field(default_factory=dict)
     """ModelConfig fields (``dim`` is filled from the features unless given)."""
+    uncertainty: dict[str, Any] = field(default_factory=dict)
+    """Reliability recipe (:class:`iefvad.engine.reliability.TrainingRecipe` record): corruption
+    augmentation and the heteroscedastic term; empty = the plain objective."""
     log_every: int = 10
     """Steps between fetches of the loss values (each fetch waits for the accelerator)."""
     final_test: bool = True
@@ -618,6 +622,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     sampler = BatchSampler(bank.labels, cfg.batch_size, spec.paired, cfg.seed)
     dev_bank = DeviceBank(bank, device)
     shift = kl_shift(mcfg)
+    recipe = make_step(cfg.uncertainty, mcfg.modalities, cfg.seed)  # None: the plain step
 
     eval_every = cfg.eval_every
     best: dict[str, Any] = {"value": None}
@@ -765,10 +770,15 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
                 for idx in bar:
                     img, evt, lengths, labels = dev_bank.gather(idx)
                     with autocast(device, cfg.amp):
-                        out = step_model(img, evt, lengths)
+                        if recipe is None:
+                            out = step_model(img, evt, lengths)
+                        else:
+                            out, extra = recipe(step_model, img, evt, lengths)
                     parts = ief_vad_loss(
                         out, labels, lengths, cfg.lam, shift, mcfg.mask_padding, mcfg.modalities
                     )
+                    if recipe is not None:  # the reliability term counts in the logged loss
+                        parts = parts._replace(total=parts.total + extra)
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(parts.total).backward()
                     scaler.step(opt)

@@ -160,7 +160,9 @@ def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoin
                 + ": it is damaged or was not written by iefvad.models.checkpoint.save_checkpoint; "
                 "retrain, or save the bare state_dict and pass the architecture flags"
             )
-        cfg_dict = {**obj["model_config"], **{k: v for k, v in overrides.items() if v is not None}}
+        # files written before a field existed get the behaviour they were trained with
+        saved = {"attention_sink": False, **obj["model_config"]}
+        cfg_dict = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
         meta = {k: v for k, v in obj.items() if k not in ("model_state_dict", "model_config")}
         return Checkpoint(
             path, "iefvad", ModelConfig.from_dict(cfg_dict), obj["model_state_dict"], meta

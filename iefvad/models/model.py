@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iefvad.errors import UserInputError
+from iefvad.models.attention import SINK_INIT, sink_attention
 from iefvad.models.fusion import KalmanState, kalman_fuse, reference_fuse, student_t_fuse
 
 NOISE_MODELS = ("student_t", "gaussian")
@@ -91,6 +92,28 @@ class ModelConfig:
     models; released checkpoints (which do not mask) load with it off."""
     robust_steps: int = _opt(2, "student_t fusion: re-weighting iterations")
     """``student_t`` fusion: re-weighting iterations after the Gaussian start."""
+    weight_power: float = _opt(
+        1.0, "uncertainty rules weight each modality by variance^-k", shown="default 1: released"
+    )
+    """Calibration of the uncertainty rules' weights: each modality is weighted by its
+    predicted variance to the power ``-weight_power`` (``exp(-k lv)``; 1 = the released
+    rule, exactly). The log-variances the losses see are not scaled."""
+    attention_sink: bool = _opt(
+        True,
+        "one learned null slot in every self-attention (docs/fusion.md)",
+        shown="default for new models",
+        off="no null slot: padded or short clips attend only among their snippets",
+    )
+    """Every self-attention gets one learned null slot (:mod:`iefvad.models.attention`): padding
+    can be masked without short clips attending only to themselves (on for new models;
+    released checkpoints and files written before the option load without it). Parameters
+    ``temporal.image_sink`` / ``temporal.event_sink`` ``[layers, heads]``, only when on."""
+    sink_trainable: bool = _opt(
+        True,
+        "learn the null slot's logit offsets",
+        off="keep the null slot's logit offsets fixed at log 256",
+    )
+    """Learn the null slot's logit offsets (False: fixed at their initial ``log 256``)."""
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
@@ -103,13 +126,17 @@ class ModelConfig:
             raise UserInputError(f"dim {self.dim} is not divisible by heads {self.heads}")
         if not self.nu > 0:
             raise UserInputError(f"nu must be > 0 (--nu), got {self.nu}")
+        if not self.weight_power > 0:
+            raise UserInputError(f"weight_power must be > 0, got {self.weight_power}")
         if self.robust_steps < 0:
             raise UserInputError(f"robust_steps must be >= 0, got {self.robust_steps}")
 
     @classmethod
     def released(cls, **fields: Any) -> ModelConfig:
         """The released model's behaviour: ``reference`` fusion, padding not masked."""
-        return cls(**{"fusion": "reference", "mask_padding": False, **fields})
+        return cls(
+            **{"fusion": "reference", "mask_padding": False, "attention_sink": False, **fields}
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +218,10 @@ class TemporalFusion(nn.Module):
             for _ in range(cfg.refine_steps)
         )
         self.classifier = nn.Linear(d, 1)
+        if cfg.attention_sink:  # one null-slot logit offset per layer and head (new names)
+            init = torch.full((cfg.layers, cfg.heads), SINK_INIT)
+            self.image_sink = nn.Parameter(init.clone(), requires_grad=cfg.sink_trainable)
+            self.event_sink = nn.Parameter(init.clone(), requires_grad=cfg.sink_trainable)
         # Modules of the other fusion rules, registered only when selected (new key names).
         if cfg.fusion in ("kalman", "kalman_smooth"):
             self.kalman = nn.Module()
@@ -209,10 +240,17 @@ class TemporalFusion(nn.Module):
 
     @staticmethod
     def _encode(
-        x: Tensor, layers: nn.ModuleList, norms: nn.ModuleList, pad: Tensor | None
+        x: Tensor,
+        layers: nn.ModuleList,
+        norms: nn.ModuleList,
+        pad: Tensor | None,
+        sink: Tensor | None = None,
     ) -> Tensor:
-        for attn, norm in zip(layers, norms):
-            h, _ = attn(x, x, x, key_padding_mask=pad, need_weights=False)
+        for j, (attn, norm) in enumerate(zip(layers, norms)):
+            if sink is None:
+                h, _ = attn(x, x, x, key_padding_mask=pad, need_weights=False)
+            else:
+                h, _ = sink_attention(attn, x, pad, sink[j])
             x = norm(x + h)
         return x
 
@@ -266,6 +304,9 @@ class TemporalFusion(nn.Module):
             return (fused, *contribution_shares(mu_i + he, mu_e + hi))
         raise AssertionError(cfg.fusion)
 
+    def _sink(self, modality: str) -> Tensor | None:
+        return getattr(self, f"{modality}_sink") if self.cfg.attention_sink else None
+
     def forward(
         self,
         image: Tensor,
@@ -289,12 +330,16 @@ class TemporalFusion(nn.Module):
         use = self.cfg.modalities
         if "image" in use:
             zi = self.whiten_image(
-                self._encode(image, self.image_attn_layers, self.image_norms, pad)
+                self._encode(
+                    image, self.image_attn_layers, self.image_norms, pad, self._sink("image")
+                )
             )
             mu_i, lv_i = self.image_mu(zi), self.image_logvar(zi)
         if "event" in use:
             ze = self.whiten_event(
-                self._encode(event, self.event_attn_layers, self.event_norms, pad)
+                self._encode(
+                    event, self.event_attn_layers, self.event_norms, pad, self._sink("event")
+                )
             )
             mu_e, lv_e = self.event_mu(ze), self.event_logvar(ze)
         if use == ("image",):  # the unused stream reads as zeros with weight 0
@@ -303,6 +348,9 @@ class TemporalFusion(nn.Module):
         elif use == ("event",):
             mu_i, lv_i = torch.zeros_like(mu_e), torch.zeros_like(lv_e)
             fused, wi, we = mu_e, torch.zeros_like(mu_e), torch.ones_like(mu_e)
+        elif self.cfg.weight_power != 1.0:
+            k = self.cfg.weight_power
+            fused, wi, we = self.fuse(mu_i, k * lv_i, mu_e, k * lv_e, pad, causal, init)
         else:
             fused, wi, we = self.fuse(mu_i, lv_i, mu_e, lv_e, pad, causal, init)
         for block in self.refinement_blocks:

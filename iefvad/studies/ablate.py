@@ -11,6 +11,11 @@ test list, and lands in ``<out_dir>/runs/<variant>/seed<k>/``. The outputs are:
 * ``ablation.png``: AUC and AP bars (mean, error bar = standard deviation, dots = seeds);
 * ``ablation.json``: the command, the machine, the data and every number.
 
+A variant can also carry a training recipe (:data:`iefvad.engine.reliability.VARIANT_KEYS`):
+``reference:recipe=reliable:weight_power=3``, ``reference:corrupt=noise+drop``; with
+``--corruption_bench`` every run is then benchmarked under test-time corruption
+(:func:`iefvad.studies.reliability_bench.run_benchmark`, ``<out_dir>/corruption/``).
+
 ``--synth KEY=VALUE ...`` first generates a feature set
 (:class:`iefvad.synthetic.features.SynthSpec` fields) under ``<out_dir>/features`` and runs on it.
 """
@@ -26,13 +31,14 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from iefvad.engine.reliability import VARIANT_KEYS, variant_recipe
 from iefvad.engine.train import TrainConfig, resolve_device
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
@@ -48,6 +54,9 @@ class Variant:
 
     label: str
     model: dict[str, Any]
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """Training recipe fields (:data:`iefvad.engine.reliability.VARIANT_KEYS`), e.g.
+    ``corrupt=``."""
 
     @property
     def fusion(self) -> str:
@@ -81,8 +90,12 @@ def parse_variant(text: str) -> Variant:
         )
     types = {f.name: f.type for f in fields(ModelConfig)}
     model: dict[str, Any] = {"fusion": head}
+    recipe: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if sep and key in VARIANT_KEYS:
+            recipe[key] = value
+            continue
         if not sep or key not in types or key in ("fusion", "dim"):
             allowed = ", ".join(k for k in types if k not in ("fusion", "dim"))
             raise UserInputError(
@@ -90,7 +103,7 @@ def parse_variant(text: str) -> Variant:
                 f"({allowed})"
             )
         model[key] = _convert(key, value, types[key], f"--variants {text!r}")
-    return Variant(text, model)
+    return Variant(text, model, variant_recipe(recipe, f"--variants {text!r}") if recipe else {})
 
 
 def parse_synth(pairs: Sequence[str]) -> SynthSpec:
@@ -145,6 +158,7 @@ def run_one(
         base,
         seed=seed,
         model={**base.model, **variant.model},
+        uncertainty=variant.recipe or base.uncertainty,
         exp_name="model",
         ckpt_dir=where,
         final_test=True,
@@ -322,6 +336,12 @@ def ablation_parser() -> argparse.ArgumentParser:
         "machine shared with other jobs)",
     )
     g.add_argument("--no_plot", action="store_true", help="skip ablation.png")
+    g.add_argument(
+        "--corruption_bench",
+        action="store_true",
+        help="then run the reliability benchmark (iefvad.studies.reliability_bench) on every run: "
+        "<out_dir>/corruption/",
+    )
     return p
 
 
@@ -430,4 +450,17 @@ def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     paths = write_outputs(records, summary, out_dir, meta, plot=not args.no_plot)
     print(markdown_table(summary))
     print(f"[ablate] wrote {', '.join(str(p) for p in paths)}")
+    if args.corruption_bench:
+        from iefvad.studies.reliability_bench import run_benchmark
+
+        runs = [(r.variant, r.seed, out_dir / r.checkpoint) for r in records]
+        run_benchmark(
+            runs,
+            Path(base.test_list),
+            Path(base.gt_path),
+            out_dir / "corruption",
+            device=str(resolve_device(base.device)),
+            meta=meta,
+            event_dir=base.event_dir or base.spec.event_dir,
+        )
     return summary

@@ -277,6 +277,7 @@ def _train_config(cfg: DemoConfig, name: str, fusion: str | None, lists: Path) -
         "refine_steps": cfg.refine_steps,
         "dropout": cfg.dropout,
         "mask_padding": cfg.mask_padding,
+        "attention_sink": cfg.mask_padding,  # the null slot replaces what the padding gave
     }
     fusion = fusion if fusion is not None else cfg.fused
     if fusion is not None:

@@ -1,0 +1,230 @@
+"""The reliability training recipe: teach the log-variance heads to predict each stream's error.
+
+* corruption augmentation (:mod:`iefvad.engine.corruption`, ``--corrupt``): one modality of some
+  training rows is degraded on a span (noise, attenuation, dropped, frozen);
+* a heteroscedastic objective (``--reliability_loss gaussian|student_t``): each modality's
+  predicted variance must explain its error against a detached target, the other modality's
+  latent or the clean input's latents,
+  ``NLL_m = 0.5 (lv_m + e_m^2 exp(-lv_m))`` per value (Gaussian), or the Student-t version. The
+  mean is detached: the term trains the variance heads (and, through them, the encoders) only,
+  never pulls the means. Its minimiser is ``lv_m = log E[e_m^2 | input]``: on a corrupted
+  snippet the corrupted stream's error and hence its variance rise, and the inverse-variance
+  rule then down-weights it.
+
+Named recipes (``--recipe released|reliable``) and the ablation's variant keys are here too; the
+benchmark that measures whether the weights learnt it is :mod:`iefvad.studies.reliability_bench`,
+the flags :mod:`iefvad.cli.reliability`. See docs/fusion.md, "Weights that follow reliability".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from iefvad.engine.corruption import KINDS, CorruptionSpec, Corruptor
+from iefvad.errors import UserInputError
+
+RELIABILITY_LOSSES = ("none", "gaussian", "student_t")
+RELIABILITY_TARGETS = ("other", "clean")
+NLL_LOGVAR_CLAMP = 12.0
+"""The NLL clamps log-variances to +-12 (errors are O(1) after the heads' LayerNorm)."""
+
+
+@dataclass(frozen=True)
+class ReliabilitySpec:
+    """The heteroscedastic term (``--reliability_loss``); stored in the training record."""
+
+    loss: str = "none"
+    weight: float = 1.0
+    """Multiplies the term (added to the total loss, outside ``lam``)."""
+    nu: float = 4.0
+    """Degrees of freedom of the ``student_t`` NLL."""
+    target: str = "other"
+    """``other``: the error is ``mu_m - mu_other`` of the same pass (no extra pass); ``clean``:
+    the squared error is ``(mu_m - mu_m^clean)^2 + (mu_m^clean - mu_other^clean)^2``, the
+    corruption's shift plus the clean gap, from a second, gradient-free pass on the clean
+    inputs: the two parts cannot cancel, so a corrupted stream never looks better than its
+    clean self."""
+
+    def __post_init__(self) -> None:
+        if self.target not in RELIABILITY_TARGETS:
+            raise UserInputError(
+                f"reliability target must be one of {RELIABILITY_TARGETS}, got {self.target!r}"
+            )
+        if self.loss not in RELIABILITY_LOSSES:
+            raise UserInputError(
+                f"--reliability_loss must be one of {RELIABILITY_LOSSES}, got {self.loss!r}"
+            )
+        if self.weight < 0 or self.nu <= 0:
+            raise UserInputError(
+                f"--reliability_weight must be >= 0 and nu > 0, got {self.weight}, {self.nu}"
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.loss != "none" and self.weight > 0
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """Corruption + reliability term; ``TrainConfig.uncertainty`` holds :meth:`to_record`."""
+
+    corrupt: CorruptionSpec = CorruptionSpec()
+    reliability: ReliabilitySpec = ReliabilitySpec()
+
+    @property
+    def active(self) -> bool:
+        return self.corrupt.active or self.reliability.active
+
+    def to_record(self) -> dict[str, Any]:
+        return {"corrupt": self.corrupt.to_dict(), "reliability": asdict(self.reliability)}
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any] | None) -> TrainingRecipe:
+        d = d or {}
+        rel = {k: v for k, v in d.get("reliability", {}).items() if k in _names(ReliabilitySpec)}
+        return cls(CorruptionSpec.from_dict(d.get("corrupt", {})), ReliabilitySpec(**rel))
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _masked_mean(x: Tensor, keep: Tensor) -> Tensor:
+    k = keep.to(x.dtype)
+    return (x * k).sum() / k.sum().clamp(min=1.0)
+
+
+def nll_terms(
+    mu: Tensor, logvar: Tensor, target: Tensor | None, kind: str, nu: float = 4.0, sq=None
+) -> Tensor:
+    """Per-value negative log-likelihood (constants dropped) of ``target`` under a Gaussian
+    (or Student-t with ``nu``) with mean ``mu`` and log-variance ``logvar``; ``sq``: the
+    squared error itself (then ``mu`` and ``target`` are ignored)."""
+    lv = logvar.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
+    if sq is None:
+        sq = (mu.float() - target.float()).pow(2)
+    z2 = sq.float() * torch.exp(-lv)
+    if kind == "gaussian":
+        return 0.5 * (lv + z2)
+    if kind == "student_t":
+        return 0.5 * lv + 0.5 * (nu + 1.0) * torch.log1p(z2 / nu)
+    raise ValueError(f"unknown reliability loss {kind!r}")
+
+
+def reliability_loss(
+    out,
+    lengths: Tensor,
+    spec: ReliabilitySpec,
+    mask_image: Tensor | None = None,
+    mask_event: Tensor | None = None,
+    clean=None,
+) -> Tensor:
+    """The heteroscedastic term of one batch (see the module doc): mean over real snippets
+    (where the other modality is clean) and values, summed over the two modalities.
+    ``clean``: the outputs of a gradient-free pass on the clean inputs (target ``clean``)."""
+    t = out.mu_image.shape[1]
+    valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+    if clean is not None:
+        ci, ce = clean.mu_image.detach().float(), clean.mu_event.detach().float()
+        gap = (ci - ce).pow(2)
+        sq_i = (out.mu_image.detach().float() - ci).pow(2) + gap
+        sq_e = (out.mu_event.detach().float() - ce).pow(2) + gap
+        nll_i = nll_terms(None, out.logvar_image, None, spec.loss, spec.nu, sq=sq_i).mean(-1)
+        nll_e = nll_terms(None, out.logvar_event, None, spec.loss, spec.nu, sq=sq_e).mean(-1)
+        return _masked_mean(nll_i, valid) + _masked_mean(nll_e, valid)
+    keep_i = valid if mask_event is None else valid & ~mask_event
+    keep_e = valid if mask_image is None else valid & ~mask_image
+    mu_i, mu_e = out.mu_image.detach(), out.mu_event.detach()
+    nll_i = nll_terms(mu_i, out.logvar_image, mu_e, spec.loss, spec.nu).mean(-1)
+    nll_e = nll_terms(mu_e, out.logvar_event, mu_i, spec.loss, spec.nu).mean(-1)
+    return _masked_mean(nll_i, keep_i) + _masked_mean(nll_e, keep_e)
+
+
+class RecipeStep:
+    """The training step's hook: ``out, extra = step(model, image, event, lengths)``."""
+
+    def __init__(self, recipe: TrainingRecipe, modalities: Sequence[str], seed: int) -> None:
+        self.recipe = recipe
+        self.corruptor = Corruptor(recipe.corrupt, seed) if recipe.corrupt.active else None
+        self.both = "image" in modalities and "event" in modalities
+
+    def __call__(self, model, image: Tensor, event: Tensor, lengths: Tensor):
+        mi = me = None
+        clean_in = (image, event)
+        if self.corruptor is not None:
+            image, event, mi, me = self.corruptor(image, event, lengths)
+        out = model(image, event, lengths)
+        spec = self.recipe.reliability
+        if not (spec.active and self.both):
+            return out, out.logits.new_zeros(())
+        clean = None
+        if spec.target == "clean":
+            with torch.no_grad():
+                clean = model(*clean_in, lengths)
+        return out, spec.weight * reliability_loss(out, lengths, spec, mi, me, clean)
+
+
+def make_step(record: dict[str, Any] | None, modalities: Sequence[str], seed: int):
+    """A :class:`RecipeStep`, or None when the record asks for nothing (the plain step)."""
+    recipe = TrainingRecipe.from_record(record)
+    return RecipeStep(recipe, modalities, seed) if recipe.active else None
+
+
+RELIABLE = TrainingRecipe(
+    CorruptionSpec(kinds=KINDS, prob=0.5, whole=0.5),
+    ReliabilitySpec(loss="gaussian", target="clean"),
+)
+"""``--recipe reliable``: corruption of one stream (every kind, half of the corrupted rows on
+the whole row) and the Gaussian NLL against the clean pass (shift^2 + gap^2); with
+``weight_power`` 3 (docs/fusion.md)."""
+RECIPES = {"released": TrainingRecipe(), "reliable": RELIABLE}
+RECIPE_MODEL = {"released": {}, "reliable": {"weight_power": 3.0}}
+"""Model fields a named recipe sets unless given (``--weight_power``)."""
+DEFAULT_RECIPE = "released"
+
+
+VARIANT_KEYS = {
+    "recipe": ("", ""),
+    "corrupt": ("corrupt", "kinds"),
+    "corrupt_prob": ("corrupt", "prob"),
+    "corrupt_modality": ("corrupt", "modality"),
+    "corrupt_span": ("corrupt", "span"),
+    "corrupt_sigma": ("corrupt", "sigma"),
+    "corrupt_whole": ("corrupt", "whole"),
+    "reliability_loss": ("reliability", "loss"),
+    "reliability_weight": ("reliability", "weight"),
+    "reliability_nu": ("reliability", "nu"),
+    "reliability_target": ("reliability", "target"),
+}
+"""``ablate.py --variants reference:corrupt=noise+drop:reliability_loss=gaussian``."""
+
+
+def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
+    """Recipe fields of an ablation variant (``KEY=VALUE`` with :data:`VARIANT_KEYS`)."""
+    rec: dict[str, dict[str, Any]] = {"corrupt": {}, "reliability": {}}
+    if "recipe" in pairs:  # a named recipe first, the other keys change parts of it
+        if pairs["recipe"] not in RECIPES:
+            raise UserInputError(f"{where}: recipe must be one of {', '.join(RECIPES)}")
+        rec = RECIPES[pairs["recipe"]].to_record()
+    for key, text in pairs.items():
+        if key == "recipe":
+            continue
+        section, name = VARIANT_KEYS[key]
+        try:
+            if name == "kinds":
+                value: Any = [k for k in text.split("+") if k and k != "none"]
+            elif name in ("span", "sigma"):
+                value = [float(v) for v in text.split(",")]
+            elif name in ("prob", "weight", "nu", "whole"):
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            raise UserInputError(f"{where}: {key}={text!r} is not valid") from None
+        rec[section][name] = value
+    return TrainingRecipe.from_record(rec).to_record()
