@@ -204,3 +204,14 @@ def test_main_py_ctrl_c_exits_130_and_its_command_resumes(tiny, tmp_path):
     steps = [r.split(",")[1] for r in (tmp_path / "train_log.csv").read_text().splitlines()[1:]]
     assert steps == [str(i) for i in range(1, 21)]  # 10 epochs x 2 steps, each logged once
     load_model(tmp_path / "x.pth")
+
+
+def test_resume_continues_the_reliability_recipe_s_corruption_exactly(tiny, tmp_path):
+    """The recipe draws its corruption from generators of its own: they travel in the state."""
+    recipe = ("--recipe", "reliable")
+    whole = train(cfg_of(tiny, tmp_path / "whole", *recipe))
+    train(cfg_of(tiny, tmp_path / "part", *recipe, "--max_epoch", "1"))
+    state = torch.load(tmp_path / "part" / "x.resume.pt", weights_only=True)
+    assert set(state["recipe_rng"]) == {"numpy", "torch"}
+    resumed = train(cfg_of(tiny, tmp_path / "part", *recipe, "--resume"))
+    assert_same_run(resumed, whole)

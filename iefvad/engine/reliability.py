@@ -153,6 +153,21 @@ class RecipeStep:
         self.corruptor = Corruptor(recipe.corrupt, seed) if recipe.corrupt.active else None
         self.both = "image" in modalities and "event" in modalities
 
+    def rng_state(self) -> dict[str, Any]:
+        """The corruption's random state, for a resume state (plain values and a tensor)."""
+        if self.corruptor is None:
+            return {}
+        return {
+            "numpy": self.corruptor.rng.bit_generator.state,
+            "torch": self.corruptor.gen.get_state(),
+        }
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        """Continue the corruption's random streams where :meth:`rng_state` left them."""
+        if self.corruptor is not None and state:
+            self.corruptor.rng.bit_generator.state = state["numpy"]
+            self.corruptor.gen.set_state(state["torch"])
+
     def __call__(self, model, image: Tensor, event: Tensor, lengths: Tensor):
         mi = me = None
         clean_in = (image, event)

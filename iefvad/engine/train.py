@@ -648,6 +648,8 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             scaler.load_state_dict(resume["scaler_state_dict"])
         sampler.rng.bit_generator.state = resume["sampler_rng"]
         set_rng_states(resume["rng"])
+        if recipe is not None:
+            recipe.set_rng_state(resume.get("recipe_rng") or {})
         best = dict(resume["best"])
         best_state = resume["best_state_dict"]
         if best_state is not None:
@@ -723,6 +725,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             "global_step": global_step,
             "sampler_rng": sampler_rng,
             "rng": rng_states(),
+            "recipe_rng": recipe.rng_state() if recipe is not None else {},
             "model_state_dict": {
                 k: v.detach().cpu().clone() for k, v in model.state_dict().items()
             },
