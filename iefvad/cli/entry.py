@@ -119,11 +119,11 @@ def train_main(argv: Sequence[str] | None = None) -> None:
 
 def test_main(argv: Sequence[str] | None = None) -> None:
     """``test.py``: evaluate a checkpoint on a test list."""
-    from iefvad.cli.options import test_parser
+    from iefvad.cli.options import evaluation_config, test_parser
     from iefvad.engine.report import run_test
 
     args = test_parser().parse_args(argv)
-    exit_on_failure(lambda: run_test(args))
+    exit_on_failure(lambda: run_test(evaluation_config(args)))
 
 
 def ablate_main(argv: Sequence[str] | None = None) -> None:
