@@ -22,7 +22,6 @@ for _layer, _names in enumerate(
 KNOWN = {
     ("iefvad/studies/ablate.py", "iefvad.cli.options"),
     ("iefvad/studies/demo.py", "iefvad.cli.entry"),
-    ("iefvad/studies/explore.py", "iefvad.cli.options"),
 }
 
 

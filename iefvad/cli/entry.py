@@ -135,7 +135,6 @@ def ablate_main(argv: Sequence[str] | None = None) -> None:
 
 def explore_main(argv: Sequence[str] | None = None) -> None:
     """``test2.py``: degrade one modality at test time and measure the effect."""
-    from iefvad.studies.explore import explore_parser, run_explore
+    from iefvad.cli.explore import main
 
-    args = explore_parser().parse_args(argv)
-    exit_on_failure(lambda: run_explore(args))
+    main(argv)
