@@ -128,9 +128,9 @@ def test_main(argv: Sequence[str] | None = None) -> None:
 
 def ablate_main(argv: Sequence[str] | None = None) -> None:
     """``ablate.py``: train every fusion variant with the same seeds; table and plot."""
-    from iefvad.studies.ablate import run_ablation
+    from iefvad.cli.ablate import main
 
-    exit_on_failure(lambda: run_ablation(argv))
+    main(argv)
 
 
 def explore_main(argv: Sequence[str] | None = None) -> None:
