@@ -247,8 +247,9 @@ def test_checkpoint_encoders_are_fetched_again_from_their_origin(tmp_path, cache
 
 
 def test_demo_pretrained_weights_mode_takes_both_towers_from_the_caches(tmp_path, caches):
+    from iefvad.cli.demo import parser
     from iefvad.extraction.recipe import RecipeOptions
-    from iefvad.studies.demo import DemoConfig, build_encoders, parser
+    from iefvad.studies.demo import DemoConfig, build_encoders
 
     put_in_hf_cache(
         caches["hf"], OPENAI_L14_REPO, "open_clip_model.safetensors",
