@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import exit_on_failure
 from iefvad.cli.options import resolve_train
 from iefvad.errors import UserInputError
@@ -22,6 +23,7 @@ def ablation_parser() -> argparse.ArgumentParser:
     from iefvad.cli.options import train_parser
 
     p = train_parser()
+    p.formatter_class = HelpFormatter
     p.description = (
         "Train every fusion variant with the same data, optimiser and seeds; write a table "
         "(markdown + CSV) and a bar plot. Every main.py option applies to all runs."
@@ -55,7 +57,7 @@ def ablation_parser() -> argparse.ArgumentParser:
         help="CPU threads for torch (default: torch's choice; 1 is fastest on a small "
         "machine shared with other jobs)",
     )
-    g.add_argument("--no_plot", action="store_true", help="skip ablation.png")
+    g.add_argument("--no_plots", "--no_plot", action="store_true", help="skip ablation.png")
     return p
 
 
@@ -99,7 +101,7 @@ def ablation_config(args: argparse.Namespace, argv: Sequence[str]) -> AblationCo
         synth=synth,
         reuse=args.reuse,
         threads=args.threads,
-        plot=not args.no_plot,
+        plot=not args.no_plots,
         dataset=dataset,
         title=f"{dataset} ({Path(args.train_list).parent.name if args.train_list else 'lists'})",
         command="python ablate.py " + " ".join(shlex.quote(a) for a in argv),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import exit_on_failure
 from iefvad.errors import UserInputError
 from iefvad.extraction.weights import add_weights_flags, weights_options
@@ -17,9 +18,9 @@ from iefvad.studies import demo
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="The whole method end to end on an embedded, generated video dataset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
+    p.add_argument("--out_dir", "--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated videos")
     p.add_argument(
         "--quick", action="store_true", help="the CI-sized run: a dozen tiny videos (~30 s)"
@@ -36,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
         "the event-CLIP, from the caches or downloaded (default: random towers)",
     )
     add_weights_flags(p)
-    p.add_argument("--epochs", type=int, help="training epochs per model (default 60)")
+    p.add_argument(
+        "--max_epoch", "--epochs", type=int, help="training epochs per model (default 60)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: available cores, max 4)"
@@ -58,7 +61,11 @@ def _main(args: argparse.Namespace) -> None:
             raise UserInputError(
                 f"{flag} {path}: no such file; pass a weights file or leave it out (random tower)"
             )
-    cfg = demo.quick_config(args.out, args.seed) if args.quick else demo.DemoConfig(out=args.out)
+    cfg = (
+        demo.quick_config(args.out_dir, args.seed)
+        if args.quick
+        else demo.DemoConfig(out=args.out_dir)
+    )
     if not args.quick:
         cfg.videos = replace(cfg.videos, seed=args.seed)
     cfg.clip_ckpt, cfg.event_clip_ckpt, cfg.clip_model = (
@@ -67,8 +74,8 @@ def _main(args: argparse.Namespace) -> None:
         args.clip_model,
     )
     cfg.pretrained_weights, cfg.weights = args.pretrained_weights, weights_options(args)
-    if args.epochs is not None:
-        cfg.epochs = args.epochs
+    if args.max_epoch is not None:
+        cfg.epochs = args.max_epoch
     cfg.device, cfg.threads, cfg.progress = args.device, args.threads, args.progress
     res = demo.run_demo(cfg)
     print()
@@ -80,7 +87,7 @@ def _main(args: argparse.Namespace) -> None:
     )
     print(
         f"[demo] score a video: python infer.py {cfg.out}/data/videos/abnormal/motion/"
-        f"test_motion_01.mp4 --ckpt_path {res.checkpoints['fused']} --out {cfg.out}/infer"
+        f"test_motion_01.mp4 --ckpt_path {res.checkpoints['fused']} --out_dir {cfg.out}/infer"
     )
 
 

@@ -10,6 +10,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
+from iefvad.cli.aliases import HelpFormatter, Spelled, spelled
 from iefvad.cli.entry import run_entry
 from iefvad.data.features import CLIP_LEN
 from iefvad.extraction.weights import add_weights_flags, weights_options
@@ -25,12 +26,12 @@ def parser() -> argparse.ArgumentParser:
         prog="infer.py",
         description="Anomaly scores for your own videos (per-frame CSV, top segments JSON, "
         "plot) or a live stream (camera, file or URL).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("videos", nargs="*", help="video files to score")
     p.add_argument("--stream", help="score a live source: camera index, video file or URL")
     p.add_argument("--ckpt_path", required=True, help="a checkpoint (main.py's or the demo's)")
-    p.add_argument("--out", default="infer_out", help="output folder")
+    p.add_argument("--out_dir", "--out", default="infer_out", help="output folder")
     g = p.add_argument_group("encoders (default: those the checkpoint records)")
     g.add_argument("--clip_ckpt", help="image CLIP weights")
     g.add_argument("--event_clip_ckpt", help="event-CLIP weights")
@@ -63,7 +64,14 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--window", type=int, help="snippets of context (offline 256, stream 64)")
     g = p.add_argument_group("outputs")
-    g.add_argument("--threshold", type=float, default=0.5, help="segment / alert threshold")
+    g.add_argument(
+        "--score_threshold",
+        "--threshold",
+        type=float,
+        default=0.5,
+        action=Spelled,
+        help="segments: runs of snippets scoring >= this",
+    )
     g.add_argument("--top_k", type=int, default=5, help="segments in the JSON (0: all)")
     g.add_argument(
         "--fps",
@@ -71,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
         help="frame rate for the times (default: the video's; 25 when it reports none or an "
         "impossible one)",
     )
-    g.add_argument("--no_plot", action="store_true", help="skip the PNG")
+    g.add_argument("--no_plots", "--no_plot", action="store_true", help="skip the PNG")
     g = p.add_argument_group("streams")
     g.add_argument("--alert", type=float, help="print ALERT when a snippet scores >= this")
     g.add_argument(
@@ -101,7 +109,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise InferError(
             f"--window {args.window}: the model takes 1..{CLIP_LEN} snippets of context"
         )
-    for flag, v in (("--threshold", args.threshold), ("--alert", args.alert)):
+    score_flag = spelled(args, "score_threshold", "--score_threshold")
+    for flag, v in ((score_flag, args.score_threshold), ("--alert", args.alert)):
         if v is not None and not 0 <= v <= 1:
             raise InferError(f"{flag} {v}: scores are probabilities, give a value in [0, 1]")
     if args.top_k < 0:
@@ -149,7 +158,7 @@ def config_of(args: argparse.Namespace) -> InferConfig:
     if args.stream:
         stream = StreamConfig(
             args.stream,
-            args.out,
+            args.out_dir,
             args.context,
             args.window,
             args.group_snippets,
@@ -163,13 +172,13 @@ def config_of(args: argparse.Namespace) -> InferConfig:
     if args.videos:
         offline = OfflineConfig(
             tuple(args.videos),
-            args.out,
+            args.out_dir,
             args.context,
             args.window,
-            args.threshold,
+            args.score_threshold,
             args.top_k,
             args.fps,
-            not args.no_plot,
+            not args.no_plots,
         )
     return InferConfig(session, offline, stream, args.threads)
 

@@ -11,9 +11,9 @@
 4. train three models with video-level labels only: image-only, event-only and fused;
 5. evaluate them frame by frame on the test videos, print a table, write plots.
 
-    python -m iefvad.cli.demo [--out demo_out] [--seed 0] [--quick]
+    python -m iefvad.cli.demo [--out_dir demo_out] [--seed 0] [--quick]
 
-Everything is written under ``--out``; a rerun reuses the videos and features already there
+Everything is written under ``--out_dir``; a rerun reuses the videos and features already there
 (extraction resumes from its manifests). See ``docs/demo.md``.
 """
 
