@@ -31,7 +31,8 @@ def test_old_spelling_parses_to_the_canonical_destination(make, base, new, old, 
     given = [] if value is None else [value]
     canonical = make().parse_args([*base, new, *given])
     legacy = make().parse_args([*base, old, *given])
-    assert getattr(legacy, dest) == getattr(canonical, dest) != getattr(make().parse_args(base), dest)
+    default = make().parse_args(base)
+    assert getattr(legacy, dest) == getattr(canonical, dest) != getattr(default, dest)
 
 
 @pytest.mark.parametrize(("make", "base", "new", "old", "value", "dest"), CASES)
