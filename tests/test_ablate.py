@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from iefvad.cli.ablate import run as run_ablation
 from iefvad.cli.entry import ablate_main
 from iefvad.errors import UserInputError
-from iefvad.studies.ablate import markdown_table, parse_synth, parse_variant, run_ablation
+from iefvad.studies.ablate import markdown_table, parse_synth, parse_variant
 
 TINY = [
     "--synth",

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from iefvad.cli import entry as cli  # not `from ... import test_main`: pytest would collect it
+from iefvad.cli.demo import main as demo_main
 from iefvad.cli.extract import main as extract_main
+from iefvad.cli.infer import main as infer_main
 from iefvad.cli.lists import generate_file_main, generate_gt_main
 from iefvad.errors import UserInputError
-from iefvad.inference.infer import main as infer_main
-from iefvad.studies.demo import main as demo_main
 
 ROOT = Path(__file__).resolve().parents[1]
 MISSING = "missing_input"  # every entry is given a file or folder of this name that is absent
@@ -53,7 +53,7 @@ ENTRIES: dict[str, tuple[Callable[[Path], object], str]] = {
     ),
     "infer.py": (
         lambda d: infer_main([f"{d}/v.mp4", "--ckpt_path", f"{d}/{MISSING}.pth"]),
-        "iefvad.inference.infer.run",
+        "iefvad.inference.run.run_infer",
     ),
     "extracting/extract.py": (
         lambda d: extract_main(["--video_dir", f"{d}/{MISSING}", "--save_dir", f"{d}/f"]),
@@ -78,7 +78,7 @@ ENTRIES: dict[str, tuple[Callable[[Path], object], str]] = {
         lambda d: generate_gt_main(["--csv_path", f"{d}/{MISSING}.csv"], "xd", d),
         "iefvad.cli.lists.generate_gt",
     ),
-    "python -m iefvad.studies.demo": (
+    "python -m iefvad.cli.demo": (
         lambda d: demo_main(["--quick", "--out", str(d), "--clip_ckpt", f"{d}/{MISSING}.pt"]),
         "iefvad.studies.demo.run_demo",
     ),

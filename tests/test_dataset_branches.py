@@ -15,8 +15,6 @@ PKG = Path(__file__).resolve().parents[1] / "iefvad"
 # ``resolve_spec(dataset, normal_label)`` (files being moved in another branch).
 # synthetic/features.py compares SynthSpec.layout, whose value is also "custom".
 KNOWN = {
-    ("iefvad/engine/report.py", "custom"),
-    ("iefvad/studies/explore.py", "custom"),
     ("iefvad/synthetic/features.py", "custom"),
 }
 

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from iefvad.cli.infer import main as infer_main
 from iefvad.engine.metrics import auc_ap
 from iefvad.extraction.provenance import read_record
-from iefvad.inference.infer import main as infer_main
 from iefvad.studies.demo import MODELS, extract_features, format_table, quick_config, run_demo
 
 pytestmark = pytest.mark.slow  # end to end: the whole pipeline in seconds to minutes

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from iefvad.cli.explore import explore_config, explore_parser
 from iefvad.data.csv_lists import read_list
 from iefvad.engine.evaluate import load_test_set, predict
 from iefvad.errors import UserInputError
@@ -27,7 +28,6 @@ from iefvad.studies.explore import (
     bernoulli_kl,
     check_levels,
     degradation_metrics,
-    explore_parser,
     histogram_kl,
     per_video,
     run_explore,
@@ -200,12 +200,12 @@ def tiny_ckpt(tmp_path_factory):
 
 
 def explore_args(ckpt, synth_set, out, *extra: str):
-    return explore_parser().parse_args(
+    return explore_config(explore_parser().parse_args(
         ["--ckpt_path", str(ckpt), "--dataset", "ucfcrime", "--test_list",
          str(synth_set.test_csv), "--gt_path", str(synth_set.gt_path), "--out_dir", str(out),
          "--modality", "event", "--perturbation", "attenuate", "drop", "--attenuate_levels",
          "0.5", "--drop_levels", "1", "--no_plots", "--no_progress", "--workers", "1", *extra]
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def test_levels_without_zero_still_get_the_clean_row(tiny_ckpt, synth_set, tmp_path, capsys):
@@ -273,11 +273,11 @@ def test_nan_weights_are_refused_naming_the_checkpoint(tiny_ckpt, synth_set, tmp
 def test_bad_flags_name_the_flag(flags, needle):
     args = explore_parser().parse_args(["--ckpt_path", "x.pth", *flags])
     with pytest.raises(UserInputError) as e:
-        check_levels(args)
+        check_levels(explore_config(args))
     assert needle in str(e.value)
 
 
 def test_repeated_labels_are_refused():
     args = explore_parser().parse_args(["--ckpt_path", "a.pth", "b.pth", "--labels", "m", "m"])
     with pytest.raises(UserInputError, match="--labels m m: names repeat"):
-        check_levels(args)
+        check_levels(explore_config(args))

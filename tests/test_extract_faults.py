@@ -305,8 +305,8 @@ def test_a_second_run_into_the_same_folder_fails_fast(tmp_path, tiny) -> None:
 @pytest.mark.parametrize(
     "flag, value, allowed",
     [
-        ("--threshold", "-1", "gray levels 0 <= t < 255"),
-        ("--threshold", "nan", "gray levels 0 <= t < 255"),
+        ("--event_threshold", "-1", "gray levels 0 <= t < 255"),
+        ("--event_threshold", "nan", "gray levels 0 <= t < 255"),
         ("--batch_size", "0", "an integer >= 1"),
         ("--workers", "0", "an integer >= 1"),
         ("--threads", "-2", "an integer >= 1"),

@@ -12,25 +12,18 @@ import numpy as np
 import pytest
 import torch
 
+from iefvad.cli.infer import main
 from iefvad.data.csv_lists import ListRow
 from iefvad.data.features import CLIP_LEN, chunk, num_chunks
 from iefvad.engine import evaluate
 from iefvad.extraction.encoders import VisionArch, random_encoder
 from iefvad.extraction.provenance import attach_to_checkpoint, encoder_record, feature_record
 from iefvad.extraction.recipe import RecipeOptions
-from iefvad.inference import infer
-from iefvad.inference.infer import (
-    Context,
-    InferError,
-    Scorer,
-    find_segments,
-    frame_rate,
-    main,
-    output_names,
-    score_video,
-    setup,
-    stream_scores,
-)
+from iefvad.inference import offline as infer
+from iefvad.inference.offline import find_segments, output_names, score_video
+from iefvad.inference.scorer import Context, Scorer
+from iefvad.inference.session import InferError, frame_rate, setup
+from iefvad.inference.stream import stream_scores
 from iefvad.models.checkpoint import save_checkpoint
 from iefvad.models.model import IEFVAD, ModelConfig
 from iefvad.synthetic.videos import DemoVideoSpec, plan_video, write_video

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from iefvad.cli.options import resolve_train, train_parser
+from iefvad.cli.options import evaluation_config, resolve_train, train_parser
 from iefvad.cli.options import test_parser as eval_parser
 from iefvad.data.csv_lists import read_list
 from iefvad.data.groundtruth import GroundTruthError, load_gt
@@ -105,7 +105,7 @@ def test_cuda_without_cuda_suggests_cpu(tiny, tmp_path):
     assert not (tmp_path / "train_log.csv").exists()
     args = eval_parser().parse_args(["--ckpt_path", str(tmp_path / "none.pth"), "--device", "cuda"])
     with pytest.raises(DeviceError, match=r"pass --device cpu"):
-        run_test(args)
+        run_test(evaluation_config(args))
 
 
 def test_unknown_device_name(tiny, tmp_path):
@@ -146,16 +146,16 @@ def test_test_py_checks_outputs_before_reading_the_checkpoint(tmp_path):
          str(tmp_path / "mdir"), "--device", "cpu"]
     )  # fmt: skip
     with pytest.raises(OutputPathError, match=r"--metrics_json .*mdir is a folder, not a file"):
-        run_test(args)
+        run_test(evaluation_config(args))
     (tmp_path / "ofile").write_text("")
     args = eval_parser().parse_args(
         ["--ckpt_path", missing, "--out_dir", str(tmp_path / "ofile"), "--device", "cpu"]
     )
     with pytest.raises(OutputPathError, match=r"--out_dir .*ofile is a file, not a folder"):
-        run_test(args)
+        run_test(evaluation_config(args))
     args = eval_parser().parse_args(["--ckpt_path", missing, "--batch_size", "0"])
     with pytest.raises(ValueError, match=r"--batch_size 0 is out of range"):
-        run_test(args)
+        run_test(evaluation_config(args))
 
 
 def small_model() -> IEFVAD:

@@ -209,8 +209,8 @@ def test_offline_with_empty_caches_names_file_place_and_flag(tmp_path, caches, m
 
 def test_extract_and_infer_flags_reach_the_loader(tmp_path, caches, monkeypatch, capsys):
     from iefvad.cli.extract import main
+    from iefvad.cli.infer import parser as infer_parser
     from iefvad.extraction.weights import weights_options
-    from iefvad.inference.infer import parser as infer_parser
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
@@ -247,8 +247,9 @@ def test_checkpoint_encoders_are_fetched_again_from_their_origin(tmp_path, cache
 
 
 def test_demo_pretrained_weights_mode_takes_both_towers_from_the_caches(tmp_path, caches):
+    from iefvad.cli.demo import parser
     from iefvad.extraction.recipe import RecipeOptions
-    from iefvad.studies.demo import DemoConfig, build_encoders, parser
+    from iefvad.studies.demo import DemoConfig, build_encoders
 
     put_in_hf_cache(
         caches["hf"], OPENAI_L14_REPO, "open_clip_model.safetensors",

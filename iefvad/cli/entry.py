@@ -119,23 +119,22 @@ def train_main(argv: Sequence[str] | None = None) -> None:
 
 def test_main(argv: Sequence[str] | None = None) -> None:
     """``test.py``: evaluate a checkpoint on a test list."""
-    from iefvad.cli.options import test_parser
+    from iefvad.cli.options import evaluation_config, test_parser
     from iefvad.engine.report import run_test
 
     args = test_parser().parse_args(argv)
-    exit_on_failure(lambda: run_test(args))
+    exit_on_failure(lambda: run_test(evaluation_config(args)))
 
 
 def ablate_main(argv: Sequence[str] | None = None) -> None:
     """``ablate.py``: train every fusion variant with the same seeds; table and plot."""
-    from iefvad.studies.ablate import run_ablation
+    from iefvad.cli.ablate import main
 
-    exit_on_failure(lambda: run_ablation(argv))
+    main(argv)
 
 
 def explore_main(argv: Sequence[str] | None = None) -> None:
     """``test2.py``: degrade one modality at test time and measure the effect."""
-    from iefvad.studies.explore import explore_parser, run_explore
+    from iefvad.cli.explore import main
 
-    args = explore_parser().parse_args(argv)
-    exit_on_failure(lambda: run_explore(args))
+    main(argv)

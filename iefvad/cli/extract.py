@@ -75,6 +75,7 @@ def fraction(text: str) -> float:
 
 def build_parser(dataset: str | None = None, modality: str | None = None, compat: bool = False):
     """The argument parser; ``dataset``/``modality`` fixed by a per-dataset front end."""
+    from iefvad.cli.aliases import HelpFormatter
     from iefvad.datasets.specs import DATASETS
     from iefvad.extraction.encoders import ARCHS, PRECISIONS
     from iefvad.extraction.weights import add_weights_flags
@@ -85,7 +86,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     p = argparse.ArgumentParser(
         description="Extract 10-crop CLIP image and synthetic-event features of videos "
         "(IEF-VAD recipe). See docs/extraction.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     g = p.add_argument_group("input and output")
     if dataset is None:
@@ -107,7 +108,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         "--out_root",
         default=None,
         help="write <out_root>/rgb and <out_root>/<event tree> (event_thr_10, ShanghaiTech "
-        "event; event_thr_<threshold> for another --threshold)",
+        "event; event_thr_<threshold> for another --event_threshold)",
     )
     g.add_argument("--image_save_dir", default=None, help="image feature tree (overrides)")
     g.add_argument("--event_save_dir", default=None, help="event feature tree (overrides)")
@@ -183,7 +184,9 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
         help="frame-count rule: reference (s.2.4), full (every full snippet), pad",
     )
     r.add_argument(
+        "--event_threshold",
         "--threshold",
+        dest="threshold",
         type=event_threshold,
         default=10.0,
         help="event threshold (gray levels, 0..255); names the event tree event_thr_<threshold>",
@@ -309,7 +312,7 @@ def _roots(args: argparse.Namespace, modalities: tuple[str, ...], event_tree: st
     )
     if named and float(named[1]) != args.threshold:
         log.warning(
-            "the event features of --threshold %g go to %s, a folder named for threshold %s; "
+            "the event features of --event_threshold %g go to %s, a folder named for threshold %s; "
             "name it event_thr_%g (or use --out_root) so that no one reads them as the other's",
             args.threshold,
             roots["event"],

@@ -16,6 +16,7 @@ from typing import Any
 from iefvad.cli.reliability import add_recipe_args, recipe_model_fields, recipe_record
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
+from iefvad.engine.report import TestConfig
 from iefvad.engine.resume import state_path
 from iefvad.engine.train import SELECTIONS, TrainConfig
 from iefvad.models.model import ModelConfig
@@ -250,3 +251,32 @@ def test_parser() -> argparse.ArgumentParser:
     add_model_args(p, ("heads", "nu", "noise"), "released checkpoints (not recorded in the file)")
     add_runtime_args(p)
     return p
+
+
+def evaluation_config(args: argparse.Namespace) -> TestConfig:
+    """The :class:`~iefvad.engine.report.TestConfig` of parsed ``test.py`` flags."""
+    return TestConfig(
+        ckpt_path=args.ckpt_path,
+        exp_name=args.exp_name,
+        dataset=args.dataset,
+        test_list=args.test_list,
+        gt_path=args.gt_path,
+        data_root=args.data_root,
+        event_dir_name=args.event_dir_name,
+        image_dir_name=args.image_dir_name,
+        normal_label=args.normal_label,
+        nan_policy=args.nan_policy,
+        workers=args.workers,
+        out_dir=args.out_dir,
+        metrics_json=args.metrics_json,
+        plots=not args.no_plots,
+        plot_max_videos=args.plot_max_videos,
+        map_iou=args.map_iou,
+        batch_size=args.batch_size,
+        heads=args.heads,
+        nu=args.nu,
+        noise=args.noise,
+        device=args.device,
+        amp=args.amp,
+        progress=not args.no_progress,
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from tqdm import tqdm
 from iefvad.data.csv_lists import read_list
 from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.data.list_rules import default_paths
-from iefvad.datasets.specs import get_spec
+from iefvad.datasets.specs import resolve_spec
 from iefvad.engine.evaluate import (
     compute_metrics,
     headline,
@@ -41,50 +41,81 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_test(args: argparse.Namespace) -> dict[str, Any]:
-    """Evaluate ``args.ckpt_path`` on the test list; write outputs; return the metrics."""
-    exp = args.exp_name or (Path(args.ckpt_path).stem if args.ckpt_path else args.dataset)
-    ckpt_path = args.ckpt_path or Path("checkpoints") / exp / f"{exp}.pth"
+@dataclass(frozen=True)
+class TestConfig:
+    """One evaluation (``test.py``'s flags); None: the checkpoint's, the dataset's or the
+    default (see :func:`run_test`)."""
+
+    __test__ = False  # not a pytest test class
+
+    ckpt_path: Path | None = None
+    """Default ``checkpoints/<exp_name>/<exp_name>.pth``."""
+    exp_name: str | None = None
+    """Names the output folder (default: the checkpoint's stem)."""
+    dataset: str | None = None
+    """Default: the checkpoint's dataset, else ucfcrime."""
+    test_list: Path | None = None
+    gt_path: Path | None = None
+    data_root: Path | None = None
+    event_dir_name: str | None = None
+    image_dir_name: str = "rgb"
+    normal_label: str | None = None
+    nan_policy: str = "error"
+    workers: int = 8
+    out_dir: Path | None = None
+    """Default ``results/<exp_name>``."""
+    metrics_json: Path | None = None
+    plots: bool = True
+    plot_max_videos: int = 4
+    map_iou: bool = False
+    batch_size: int = 64
+    heads: int | None = None
+    nu: float | None = None
+    noise: str | None = None
+    device: str = "auto"
+    amp: str = "none"
+    progress: bool = True
+
+
+def run_test(cfg: TestConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt_path`` on the test list; write outputs; return the metrics."""
+    exp = cfg.exp_name or (Path(cfg.ckpt_path).stem if cfg.ckpt_path else cfg.dataset)
+    ckpt_path = cfg.ckpt_path or Path("checkpoints") / exp / f"{exp}.pth"
     # every flag and output path is checked before the checkpoint and the features are read
-    device = resolve_device(args.device)
+    device = resolve_device(cfg.device)
     for flag, value, low in (
-        ("--batch_size", args.batch_size, 1),
-        ("--plot_max_videos", args.plot_max_videos, 0),
-        ("--workers", args.workers, 0),
+        ("--batch_size", cfg.batch_size, 1),
+        ("--plot_max_videos", cfg.plot_max_videos, 0),
+        ("--workers", cfg.workers, 0),
     ):
         if value < low:
             raise UserInputError(f"{flag} {value} is out of range: it must be an integer >= {low}")
-    out_dir = check_output_dir(args.out_dir or Path("results") / exp, "--out_dir")
+    out_dir = check_output_dir(cfg.out_dir or Path("results") / exp, "--out_dir")
     for name in ("metrics.json", "frame_scores.npy", "snippets.csv"):
         check_output_file(out_dir / name, "--out_dir")
-    if args.metrics_json:
-        check_output_file(args.metrics_json, "--metrics_json")
-    model, ckpt = load_model(ckpt_path, device, heads=args.heads, nu=args.nu, noise=args.noise)
-    dataset = args.dataset or ckpt.meta.get("dataset") or "ucfcrime"
-    if dataset == "custom":
-        spec = get_spec(
-            "custom", normal_label=args.normal_label or ckpt.meta.get("normal_label") or "normal"
-        )
-    else:
-        spec = get_spec(dataset)
+    if cfg.metrics_json:
+        check_output_file(cfg.metrics_json, "--metrics_json")
+    model, ckpt = load_model(ckpt_path, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise)
+    dataset = cfg.dataset or ckpt.meta.get("dataset") or "ucfcrime"
+    spec = resolve_spec(dataset, cfg.normal_label or ckpt.meta.get("normal_label"))
     trained_on = ckpt.meta.get("dataset")
     if trained_on and trained_on != dataset:
         tqdm.write(f"[test] note: checkpoint was trained on {trained_on}, testing on {dataset}")
     lists = default_paths(dataset)
-    test_list = args.test_list or lists.test
-    gt_path = args.gt_path or lists.gt
-    event_dir = args.event_dir_name or spec.event_dir
+    test_list = cfg.test_list or lists.test
+    gt_path = cfg.gt_path or lists.gt
+    event_dir = cfg.event_dir_name or spec.event_dir
 
-    rows = read_list(test_list, args.data_root, event_dir, args.image_dir_name)
+    rows = read_list(test_list, cfg.data_root, event_dir, cfg.image_dir_name)
     check_labels(rows, spec, test_list)
     gt = load_gt(gt_path)
     # fail fast, from the file headers alone, before reading and scoring every video
     check_gt_length(gt, [r.stem for r in rows], [num_snippets(r.path) for r in rows])
     test_set = load_test_set(
-        rows, ckpt.config.dim, args.nan_policy, args.workers, progress=not args.no_progress
+        rows, ckpt.config.dim, cfg.nan_policy, cfg.workers, progress=cfg.progress
     )
-    pred = predict(model, test_set, device, args.batch_size, args.amp)
-    metrics = compute_metrics(pred, gt, rows, spec, detection=spec.detection or args.map_iou)
+    pred = predict(model, test_set, device, cfg.batch_size, cfg.amp)
+    metrics = compute_metrics(pred, gt, rows, spec, detection=spec.detection or cfg.map_iou)
     metrics.update(
         checkpoint=str(ckpt_path),
         checkpoint_kind=ckpt.kind,
@@ -94,8 +125,8 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     save_json(out_dir / "metrics.json", metrics)
-    if args.metrics_json:
-        save_json(args.metrics_json, metrics)
+    if cfg.metrics_json:
+        save_json(cfg.metrics_json, metrics)
     save_npy(out_dir / "frame_scores.npy", pred.frame_scores().astype(np.float32))
     with atomic_write(out_dir / "snippets.csv", "w") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -105,7 +136,7 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
                 w.writerow([r.stem, i, 16 * i, f"{s[i]:.6f}", f"{wi[i]:.6f}", f"{we[i]:.6f}"])
 
     plots: list[Path] = []
-    if not args.no_plots:
+    if cfg.plots:
         videos = video_results(rows, [s.size for s in pred.scores], spec)
         segs = segments_of(gt, videos)
         by_class: dict[str, list[VideoTrace]] = {}
@@ -113,7 +144,7 @@ def run_test(args: argparse.Namespace) -> dict[str, Any]:
             trace = VideoTrace(v.name, pred.scores[i], pred.w_image[i], pred.w_event[i], segs[i])
             for c in v.classes:
                 by_class.setdefault(c, []).append(trace)
-        plots = plot_by_class(by_class, out_dir / "plots", args.plot_max_videos)
+        plots = plot_by_class(by_class, out_dir / "plots", cfg.plot_max_videos)
 
     tqdm.write(f"[test] {headline(metrics)}")
     if ckpt.meta.get("selection", {}) and ckpt.meta["selection"].get("mode") == "test":

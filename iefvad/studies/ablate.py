@@ -22,13 +22,10 @@ A variant can also carry a training recipe (:data:`iefvad.engine.reliability.VAR
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -297,103 +294,53 @@ def write_outputs(
     return paths
 
 
-def ablation_parser() -> argparse.ArgumentParser:
-    """``main.py``'s options (data, optimisation, model) plus the ablation's own."""
-    from iefvad.cli.options import train_parser
+@dataclass(frozen=True)
+class AblationConfig:
+    """One ablation (``ablate.py``'s flags, :mod:`iefvad.cli.ablate`): the training every run
+    shares, and what varies between runs."""
 
-    p = train_parser()
-    p.description = (
-        "Train every fusion variant with the same data, optimiser and seeds; write a table "
-        "(markdown + CSV) and a bar plot. Every main.py option applies to all runs."
-    )
-    g = p.add_argument_group("ablation")
-    g.add_argument(
-        "--variants",
-        nargs="+",
-        default=list(DEFAULT_VARIANTS),
-        metavar="FUSION[:FIELD=VALUE]",
-        help="fusion variants to compare, e.g. reference student_t:nu=2 kalman concat",
-    )
-    g.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        help="training seeds (default: --seed); several give mean and spread",
-    )
-    g.add_argument("--out_dir", type=Path, help="default results/ablation_<dataset>")
-    g.add_argument(
-        "--synth",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="generate a feature set first (SynthSpec fields, e.g. signal_modality=image "
-        "burst_modality=event) and run on it",
-    )
-    g.add_argument("--reuse", action="store_true", help="keep runs that already finished")
-    g.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads for torch (default: torch's choice; 1 is fastest on a small "
-        "machine shared with other jobs)",
-    )
-    g.add_argument("--no_plot", action="store_true", help="skip ablation.png")
-    g.add_argument(
-        "--corruption_bench",
-        action="store_true",
-        help="then run the reliability benchmark (iefvad.studies.reliability_bench) on every run: "
-        "<out_dir>/corruption/",
-    )
-    return p
+    base: TrainConfig
+    """Data, optimisation and model options of every run (seed, fusion and folder are set per
+    run). With ``synth`` its lists are replaced by the generated ones."""
+    variants: Sequence[str] = DEFAULT_VARIANTS
+    """``fusion[:field=value...]`` (:func:`parse_variant`)."""
+    seeds: Sequence[int] = (42,)
+    out_dir: Path = Path("results/ablation_ucfcrime")
+    synth: SynthSpec | None = None
+    """Generate this feature set under ``<out_dir>/features`` first and run on it."""
+    reuse: bool = False
+    """Keep runs that already finished."""
+    threads: int | None = None
+    plot: bool = True
+    dataset: str = "ucfcrime"
+    title: str = ""
+    """Names the data in the table and plot (default: the dataset)."""
+    command: str = ""
+    """The command line, recorded in ablation.md and ablation.json."""
+    corruption_bench: bool = False
+    """Then run the reliability benchmark on every run (``<out_dir>/corruption/``)."""
 
 
-def reject_conflicts(args: argparse.Namespace, argv: Sequence[str]) -> None:
-    """Flags of main.py that the ablation sets per run: refuse them rather than ignore."""
-    given = {a.split("=")[0] for a in argv if a.startswith("--")}
-    per_run = {
-        "--fusion": "list fusions with --variants",
-        "--ckpt_dir": "runs go to --out_dir/runs/<variant>/seed<k>",
-        "--no_test": "the ablation needs the test list",
-    }
-    for flag, why in per_run.items():
-        if flag in given:
-            raise UserInputError(f"ablate.py sets {flag} per run: {why}")
-    if args.synth is not None:
-        for flag in ("--train_list", "--test_list", "--gt_path", "--data_root"):
-            if flag in given:
-                raise UserInputError(
-                    f"--synth generates its own lists: drop {flag}, or drop --synth to use "
-                    "your feature set"
-                )
-
-
-def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Parse, (generate,) train every variant x seed, write the outputs; return the summary."""
-    from iefvad.cli.options import resolve_train
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = ablation_parser().parse_args(argv)
-    reject_conflicts(args, argv)
-    if args.resume is not None:
-        raise UserInputError(
-            "--resume does not apply to ablate.py: it runs many trainings; a rerun with the "
-            "same --out_dir already reuses every finished run"
-        )
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserInputError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    variants = [parse_variant(v) for v in args.variants]
+def run_ablation(cfg: AblationConfig) -> list[dict[str, Any]]:
+    """(Generate,) train every variant x seed, write the outputs; return the summary."""
+    if cfg.threads is not None:
+        if cfg.threads < 1:
+            raise UserInputError(f"--threads must be >= 1, got {cfg.threads}")
+        torch.set_num_threads(cfg.threads)
+    variants = [parse_variant(v) for v in cfg.variants]
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
         raise UserInputError(f"--variants lists a variant twice: {' '.join(labels)}")
-    seeds = args.seeds if args.seeds else [args.seed]
-    dataset = args.dataset or "ucfcrime"
-    out_dir = args.out_dir or Path("results") / f"ablation_{dataset}"
+    seeds = list(cfg.seeds)
+    dataset = cfg.dataset
+    out_dir = cfg.out_dir
+    base = cfg.base
     data_note = ""
-    title = f"{dataset} ({Path(args.train_list).parent.name if args.train_list else 'lists'})"
-    if args.synth is not None:
-        spec = parse_synth(args.synth)
+    title = cfg.title or dataset
+    if cfg.synth is not None:
+        spec = cfg.synth
         s = make_feature_set(out_dir / "features", spec)
-        args.train_list, args.test_list, args.gt_path = s.train_csv, s.test_csv, s.gt_path
+        base = replace(base, train_list=s.train_csv, test_list=s.test_csv, gt_path=s.gt_path)
         data_note = f"generated feature set {spec}"
         title = f"generated, anomaly in {spec.signal_modality}"
         if spec.burst_modality != "none" and spec.burst_fraction > 0:
@@ -401,7 +348,6 @@ def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                 f", {spec.burst_modality} noisy ({spec.burst_fraction:g} of snippets, "
                 f"std {spec.burst_sigma:g})"
             )
-    base, _ = resolve_train(args)
     if not Path(base.train_list).is_file():
         raise UserInputError(
             f"train list {base.train_list} does not exist: pass --train_list (and --test_list, "
@@ -415,7 +361,6 @@ def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     data_note = data_note or (
         f"train {base.train_list}, test {base.test_list}, ground truth {base.gt_path}"
     )
-    base = replace(base, progress=not args.no_progress and base.progress)
     opt = (
         f"batch {base.batch_size}, lr {base.lr:g}, {base.max_epoch} epochs, milestones "
         f"{list(base.milestones)}, lam {base.lam:g}, select {base.select}, model "
@@ -426,7 +371,7 @@ def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     for variant in variants:
         for seed in seeds:
-            rec = run_one(base, variant, seed, out_dir, args.reuse)
+            rec = run_one(base, variant, seed, out_dir, cfg.reuse)
             records.append(rec)
             auc = "n/a" if rec.auc is None else f"{100 * rec.auc:.2f}"
             ap = "n/a" if rec.ap is None else f"{100 * rec.ap:.2f}"
@@ -438,7 +383,7 @@ def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     summary = summarise(records, labels)
     meta = {
         "title": title,
-        "command": "python ablate.py " + " ".join(shlex.quote(a) for a in argv),
+        "command": cfg.command,
         "machine": machine(),
         "device": str(resolve_device(base.device)),
         "data": data_note,
@@ -447,10 +392,10 @@ def run_ablation(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         "variants": [v.__dict__ for v in variants],
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    paths = write_outputs(records, summary, out_dir, meta, plot=not args.no_plot)
+    paths = write_outputs(records, summary, out_dir, meta, plot=cfg.plot)
     print(markdown_table(summary))
     print(f"[ablate] wrote {', '.join(str(p) for p in paths)}")
-    if args.corruption_bench:
+    if cfg.corruption_bench:
         from iefvad.studies.reliability_bench import run_benchmark
 
         runs = [(r.variant, r.seed, out_dir / r.checkpoint) for r in records]

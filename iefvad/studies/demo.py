@@ -11,27 +11,25 @@
 4. train three models with video-level labels only: image-only, event-only and fused;
 5. evaluate them frame by frame on the test videos, print a table, write plots.
 
-    python -m iefvad.studies.demo [--out demo_out] [--seed 0] [--quick]
+    python -m iefvad.cli.demo [--out_dir demo_out] [--seed 0] [--quick]
 
-Everything is written under ``--out``; a rerun reuses the videos and features already there
+Everything is written under ``--out_dir``; a rerun reuses the videos and features already there
 (extraction resumes from its manifests). See ``docs/demo.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from iefvad.cli.entry import exit_on_failure
 from iefvad.data.csv_lists import read_list
 from iefvad.data.groundtruth import load_gt
 from iefvad.data.lists import custom_lists, generate_gt, write_lists
@@ -58,7 +56,7 @@ from iefvad.extraction.pipeline import RunConfig, RunSummary, run_extraction
 from iefvad.extraction.provenance import attach_to_checkpoint, encoder_record, feature_record
 from iefvad.extraction.recipe import Encoders, RecipeOptions, encode_snippets
 from iefvad.extraction.standardize import fit_standardizer, standardized
-from iefvad.extraction.weights import WeightsOptions, add_weights_flags, weights_options
+from iefvad.extraction.weights import WeightsOptions
 from iefvad.fileio import save_json
 from iefvad.models.checkpoint import load_model
 from iefvad.synthetic.videos import (
@@ -478,77 +476,3 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
     secs["total"] = time.perf_counter() - t0
     save_json(results / "timings.json", secs)
     return DemoResult(table, ckpts, figure, plots, secs)
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="The whole method end to end on an embedded, generated video dataset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated videos")
-    p.add_argument(
-        "--quick", action="store_true", help="the CI-sized run: a dozen tiny videos (~30 s)"
-    )
-    p.add_argument("--clip_ckpt", type=Path, help="image CLIP weights (default: a random tower)")
-    p.add_argument(
-        "--event_clip_ckpt", type=Path, help="event-CLIP weights (default: a random tower)"
-    )
-    p.add_argument("--clip_model", default="ViT-L-14", help="open_clip name of real weights")
-    p.add_argument(
-        "--pretrained_weights",
-        action="store_true",
-        help="real weights for the towers without a file: --clip_model/--clip_pretrained and "
-        "the event-CLIP, from the caches or downloaded (default: random towers)",
-    )
-    add_weights_flags(p)
-    p.add_argument("--epochs", type=int, help="training epochs per model (default 60)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (0: available cores, max 4)"
-    )
-    p.add_argument("--progress", action="store_true", help="progress bars")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m iefvad.studies.demo`` (``make demo``)."""
-    args = parser().parse_args(argv)
-    exit_on_failure(lambda: _main(args))
-
-
-def _main(args: argparse.Namespace) -> None:
-    weights = {"--clip_ckpt": args.clip_ckpt, "--event_clip_ckpt": args.event_clip_ckpt}
-    for flag, path in weights.items():
-        if path is not None and not path.is_file():  # fail before minutes of video generation
-            raise UserInputError(
-                f"{flag} {path}: no such file; pass a weights file or leave it out (random tower)"
-            )
-    cfg = quick_config(args.out, args.seed) if args.quick else DemoConfig(out=args.out)
-    if not args.quick:
-        cfg.videos = replace(cfg.videos, seed=args.seed)
-    cfg.clip_ckpt, cfg.event_clip_ckpt, cfg.clip_model = (
-        args.clip_ckpt,
-        args.event_clip_ckpt,
-        args.clip_model,
-    )
-    cfg.pretrained_weights, cfg.weights = args.pretrained_weights, weights_options(args)
-    if args.epochs is not None:
-        cfg.epochs = args.epochs
-    cfg.device, cfg.threads, cfg.progress = args.device, args.threads, args.progress
-    res = run_demo(cfg)
-    print()
-    print(format_table(res.table))
-    print()
-    print(
-        f"[demo] done in {res.seconds['total']:.0f} s. Figure {res.figure}; per-class plots in "
-        f"{res.figure.parent / 'plots'}; checkpoints in {cfg.out / 'checkpoints'}"
-    )
-    print(
-        f"[demo] score a video: python infer.py {cfg.out}/data/videos/abnormal/motion/"
-        f"test_motion_01.mp4 --ckpt_path {res.checkpoints['fused']} --out {cfg.out}/infer"
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -21,7 +21,6 @@ modality on normal frames, on abnormal frames and on the altered snippets.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 from collections.abc import Sequence
@@ -33,12 +32,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from iefvad.cli.options import add_data_args, add_runtime_args
 from iefvad.data.csv_lists import read_list
 from iefvad.data.features import CLIP_LEN, num_chunks
 from iefvad.data.groundtruth import check_gt_length, load_gt
 from iefvad.data.list_rules import default_paths
-from iefvad.datasets.specs import SNIPPET_FRAMES, get_spec
+from iefvad.datasets.specs import SNIPPET_FRAMES, resolve_spec
 from iefvad.engine.evaluate import Predictions, TestSet, load_test_set, predict
 from iefvad.engine.metrics import auc_ap
 from iefvad.engine.train import check_labels, resolve_device
@@ -220,70 +218,52 @@ def per_video(mask: np.ndarray, test: TestSet) -> list[np.ndarray]:
     return out
 
 
-def explore_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Uncertainty explorer: degrade one modality at test time (attenuate, "
-        "noise, drop) and measure AUC/AP, Brier score, KL(clean||noisy) and the fusion "
-        "weights. Several checkpoints (fusion variants) can be compared.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument(
-        "--ckpt_path",
-        type=Path,
-        nargs="+",
-        help="one or more checkpoints (ours or released); default "
-        "checkpoints/<exp_name>/<exp_name>.pth",
-    )
-    p.add_argument("--labels", nargs="+", help="names of the checkpoints in plots and CSV")
-    p.add_argument("--exp_name", help="names the output folder (default: first checkpoint stem)")
-    add_data_args(p)
-    g = p.add_argument_group("degradations")
-    g.add_argument("--modality", nargs="+", choices=MODALITIES, default=list(MODALITIES))
-    g.add_argument("--perturbation", nargs="+", choices=PERTURBATIONS, default=list(PERTURBATIONS))
-    g.add_argument(
-        "--attenuate_levels",
-        type=float,
-        nargs="+",
-        default=list(DEFAULT_LEVELS["attenuate"]),
-        help="fractions of snippets attenuated (0..1; the reference uses 0..0.5)",
-    )
-    g.add_argument("--attenuation", type=float, default=0.01, help="factor of attenuation")
-    g.add_argument(
-        "--noise_levels",
-        type=float,
-        nargs="+",
-        default=list(DEFAULT_LEVELS["noise"]),
-        help="noise std, in units of the modality's feature std (see --noise_absolute)",
-    )
-    g.add_argument("--noise_absolute", action="store_true", help="--noise_levels are absolute stds")
-    g.add_argument(
-        "--drop_levels",
-        type=float,
-        nargs="+",
-        default=list(DEFAULT_LEVELS["drop"]),
-        help="fraction of each video covered by the dropped span (0..1)",
-    )
-    g.add_argument("--seed", type=int, default=0, help="which snippets, span starts and noise")
-    g = p.add_argument_group("outputs")
-    g.add_argument("--out_dir", type=Path, help="default results/<exp_name>/uncertainty")
-    g.add_argument("--no_plots", action="store_true")
-    g.add_argument("--batch_size", type=int, default=64, help="chunks of 256 snippets per batch")
-    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
-    g = p.add_argument_group("released checkpoints (not recorded in the file)")
-    g.add_argument("--heads", type=int, help="attention heads (default 8)")
-    g.add_argument("--nu", type=float, help="Student-t degrees of freedom (default 8)")
-    g.add_argument("--noise", choices=("student_t", "gaussian"), help="noise model")
-    add_runtime_args(p)
-    return p
+@dataclass(frozen=True)
+class ExploreConfig:
+    """One explorer run (``test2.py``'s flags, :mod:`iefvad.cli.explore`); None: the
+    checkpoint's, the dataset's or the default."""
+
+    ckpt_path: Sequence[Path] | None = None
+    """One or more checkpoints; default ``checkpoints/<exp_name>/<exp_name>.pth``."""
+    labels: Sequence[str] | None = None
+    exp_name: str | None = None
+    dataset: str | None = None
+    test_list: Path | None = None
+    gt_path: Path | None = None
+    data_root: Path | None = None
+    event_dir_name: str | None = None
+    image_dir_name: str = "rgb"
+    normal_label: str | None = None
+    nan_policy: str = "error"
+    workers: int = 8
+    modality: Sequence[str] = MODALITIES
+    perturbation: Sequence[str] = PERTURBATIONS
+    attenuate_levels: Sequence[float] = DEFAULT_LEVELS["attenuate"]
+    attenuation: float = 0.01
+    noise_levels: Sequence[float] = DEFAULT_LEVELS["noise"]
+    noise_absolute: bool = False
+    drop_levels: Sequence[float] = DEFAULT_LEVELS["drop"]
+    seed: int = 0
+    out_dir: Path | None = None
+    """Default ``results/<exp_name>/uncertainty``."""
+    plots: bool = True
+    batch_size: int = 64
+    threads: int | None = None
+    heads: int | None = None
+    nu: float | None = None
+    noise: str | None = None
+    device: str = "auto"
+    amp: str = "none"
+    progress: bool = True
 
 
-def check_levels(args: argparse.Namespace) -> dict[str, list[float]]:
+def check_levels(cfg: ExploreConfig) -> dict[str, list[float]]:
     """Validated levels per chosen perturbation, level 0 (the clean pass) always included;
     errors name the flag."""
     levels = {
-        "attenuate": args.attenuate_levels,
-        "noise": args.noise_levels,
-        "drop": args.drop_levels,
+        "attenuate": cfg.attenuate_levels,
+        "noise": cfg.noise_levels,
+        "drop": cfg.drop_levels,
     }
     for name, vals in levels.items():
         flag = f"--{name}_levels"
@@ -292,67 +272,63 @@ def check_levels(args: argparse.Namespace) -> dict[str, list[float]]:
             raise UserInputError(f"{flag} are {what}, so each must be >= 0; got {vals}")
         if name != "noise" and any(v > 1 for v in vals):
             raise UserInputError(f"{flag} are fractions of the video: 0..1, got {vals}")
-    if not 0 <= args.attenuation <= 1:
+    if not 0 <= cfg.attenuation <= 1:
         raise UserInputError(
-            f"--attenuation {args.attenuation}: the factor attenuated snippets are multiplied "
+            f"--attenuation {cfg.attenuation}: the factor attenuated snippets are multiplied "
             "by must be in [0, 1] (the reference uses 0.01)"
         )
     for flag, value, low in (
-        ("--seed", args.seed, 0),
-        ("--batch_size", args.batch_size, 1),
-        ("--workers", args.workers, 1),
-        ("--threads", args.threads, 1),
-        ("--heads", args.heads, 1),
+        ("--seed", cfg.seed, 0),
+        ("--batch_size", cfg.batch_size, 1),
+        ("--workers", cfg.workers, 1),
+        ("--threads", cfg.threads, 1),
+        ("--heads", cfg.heads, 1),
     ):
         if value is not None and value < low:
             raise UserInputError(f"{flag} must be >= {low}, got {value}")
-    if args.nu is not None and not (math.isfinite(args.nu) and args.nu > 0):
+    if cfg.nu is not None and not (math.isfinite(cfg.nu) and cfg.nu > 0):
         raise UserInputError(
-            f"--nu is a Student-t degrees of freedom: give a value > 0, got {args.nu}"
+            f"--nu is a Student-t degrees of freedom: give a value > 0, got {cfg.nu}"
         )
-    if args.labels and len(args.labels) != len(args.ckpt_path or [None]):
+    if cfg.labels and len(cfg.labels) != len(cfg.ckpt_path or [None]):
         raise UserInputError(
-            f"--labels gives {len(args.labels)} names for {len(args.ckpt_path or [None])} "
+            f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt_path or [None])} "
             "checkpoint(s): give one per --ckpt_path"
         )
-    if args.labels and len(set(args.labels)) != len(args.labels):
+    if cfg.labels and len(set(cfg.labels)) != len(cfg.labels):
         raise UserInputError(
-            f"--labels {' '.join(args.labels)}: names repeat, so the rows of two checkpoints "
+            f"--labels {' '.join(cfg.labels)}: names repeat, so the rows of two checkpoints "
             "would merge in the CSV and plots; give each checkpoint its own name"
         )
-    return {k: sorted(set(v) | {0.0}) for k, v in levels.items() if k in args.perturbation}
+    return {k: sorted(set(v) | {0.0}) for k, v in levels.items() if k in cfg.perturbation}
 
 
-def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_explore(cfg: ExploreConfig) -> list[dict[str, Any]]:
     """Run every degradation for every checkpoint; write the CSV, JSON and plots.
 
     The CSV and JSON are rewritten (atomically) after every pass, so a crash or Ctrl-C keeps
     the finished rows (the JSON then says ``"complete": false``)."""
-    levels = check_levels(args)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    exp = args.exp_name or (args.ckpt_path[0].stem if args.ckpt_path else args.dataset)
-    ckpts = args.ckpt_path or [Path("checkpoints") / str(exp) / f"{exp}.pth"]
-    device = resolve_device(args.device)
-    loaded = [load_model(c, device, heads=args.heads, nu=args.nu, noise=args.noise) for c in ckpts]
+    levels = check_levels(cfg)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    exp = cfg.exp_name or (cfg.ckpt_path[0].stem if cfg.ckpt_path else cfg.dataset)
+    ckpts = cfg.ckpt_path or [Path("checkpoints") / str(exp) / f"{exp}.pth"]
+    device = resolve_device(cfg.device)
+    loaded = [load_model(c, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise) for c in ckpts]
     first = loaded[0][1]
-    dataset = args.dataset or first.meta.get("dataset") or "ucfcrime"
-    if dataset == "custom":
-        normal = args.normal_label or first.meta.get("normal_label") or "normal"
-        spec = get_spec("custom", normal_label=normal)
-    else:
-        spec = get_spec(dataset)
+    dataset = cfg.dataset or first.meta.get("dataset") or "ucfcrime"
+    spec = resolve_spec(dataset, cfg.normal_label or first.meta.get("normal_label"))
     lists = default_paths(dataset)
-    test_list = args.test_list or lists.test
-    gt_path = args.gt_path or lists.gt
+    test_list = cfg.test_list or lists.test
+    gt_path = cfg.gt_path or lists.gt
     rows = read_list(
-        test_list, args.data_root, args.event_dir_name or spec.event_dir, args.image_dir_name
+        test_list, cfg.data_root, cfg.event_dir_name or spec.event_dir, cfg.image_dir_name
     )
     check_labels(rows, spec, test_list)
     gt = load_gt(gt_path)
-    labels = args.labels or _labels(ckpts, [c.config.fusion for _, c in loaded])
-    out_dir = args.out_dir or Path("results") / str(exp) / "uncertainty"
-    progress = not args.no_progress
+    labels = cfg.labels or _labels(ckpts, [c.config.fusion for _, c in loaded])
+    out_dir = cfg.out_dir or Path("results") / str(exp) / "uncertainty"
+    progress = cfg.progress
     csv_path, json_path = out_dir / "uncertainty.csv", out_dir / "uncertainty.json"
     meta = {
         "checkpoints": [str(c) for c in ckpts],
@@ -360,14 +336,14 @@ def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
         "dataset": dataset,
         "test_list": str(test_list),
         "gt_path": str(gt_path),
-        "seed": args.seed,
-        "attenuation": args.attenuation,
-        "noise_absolute": args.noise_absolute,
+        "seed": cfg.seed,
+        "attenuation": cfg.attenuation,
+        "noise_absolute": cfg.noise_absolute,
         "levels": levels,
     }
 
     sets: dict[int, TestSet] = {}
-    grid = [Degradation(m, p, lv) for m in args.modality for p, lvs in levels.items() for lv in lvs]
+    grid = [Degradation(m, p, lv) for m in cfg.modality for p, lvs in levels.items() for lv in lvs]
     results: list[dict[str, Any]] = []
 
     def save(complete: bool) -> None:
@@ -378,16 +354,16 @@ def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
         for label, path, (model, ckpt) in zip(labels, ckpts, loaded):
             dim = ckpt.config.dim
             if dim not in sets:
-                sets[dim] = load_test_set(rows, dim, args.nan_policy, args.workers, progress)
+                sets[dim] = load_test_set(rows, dim, cfg.nan_policy, cfg.workers, progress)
             test = sets[dim]
             check_gt_length(gt, [r.stem for r in rows], [int(t) for t in test.lengths])
-            stds = {m: feature_std(test, m) for m in args.modality}
-            clean = predict(model, test, device, args.batch_size, args.amp)
+            stds = {m: feature_std(test, m) for m in cfg.modality}
+            clean = predict(model, test, device, cfg.batch_size, cfg.amp)
             _check_finite_scores(clean, path)
             base = degradation_metrics(clean, clean, gt.frames, None)
             for d in tqdm(grid, desc=f"degrading ({label})", disable=not progress, unit="pass"):
-                sigma = d.level if args.noise_absolute else d.level * stds[d.modality]
-                param = {"attenuate": args.attenuation, "noise": sigma, "drop": 0.0}
+                sigma = d.level if cfg.noise_absolute else d.level * stds[d.modality]
+                param = {"attenuate": cfg.attenuation, "noise": sigma, "drop": 0.0}
                 row: dict[str, Any] = {
                     "model": label,
                     "fusion": ckpt.config.fusion,
@@ -400,9 +376,9 @@ def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
                 if d.level == 0:
                     row.update(base)
                 else:
-                    mask = affected_snippets(test, d, args.seed)
-                    degrade = Degrader(d, mask, sigma, args.attenuation, args.seed)
-                    pred = predict(model, test, device, args.batch_size, args.amp, degrade)
+                    mask = affected_snippets(test, d, cfg.seed)
+                    degrade = Degrader(d, mask, sigma, cfg.attenuation, cfg.seed)
+                    pred = predict(model, test, device, cfg.batch_size, cfg.amp, degrade)
                     row.update(degradation_metrics(clean, pred, gt.frames, per_video(mask, test)))
                 results.append(row)
                 save(complete=False)
@@ -416,7 +392,7 @@ def run_explore(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise
     save(complete=True)
     written = [csv_path, json_path]
-    if not args.no_plots:
+    if cfg.plots:
         from iefvad.viz.degradation import plot_degradation, plot_weight_shift
 
         written.append(plot_degradation(results, out_dir / "auc_vs_level.png"))
