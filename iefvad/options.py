@@ -13,7 +13,8 @@ from typing import Any
 
 from iefvad.datasets import DATASETS, get_spec, with_preset
 from iefvad.listspecs import default_paths
-from iefvad.model import DEFAULT_FUSION, FUSIONS, NOISE_MODELS
+from iefvad.model import DEFAULT_FUSION, FUSIONS, INPUT_NORMS, NOISE_MODELS
+from iefvad.recipes import RECIPES, default_recipe, recipe_defaults
 from iefvad.train import SELECTIONS, TrainConfig
 
 
@@ -75,6 +76,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--robust_steps", type=int, help="student_t fusion: re-weighting iterations (default 2)"
     )
     g.add_argument(
+        "--input_norm",
+        choices=INPUT_NORMS,
+        help="subtract each video's median/mean snippet before the model (removes per-video "
+        "scene offsets; default: none, video_median with --preset small)",
+    )
+    g.add_argument(
         "--mask_padding",
         dest="mask_padding",
         action="store_true",
@@ -115,6 +122,7 @@ def model_fields(args: argparse.Namespace) -> dict[str, Any]:
         "fusion": args.fusion,
         "mask_padding": args.mask_padding,
         "robust_steps": args.robust_steps,
+        "input_norm": getattr(args, "input_norm", None),
     }
     return {k: v for k, v in pairs.items() if v is not None}
 
@@ -135,6 +143,20 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--gamma", type=float)
     g.add_argument("--lam", type=float, help="weight of the alignment + KL terms")
     g.add_argument("--seed", type=int, default=42)
+    g.add_argument(
+        "--preset",
+        choices=RECIPES,
+        help="paper: the dataset's published preset (budget in epochs); small: a budget of "
+        "at least --min_steps optimizer steps, milestones as fractions of it, lr 5e-4, "
+        "lam 0.1, per-video median centring (default: small for custom, paper otherwise; "
+        "docs/training.md)",
+    )
+    g.add_argument(
+        "--min_steps",
+        type=int,
+        help="raise --max_epoch until the run has this many optimizer steps "
+        "(small preset: 600 unless --max_epoch is given)",
+    )
     g = p.add_argument_group("model selection and outputs")
     g.add_argument(
         "--select",
@@ -173,17 +195,24 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         if dataset == "custom"
         else get_spec(dataset)
     )
-    preset = spec.preset
+    recipe = args.preset or default_recipe(dataset)
+    defaults, budget, model_defaults = recipe_defaults(recipe, spec.preset)
     source: dict[str, str] = {}
     chosen: dict[str, Any] = {}
     for name in ("batch_size", "lr", "max_epoch", "milestones", "gamma", "lam"):
         cli = getattr(args, name)
         chosen[name] = tuple(cli) if name == "milestones" and cli is not None else cli
         if cli is None:
-            chosen[name] = getattr(preset, name)
-            source[name] = f"preset {dataset}"
+            chosen[name] = defaults[name]
+            source[name] = f"preset {dataset}" if recipe == "paper" else f"preset {recipe}"
         else:
             source[name] = "command line"
+    if args.max_epoch is not None:  # an explicit epoch count is honoured as given
+        budget["min_steps"] = 0
+    if args.milestones is not None:
+        budget["milestone_fractions"] = None
+    if args.min_steps is not None:
+        budget["min_steps"] = args.min_steps
     spec = with_preset(spec, **chosen)
     lists = default_paths(dataset)
     exp = args.exp_name or dataset
@@ -214,11 +243,12 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         workers=args.workers,
         event_dir=args.event_dir_name,
         image_dir=args.image_dir_name,
-        model=model_fields(args),
+        model={**model_defaults, **model_fields(args)},
         final_test=not args.no_test,
         progress=not args.no_progress,
         wandb=args.wandb,
         tensorboard=args.tensorboard,
+        **budget,
     )
     return cfg, source
 

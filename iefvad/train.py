@@ -37,6 +37,7 @@ from iefvad.fileio import save_json
 from iefvad.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.losses import ief_vad_loss, topk_video_scores
 from iefvad.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
+from iefvad.recipes import plan_budget
 
 SELECTIONS = ("last", "val", "test")
 LOSS_NAMES = ("loss", "cls", "align", "kl")
@@ -83,9 +84,18 @@ class TrainConfig:
     """Print a line per epoch (the demo, which trains three small models, turns it off)."""
     wandb: bool = False
     tensorboard: bool = False
+    min_steps: int = 0
+    """Raise ``max_epoch`` until the run takes at least this many optimizer steps (small
+    datasets have few steps per epoch; :mod:`iefvad.recipes`)."""
+    milestone_fractions: tuple[float, ...] | None = None
+    """When set, the lr milestones are these fractions of the (adapted) epoch budget and
+    ``milestones`` is ignored."""
+    epoch_hook: Any = None
+    """Optional ``hook(epoch, step, model)`` called after each epoch (studies, curves)."""
 
     def as_record(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("epoch_hook", None)
         d["spec"] = self.spec.name
         d["normal_label"] = self.spec.normal_label
         return json.loads(json.dumps(d, default=str))
@@ -330,9 +340,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = IEFVAD(mcfg).to(device)
     step_model = torch.compile(model) if cfg.compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), cfg.gamma)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     sampler = BatchSampler(bank.labels, cfg.batch_size, spec.paired, cfg.seed)
+    max_epoch, milestones = plan_budget(
+        len(sampler), cfg.max_epoch, cfg.milestones, cfg.min_steps, cfg.milestone_fractions
+    )
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), cfg.gamma)
+    if (max_epoch, milestones) != (cfg.max_epoch, tuple(cfg.milestones)):
+        _say(
+            f"[train] budget: {max_epoch} epochs x {len(sampler)} steps (min_steps "
+            f"{cfg.min_steps}); lr milestones at epochs {list(milestones)}"
+        )
     dev_bank = DeviceBank(bank, device)
     shift = kl_shift(mcfg)
 
@@ -390,12 +408,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     t0 = time.perf_counter()
     history = []
     try:
-        for epoch in range(cfg.max_epoch):
+        for epoch in range(max_epoch):
             model.train()
             bar = tqdm(
                 sampler.epoch(),
                 total=steps_per_epoch,
-                desc=f"epoch {epoch + 1}/{cfg.max_epoch}",
+                desc=f"epoch {epoch + 1}/{max_epoch}",
                 disable=not cfg.progress,
                 unit="step",
                 leave=False,
@@ -441,6 +459,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 msg += f"; best {best['metrics']} at step {best['step']}"
             if cfg.epoch_lines:
                 _say(msg)
+            if cfg.epoch_hook is not None:
+                cfg.epoch_hook(epoch + 1, global_step, model)
             if cfg.select == "test" and best_state is not None:
                 model.load_state_dict(best_state)  # reference: reload the best each epoch
     finally:
@@ -455,7 +475,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             **best["metrics"],
         }
     else:
-        selection = {"mode": "last", "epoch": cfg.max_epoch, "step": global_step}
+        selection = {"mode": "last", "epoch": max_epoch, "step": global_step}
     if cfg.select == "test":
         selection["warning"] = "selected on the test set (reference protocol): optimistic"
     train_secs = time.perf_counter() - t0

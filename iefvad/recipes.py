@@ -1,0 +1,83 @@
+"""Training budgets that adapt to the dataset size (docs/training.md, "Training on small
+datasets").
+
+The reference presets count their budget in epochs and put the lr milestones at fixed epochs.
+That suits UCF-Crime (about 250 steps per epoch) but not a folder of a few dozen videos: with
+6 steps per epoch, UCF's 10 epochs and milestones (4, 8) give 60 steps, 24 of them at the
+initial lr. Here the budget has a floor in optimizer *steps*, and milestones can be fractions
+of whatever number of epochs that floor gives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+
+def plan_budget(
+    steps_per_epoch: int,
+    max_epoch: int,
+    milestones: Sequence[int],
+    min_steps: int = 0,
+    fractions: Sequence[float] | None = None,
+) -> tuple[int, tuple[int, ...]]:
+    """``(epochs, milestone epochs)`` of a run.
+
+    ``epochs`` is ``max_epoch`` raised until ``epochs * steps_per_epoch >= min_steps``. With
+    ``fractions`` the milestones are ``round(f * epochs)`` (each at least 1, kept in order,
+    duplicates dropped); without, ``milestones`` is returned unchanged.
+    """
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+    epochs = max(int(max_epoch), math.ceil(max(0, min_steps) / steps_per_epoch))
+    if fractions is None:
+        return epochs, tuple(milestones)
+    if any(not 0.0 < f < 1.0 for f in fractions):
+        raise ValueError(f"milestone fractions must lie in (0, 1), got {tuple(fractions)}")
+    ms = sorted({max(1, round(f * epochs)) for f in fractions})
+    return epochs, tuple(m for m in ms if m < epochs)
+
+
+SMALL_TRAIN: dict = {
+    "batch_size": 4,
+    "lr": 5e-4,
+    "max_epoch": 15,
+    "milestones": (),
+    "gamma": 0.1,
+    "lam": 0.1,
+    "min_steps": 400,
+    "milestone_fractions": (0.7, 0.9),
+}
+"""Optimisation of the ``small`` recipe (values from the study in docs/training.md)."""
+
+SMALL_MODEL: dict = {"input_norm": "video_median"}
+"""Model settings of the ``small`` recipe."""
+
+RECIPES = ("paper", "small")
+"""``paper``: the dataset's preset as published (REFERENCE.md section 6; for ``custom`` the
+toolkit's earlier preset), budget in epochs, no input normalisation. ``small``: the
+adaptive recipe for a few dozen to a few hundred videos."""
+
+
+def default_recipe(dataset: str) -> str:
+    """``small`` for ``--dataset custom`` (a user's own, usually small, folder); ``paper``
+    for the four benchmarks, so their published numbers are reproduced by default."""
+    return "small" if dataset == "custom" else "paper"
+
+
+def recipe_defaults(name: str, preset: Any) -> tuple[dict, dict, dict]:
+    """``(optimisation, budget, model)`` defaults of recipe ``name``.
+
+    ``preset`` is the dataset's :class:`iefvad.datasets.TrainPreset` (used by ``paper``);
+    optimisation holds its fields, budget ``min_steps`` and ``milestone_fractions``, model
+    :class:`iefvad.model.ModelConfig` fields.
+    """
+    if name == "paper":
+        return asdict(preset), {"min_steps": 0, "milestone_fractions": None}, {}
+    if name == "small":
+        opt = {k: SMALL_TRAIN[k] for k in asdict(preset)}
+        budget = {k: SMALL_TRAIN[k] for k in ("min_steps", "milestone_fractions")}
+        return opt, budget, dict(SMALL_MODEL)
+    raise ValueError(f"unknown recipe {name!r}; choose one of {RECIPES}")
