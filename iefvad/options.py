@@ -146,16 +146,22 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--preset",
         choices=RECIPES,
-        help="paper: the dataset's published preset (budget in epochs); small: a budget of "
-        "at least --min_steps optimizer steps, milestones as fractions of it, lr 5e-4, "
-        "lam 0.1, per-video median centring (default: small for custom, paper otherwise; "
-        "docs/training.md)",
+        help="paper: the dataset's published preset (budget in epochs); small: batch 4, at "
+        "least --min_steps optimizer steps with milestones as fractions of them, lr 5e-4, "
+        "lam 0.1, per-video median centring, --feature_noise 1 (default: small for custom, "
+        "paper for the benchmarks; docs/training.md)",
     )
     g.add_argument(
         "--min_steps",
         type=int,
         help="raise --max_epoch until the run has this many optimizer steps "
-        "(small preset: 600 unless --max_epoch is given)",
+        "(small preset: 400 unless --max_epoch is given)",
+    )
+    g.add_argument(
+        "--feature_noise",
+        type=float,
+        help="add Gaussian noise of this many feature stds to each training batch, against "
+        "memorising a few dozen videos (default 0; small preset 1.0)",
     )
     g = p.add_argument_group("model selection and outputs")
     g.add_argument(
@@ -213,6 +219,8 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         budget["milestone_fractions"] = None
     if args.min_steps is not None:
         budget["min_steps"] = args.min_steps
+    if args.feature_noise is not None:
+        budget["feature_noise"] = args.feature_noise
     spec = with_preset(spec, **chosen)
     lists = default_paths(dataset)
     exp = args.exp_name or dataset

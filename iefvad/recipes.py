@@ -49,6 +49,7 @@ SMALL_TRAIN: dict = {
     "lam": 0.1,
     "min_steps": 400,
     "milestone_fractions": (0.7, 0.9),
+    "feature_noise": 1.0,
 }
 """Optimisation of the ``small`` recipe (values from the study in docs/training.md)."""
 
@@ -71,13 +72,18 @@ def recipe_defaults(name: str, preset: Any) -> tuple[dict, dict, dict]:
     """``(optimisation, budget, model)`` defaults of recipe ``name``.
 
     ``preset`` is the dataset's :class:`iefvad.datasets.TrainPreset` (used by ``paper``);
-    optimisation holds its fields, budget ``min_steps`` and ``milestone_fractions``, model
+    optimisation holds its fields, budget ``min_steps``, ``milestone_fractions`` and
+    ``feature_noise`` (:class:`iefvad.train.TrainConfig` fields), model
     :class:`iefvad.model.ModelConfig` fields.
     """
     if name == "paper":
-        return asdict(preset), {"min_steps": 0, "milestone_fractions": None}, {}
+        return (
+            asdict(preset),
+            {"min_steps": 0, "milestone_fractions": None, "feature_noise": 0.0},
+            {},
+        )
     if name == "small":
         opt = {k: SMALL_TRAIN[k] for k in asdict(preset)}
-        budget = {k: SMALL_TRAIN[k] for k in ("min_steps", "milestone_fractions")}
+        budget = {k: SMALL_TRAIN[k] for k in ("min_steps", "milestone_fractions", "feature_noise")}
         return opt, budget, dict(SMALL_MODEL)
     raise ValueError(f"unknown recipe {name!r}; choose one of {RECIPES}")

@@ -99,6 +99,9 @@ class TrainConfig:
     milestone_fractions: tuple[float, ...] | None = None
     """When set, the lr milestones are these fractions of the (adapted) epoch budget and
     ``milestones`` is ignored."""
+    feature_noise: float = 0.0
+    """Training augmentation: add Gaussian noise of this many feature stds (per stream, over
+    the training snippets) to every batch; 0 = off (docs/training.md)."""
     epoch_hook: Any = None
     """Optional ``hook(epoch, step, model)`` called after each epoch (studies, curves)."""
 
@@ -291,6 +294,17 @@ class StepLosses:
         self.pending.clear()
 
 
+def feature_noise_scale(bank: TrainBank, fraction: float) -> tuple[float, float]:
+    """``fraction`` times the std of each stream's valid training snippets."""
+    if fraction <= 0:
+        return 0.0, 0.0
+    rows = np.arange(min(len(bank), 256))
+    valid = np.arange(bank.image.shape[1])[None, :] < bank.lengths[rows, None]
+    return tuple(
+        fraction * float(np.asarray(x[rows])[valid].std()) for x in (bank.image, bank.event)
+    )
+
+
 def selection_metrics(pred, gt, rows: Sequence[ListRow], spec: DatasetSpec) -> dict:
     """Frame AUC/AP and abnormal-video AUC of one in-training test pass (what ``--select
     test`` compares); the per-class breakdown is left to the final evaluation."""
@@ -370,6 +384,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         )
     dev_bank = DeviceBank(bank, device)
     shift = kl_shift(mcfg)
+    noise_scale = feature_noise_scale(bank, cfg.feature_noise)
 
     cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.ckpt_dir / f"{cfg.exp_name}.pth"
@@ -438,6 +453,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             steps.start_epoch(epoch + 1, bar)
             for idx in bar:
                 img, evt, lengths, labels = dev_bank.gather(idx)
+                if cfg.feature_noise > 0:  # fresh noise each step: no exact row to memorise
+                    img = img + noise_scale[0] * torch.randn_like(img)
+                    evt = evt + noise_scale[1] * torch.randn_like(evt)
                 with autocast(device, cfg.amp):
                     out = step_model(img, evt, lengths)
                 parts = ief_vad_loss(

@@ -52,12 +52,14 @@ def test_paper_preset_is_the_published_one_and_custom_defaults_to_small():
         assert (cfg.batch_size, cfg.lr, cfg.max_epoch, cfg.milestones, cfg.gamma, cfg.lam) == (
             p.batch_size, p.lr, p.max_epoch, p.milestones, p.gamma, p.lam,
         )  # fmt: skip
-        assert cfg.min_steps == 0 and cfg.milestone_fractions is None
+        assert cfg.min_steps == 0 and cfg.milestone_fractions is None and cfg.feature_noise == 0
         assert "input_norm" not in cfg.model
     assert _resolve("--dataset", "ucfcrime").lr == 2e-5  # REFERENCE.md section 6
     small = _resolve("--dataset", "custom")
     assert small.min_steps == SMALL_TRAIN["min_steps"] and small.lr == SMALL_TRAIN["lr"]
     assert small.model["input_norm"] == "video_median"
+    assert small.feature_noise == SMALL_TRAIN["feature_noise"] > 0
+    assert _resolve("--dataset", "custom", "--feature_noise", "0").feature_noise == 0
     old = _resolve("--dataset", "custom", "--preset", "paper")
     assert (old.lr, old.max_epoch, old.milestones) == (1e-4, 20, (12, 16))
     # explicit values win: an epoch count is honoured as given, milestones as given
@@ -110,3 +112,17 @@ def test_split_signal_plants_each_class_in_one_stream(tmp_path):
         img, evt = np.load(r.path), np.load(r.event_path)
         image_has = np.abs(img).sum() > 0
         assert image_has == (v.label == "Abuse") and (np.abs(evt).sum() > 0) == (not image_has)
+
+
+def test_feature_noise_is_scaled_by_the_feature_std():
+    from iefvad.data import TrainBank
+    from iefvad.train import feature_noise_scale
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((3, 10, 4), np.float32)
+    img[:, :6] = 2.0 * rng.standard_normal((3, 6, 4))
+    img[:, 6:] = 1e3  # padding must not count
+    bank = TrainBank([None] * 3, img, 0.5 * img, np.full(3, 6), np.zeros(3, np.float32))
+    si, se = feature_noise_scale(bank, 1.0)
+    assert si == pytest.approx(float(img[:, :6].std()), rel=1e-6) and se == pytest.approx(si / 2)
+    assert feature_noise_scale(bank, 0.0) == (0.0, 0.0)
