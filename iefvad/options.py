@@ -79,7 +79,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--input_norm",
         choices=INPUT_NORMS,
         help="subtract each video's median/mean snippet before the model (removes per-video "
-        "scene offsets; default: none, video_median with --preset small)",
+        "scene offsets, but can invert the scores: docs/training.md; default none)",
     )
     g.add_argument(
         "--mask_padding",
@@ -148,7 +148,7 @@ def train_parser() -> argparse.ArgumentParser:
         choices=RECIPES,
         help="paper: the dataset's published preset (budget in epochs); small: batch 4, at "
         "least --min_steps optimizer steps with milestones as fractions of them, lr 5e-4, "
-        "lam 0.1, per-video median centring, --feature_noise 1 (default: small for custom, "
+        "lam 0.1, --feature_noise 1 (default: small for custom, "
         "paper for the benchmarks; docs/training.md)",
     )
     g.add_argument(

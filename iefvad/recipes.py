@@ -53,7 +53,7 @@ SMALL_TRAIN: dict = {
 }
 """Optimisation of the ``small`` recipe (values from the study in docs/training.md)."""
 
-SMALL_MODEL: dict = {"input_norm": "video_median"}
+SMALL_MODEL: dict = {"input_norm": "none"}
 """Model settings of the ``small`` recipe."""
 
 RECIPES = ("paper", "small")
