@@ -100,8 +100,8 @@ class TrainConfig:
     """When set, the lr milestones are these fractions of the (adapted) epoch budget and
     ``milestones`` is ignored."""
     feature_noise: float = 0.0
-    """Training augmentation: add Gaussian noise of this many feature stds (per stream, over
-    the training snippets) to every batch; 0 = off (docs/training.md)."""
+    """Training augmentation: add Gaussian noise of this many within-video feature stds (per
+    stream) to every batch; 0 = off (docs/training.md)."""
     epoch_hook: Any = None
     """Optional ``hook(epoch, step, model)`` called after each epoch (studies, curves)."""
 
@@ -295,14 +295,18 @@ class StepLosses:
 
 
 def feature_noise_scale(bank: TrainBank, fraction: float) -> tuple[float, float]:
-    """``fraction`` times the std of each stream's valid training snippets."""
+    """``fraction`` times each stream's *within-video* std: of the valid training snippets
+    around their row's mean, so that offsets between videos (scenes) do not inflate it."""
     if fraction <= 0:
         return 0.0, 0.0
     rows = np.arange(min(len(bank), 256))
     valid = np.arange(bank.image.shape[1])[None, :] < bank.lengths[rows, None]
-    return tuple(
-        fraction * float(np.asarray(x[rows])[valid].std()) for x in (bank.image, bank.event)
-    )
+    out = []
+    for x in (bank.image, bank.event):
+        x = np.asarray(x[rows], dtype=np.float64)
+        mean = (x * valid[..., None]).sum(1, keepdims=True) / valid.sum(1)[:, None, None]
+        out.append(fraction * float((x - mean)[valid].std()))
+    return out[0], out[1]
 
 
 def selection_metrics(pred, gt, rows: Sequence[ListRow], spec: DatasetSpec) -> dict:

@@ -122,8 +122,10 @@ def test_feature_noise_is_scaled_by_the_feature_std():
     rng = np.random.default_rng(0)
     img = np.zeros((3, 10, 4), np.float32)
     img[:, :6] = 2.0 * rng.standard_normal((3, 6, 4))
-    img[:, 6:] = 1e3  # padding must not count
+    within = float((img[:, :6] - img[:, :6].mean(1, keepdims=True)).std())
+    img[:, :6] += np.array([[[-50.0]], [[0.0]], [[50.0]]])  # scene offsets must not count
+    img[:, 6:] = 1e3  # nor padding
     bank = TrainBank([None] * 3, img, 0.5 * img, np.full(3, 6), np.zeros(3, np.float32))
     si, se = feature_noise_scale(bank, 1.0)
-    assert si == pytest.approx(float(img[:, :6].std()), rel=1e-6) and se == pytest.approx(si / 2)
+    assert si == pytest.approx(within, rel=1e-5) and se == pytest.approx(si / 2, rel=1e-5)
     assert feature_noise_scale(bank, 0.0) == (0.0, 0.0)
