@@ -297,6 +297,8 @@ class TemporalFusion(nn.Module):
         pad = None
         if self.cfg.mask_padding and lengths is not None:
             pad = padding_mask(lengths, image.shape[1])
+            if not self.training and not bool(pad.any()):
+                pad = None  # nothing to mask: same result, and attention's fast path applies
         use = self.cfg.modalities
         if "image" in use:
             zi = self.whiten_image(
