@@ -275,6 +275,17 @@ def main() -> None:
         plot()
 
 
+LABELS = {
+    "paper": "published recipe (90 steps)",
+    "nonoise_small": "400 steps, median centring, no noise",
+    "nonoise_small_nonorm": "400 steps, no noise",
+    "median_small": "400 steps, median centring, noise (global std)",
+    "small_globalstd": "400 steps, noise (global std)",
+    "small": "small preset: 400 steps, noise (within-video std)",
+}
+"""Variants drawn in the curve plots (run names of the study; the rest are in the CSVs)."""
+
+
 def plot() -> None:
     """``summary.csv`` (mean, std over seeds) and the curve PNGs from the run CSVs."""
     import matplotlib
@@ -301,13 +312,17 @@ def plot() -> None:
     for (data, n), part in curves.groupby(["data", "n_per_class"]):
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         for variant, v in part.groupby("variant", sort=False):
+            if variant not in LABELS:
+                continue
             m = v.groupby("step").mean(numeric_only=True).reset_index()
-            axes[0].plot(m["step"], m["test_frame_auc"], label=variant)
-            axes[1].plot(m["step"], m["val_video_auc"], label=variant)
-            axes[2].plot(m["step"], m["cls"], label=variant)
+            seeds = v["seed"].nunique()
+            label = f"{LABELS[variant]} ({seeds} seed{'s' if seeds > 1 else ''})"
+            axes[0].plot(m["step"], m["test_frame_auc"], label=label)
+            axes[1].plot(m["step"], m["val_video_auc"], label=label)
+            axes[2].plot(m["step"], m["cls"], label=label)
         for ax, t in zip(axes, ("test frame AUC", "val video AUC", "train top-k MIL loss")):
             ax.set_xlabel("optimizer step")
-            ax.set_title(f"{data}, {n}+{n} videos: {t} (mean over seeds)")
+            ax.set_title(f"{data}, {n}+{n} videos: {t}", fontsize=9)
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)
         fig.tight_layout()
