@@ -12,6 +12,9 @@ Figures (``bench`` key):
   steps/s and videos/s, the first step timed apart (allocator / compile warm-up);
 * ``train.test_pass``: reading the test list and scoring every test video (``read`` and
   ``predict`` apart) and the reference's video-by-video loop for comparison;
+* ``train.eval_in_training``: one evaluation during training (``--select test``): forward
+  pass over the test features already in memory plus the headline metrics, and ``before_s``,
+  the padded 256-snippet pass plus the full per-class metrics it replaced;
 * ``train.ten_epochs``: bank + 10 epochs + test pass, the cost of a whole UCF-style run.
 """
 
@@ -37,8 +40,10 @@ import torch  # noqa: E402
 from iefvad.data.bank import BatchSampler, DeviceBank, build_bank  # noqa: E402
 from iefvad.data.csv_lists import read_list  # noqa: E402
 from iefvad.data.features import chunk  # noqa: E402
+from iefvad.data.groundtruth import load_gt  # noqa: E402
 from iefvad.datasets.specs import get_spec  # noqa: E402
-from iefvad.engine.evaluate import autocast, load_test_set, predict  # noqa: E402
+from iefvad.engine.evaluate import autocast, compute_metrics, load_test_set, predict  # noqa: E402
+from iefvad.engine.train import selection_metrics  # noqa: E402
 from iefvad.models.losses import ief_vad_loss  # noqa: E402
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift  # noqa: E402
 from iefvad.synthetic.features import SynthSpec, make_feature_set  # noqa: E402
@@ -207,6 +212,36 @@ def main() -> None:
             read_s=round(t_read, 3),
             predict_s=round(t_pred, 3),
             **fields,
+            **common,
+        )
+        # one in-training evaluation (--select test / --eval_every): features already in
+        # memory, a forward pass and the headline metrics; "before" is the padded 256-snippet
+        # pass plus the full metrics (per class, abnormal-only) that it used to run
+        gt = load_gt(root / "gt.npy")
+        t0 = time.perf_counter()
+        pred = predict(model, test, device, amp=args.amp)
+        sync(device)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        selection_metrics(pred, gt, test_rows, ds)
+        t_sel = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        predict(model, test, device, amp=args.amp, transform=lambda i, e, c: (i, e))
+        sync(device)
+        t_padded = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        compute_metrics(pred, gt, test_rows, ds, detection=False)
+        t_full = time.perf_counter() - t0
+        emit(
+            bench="train.eval_in_training",
+            seconds=round(t_fast + t_sel, 3),
+            predict_s=round(t_fast, 3),
+            metrics_s=round(t_sel, 3),
+            before_s=round(t_padded + t_full, 3),
+            before_predict_padded_s=round(t_padded, 3),
+            before_full_metrics_s=round(t_full, 3),
+            videos=len(test_rows),
+            chunks=int(test.image.shape[0]),
             **common,
         )
         emit(

@@ -16,6 +16,7 @@ from typing import Any
 from iefvad.cli.reliability import add_recipe_args, recipe_model_fields, recipe_record
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
+from iefvad.engine.budget import PRESETS, default_preset, preset_defaults
 from iefvad.engine.report import TestConfig
 from iefvad.engine.resume import state_path
 from iefvad.engine.train import SELECTIONS, TrainConfig
@@ -125,6 +126,26 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--gamma", type=float)
     g.add_argument("--lam", type=float, help="weight of the alignment + KL terms")
     g.add_argument("--seed", type=int, default=42)
+    g.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="paper: the dataset's published preset (budget in epochs); small: batch 4, at "
+        "least --min_steps optimizer steps with milestones as fractions of them, lr 5e-4, "
+        "lam 0.1, --feature_noise 1 (default: small for custom, "
+        "paper for the benchmarks; docs/training.md)",
+    )
+    g.add_argument(
+        "--min_steps",
+        type=int,
+        help="raise --max_epoch until the run has this many optimizer steps "
+        "(small preset: 400 unless --max_epoch is given)",
+    )
+    g.add_argument(
+        "--feature_noise",
+        type=float,
+        help="add Gaussian noise of this many feature stds to each training batch, against "
+        "memorising a few dozen videos (default 0; small preset 1.0)",
+    )
     g = p.add_argument_group("model selection and outputs")
     g.add_argument(
         "--select",
@@ -170,17 +191,28 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
     """Merge CLI values with the dataset preset; also return where each value came from."""
     dataset = args.dataset or "ucfcrime"
     spec = resolve_spec(dataset, args.normal_label)
-    preset = spec.preset
+    preset_name = args.preset or default_preset(spec)
+    defaults, budget, model_defaults = preset_defaults(preset_name, spec.preset)
     source: dict[str, str] = {}
     chosen: dict[str, Any] = {}
     for name in ("batch_size", "lr", "max_epoch", "milestones", "gamma", "lam"):
         cli = getattr(args, name)
         chosen[name] = tuple(cli) if name == "milestones" and cli is not None else cli
         if cli is None:
-            chosen[name] = getattr(preset, name)
-            source[name] = f"preset {dataset}"
+            chosen[name] = defaults[name]
+            source[name] = (
+                f"preset {dataset}" if preset_name == "paper" else f"preset {preset_name}"
+            )
         else:
             source[name] = "command line"
+    if args.max_epoch is not None:  # an explicit epoch count is honoured as given
+        budget["min_steps"] = 0
+    if args.milestones is not None:
+        budget["milestone_fractions"] = None
+    if args.min_steps is not None:
+        budget["min_steps"] = args.min_steps
+    if args.feature_noise is not None:
+        budget["feature_noise"] = args.feature_noise
     spec = with_preset(spec, **chosen)
     lists = default_paths(dataset)
     exp = args.exp_name or dataset
@@ -215,13 +247,14 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         workers=args.workers,
         event_dir=args.event_dir_name,
         image_dir=args.image_dir_name,
-        model=recipe_model_fields(args, model_fields(args)),
+        model=recipe_model_fields(args, {**model_defaults, **model_fields(args)}),
         uncertainty=recipe_record(args),
         final_test=not args.no_test,
         progress=not args.no_progress,
         wandb=args.wandb,
         tensorboard=args.tensorboard,
         resume=resume,
+        **budget,
     )
     return cfg, source
 

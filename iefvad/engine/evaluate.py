@@ -104,20 +104,34 @@ def predict(
     was_training = model.training
     model.eval()
     c = test.image.shape[0]
-    probs = torch.empty(c, CLIP_LEN)
-    wi = torch.empty(c, CLIP_LEN)
-    we = torch.empty(c, CLIP_LEN)
+    probs = torch.zeros(c, CLIP_LEN)
+    wi = torch.zeros(c, CLIP_LEN)
+    we = torch.zeros(c, CLIP_LEN)
+    # A model that masks padding ignores padded snippets, so its chunks can run sorted by
+    # length with each batch cut to its longest chunk: the cost follows the real snippets, not
+    # 256 per chunk (a 24-snippet video otherwise pays ~100x its attention cost). Unmasked
+    # (released) models and degraded inputs keep the fixed 256-snippet chunks.
+    trim = transform is None and getattr(model.cfg, "mask_padding", False)
+    # (on a CPU small batches keep the cut tight; the result does not depend on the batching)
+    order = torch.argsort(test.chunk_lengths, descending=True, stable=True) if trim else None
+    if trim and device.type == "cpu":
+        batch_size = min(batch_size, 8)
     for s in range(0, c, batch_size):
-        sl = slice(s, min(c, s + batch_size))
-        img = test.image[sl].to(device, non_blocking=True)
-        evt = test.event[sl].to(device, non_blocking=True)
+        if order is None:
+            idx = torch.arange(s, min(c, s + batch_size))
+            t = CLIP_LEN
+        else:
+            idx = order[s : s + batch_size]
+            t = max(1, int(test.chunk_lengths[idx].max()))
+        img = test.image[idx, :t].to(device, non_blocking=True)
+        evt = test.event[idx, :t].to(device, non_blocking=True)
         if transform is not None:
-            img, evt = transform(img, evt, torch.arange(sl.start, sl.stop))
+            img, evt = transform(img, evt, idx)
         with autocast(device, amp):
-            out = model(img, evt, test.chunk_lengths[sl].to(device))
-        probs[sl] = torch.sigmoid(out.logits.float()).cpu()
-        wi[sl] = out.w_image.float().mean(-1).cpu()
-        we[sl] = out.w_event.float().mean(-1).cpu()
+            out = model(img, evt, test.chunk_lengths[idx].to(device))
+        probs[idx, :t] = torch.sigmoid(out.logits.float()).cpu()
+        wi[idx, :t] = out.w_image.float().mean(-1).cpu()
+        we[idx, :t] = out.w_event.float().mean(-1).cpu()
     model.train(was_training)
     scores, w_image, w_event = [], [], []
     start = 0

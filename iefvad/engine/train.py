@@ -42,6 +42,7 @@ from iefvad.data.csv_lists import ListError, ListRow, read_list
 from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.datasets.specs import DatasetSpec
 from iefvad.devices import DeviceError, resolve_device  # noqa: F401 (re-exported)
+from iefvad.engine.budget import plan_budget
 from iefvad.engine.evaluate import (
     TestSet,
     autocast,
@@ -49,7 +50,9 @@ from iefvad.engine.evaluate import (
     headline,
     load_test_set,
     predict,
+    video_results,
 )
+from iefvad.engine.metrics import abnormal_only, auc_ap
 from iefvad.engine.outpaths import OutputPathError, check_output_dir
 from iefvad.engine.reliability import make_step
 from iefvad.engine.resume import (
@@ -118,6 +121,17 @@ class TrainConfig:
     """Print a line per epoch (the demo, which trains three small models, turns it off)."""
     wandb: bool = False
     tensorboard: bool = False
+    min_steps: int = 0
+    """Raise ``max_epoch`` until the run takes at least this many optimizer steps (small
+    datasets have few steps per epoch; :mod:`iefvad.engine.recipes`)."""
+    milestone_fractions: tuple[float, ...] | None = None
+    """When set, the lr milestones are these fractions of the (adapted) epoch budget and
+    ``milestones`` is ignored."""
+    feature_noise: float = 0.0
+    """Training augmentation: add Gaussian noise of this many within-video feature stds (per
+    stream) to every batch; 0 = off (docs/training.md)."""
+    epoch_hook: Any = None
+    """Optional ``hook(epoch, step, model)`` called after each epoch (studies, curves)."""
     resume: Path | None = None
     """Continue from this state file (:mod:`iefvad.engine.resume`); None starts afresh."""
 
@@ -126,6 +140,7 @@ class TrainConfig:
 
     def as_record(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("epoch_hook", None)
         d["spec"] = self.spec.name
         d["normal_label"] = self.spec.normal_label
         return json.loads(json.dumps(d, default=str))
@@ -453,6 +468,29 @@ class StepLosses:
         self.pending.clear()
 
 
+def feature_noise_scale(bank: TrainBank, fraction: float) -> tuple[float, float]:
+    """``fraction`` times each stream's *within-video* std: of the valid training snippets
+    around their row's mean, so that offsets between videos (scenes) do not inflate it."""
+    if fraction <= 0:
+        return 0.0, 0.0
+    rows = np.arange(min(len(bank), 256))
+    valid = np.arange(bank.image.shape[1])[None, :] < bank.lengths[rows, None]
+    out = []
+    for x in (bank.image, bank.event):
+        x = np.asarray(x[rows], dtype=np.float64)
+        mean = (x * valid[..., None]).sum(1, keepdims=True) / valid.sum(1)[:, None, None]
+        out.append(fraction * float((x - mean)[valid].std()))
+    return out[0], out[1]
+
+
+def selection_metrics(pred, gt, rows: Sequence[ListRow], spec: DatasetSpec) -> dict:
+    """Frame AUC/AP and abnormal-video AUC of one in-training test pass (what ``--select
+    test`` compares); the per-class breakdown is left to the final evaluation."""
+    scores = pred.frame_scores()
+    videos = video_results(rows, [s.size for s in pred.scores], spec)
+    return {**auc_ap(gt.frames, scores), **abnormal_only(videos, gt.frames, scores)}
+
+
 def _say(msg: str) -> None:
     tqdm.write(msg)
 
@@ -562,7 +600,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     if cfg.resume is not None:
         resume = read_state(cfg.resume)
         check_same_settings(cfg.resume, resume["train"], cfg.as_record())
-        if resume["epoch"] >= cfg.max_epoch:
+        if resume["epoch"] >= cfg.max_epoch and not cfg.min_steps:
             raise ResumeError(
                 f"--resume: {cfg.resume} has trained {resume['epoch']} epochs already and "
                 f"--max_epoch is {cfg.max_epoch}: nothing is left to train; pass a --max_epoch "
@@ -617,11 +655,26 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     mcfg = ModelConfig.from_dict({**cfg.model, "dim": bank.dim})
     model = IEFVAD(mcfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), cfg.gamma)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     sampler = BatchSampler(bank.labels, cfg.batch_size, spec.paired, cfg.seed)
+    max_epoch, milestones = plan_budget(
+        len(sampler), cfg.max_epoch, cfg.milestones, cfg.min_steps, cfg.milestone_fractions
+    )
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), cfg.gamma)
+    if (max_epoch, milestones) != (cfg.max_epoch, tuple(cfg.milestones)):
+        _say(
+            f"[train] budget: {max_epoch} epochs x {len(sampler)} steps (min_steps "
+            f"{cfg.min_steps}); lr milestones at epochs {list(milestones)}"
+        )
+    if resume is not None and resume["epoch"] >= max_epoch:
+        raise ResumeError(
+            f"--resume: {cfg.resume} has trained {resume['epoch']} epochs already, the whole "
+            f"budget ({max_epoch} epochs): nothing is left to train (the finished model is "
+            f"{ckpt_path})"
+        )
     dev_bank = DeviceBank(bank, device)
     shift = kl_shift(mcfg)
+    noise_scale = feature_noise_scale(bank, cfg.feature_noise)
     recipe = make_step(cfg.uncertainty, mcfg.modalities, cfg.seed)  # None: the plain step
 
     eval_every = cfg.eval_every
@@ -696,9 +749,9 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             key = (vals["val_auc"] if vals["val_auc"] is not None else 0.0, -vals["val_bce"])
         else:
             assert test_set is not None
-            m = compute_metrics(
-                predict(model, test_set, device, amp=cfg.amp), gt, test_rows, spec, detection=False
-            )
+            # features already in memory; only the headline metrics (no per-class pass)
+            pred = predict(model, test_set, device, amp=cfg.amp)
+            m = selection_metrics(pred, gt, test_rows, spec)
             vals = {k: m[k] for k in ("auc", "ap", "ano_auc")}
             key = (m[spec.headline] or 0.0,)
         vals, key = _plain(vals), _plain(key)
@@ -754,7 +807,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     pos: dict[str, Any] = {"epoch": start_epoch, "step": start_step, "rng": None}
     try:
         with DeferredInterrupt() as stop:
-            for epoch in range(start_epoch, cfg.max_epoch):
+            for epoch in range(start_epoch, max_epoch):
                 model.train()
                 skip = start_step if epoch == start_epoch else 0
                 pos.update(epoch=epoch, step=skip, rng=sampler.rng.bit_generator.state)
@@ -762,7 +815,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
                     itertools.islice(sampler.epoch(), skip, None),
                     total=steps_per_epoch,
                     initial=skip,
-                    desc=f"epoch {epoch + 1}/{cfg.max_epoch}",
+                    desc=f"epoch {epoch + 1}/{max_epoch}",
                     disable=not cfg.progress,
                     unit="step",
                     leave=False,
@@ -772,6 +825,9 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
                     steps.sums = np.asarray(resume["loss_sums"], dtype=np.float64)
                 for idx in bar:
                     img, evt, lengths, labels = dev_bank.gather(idx)
+                    if cfg.feature_noise > 0:  # fresh noise each step: no exact row to memorise
+                        img = img + noise_scale[0] * torch.randn_like(img)
+                        evt = evt + noise_scale[1] * torch.randn_like(evt)
                     with autocast(device, cfg.amp):
                         if recipe is None:
                             out = step_model(img, evt, lengths)
@@ -819,6 +875,8 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
                     msg += f"; best {best['metrics']} at step {best['step']}"
                 if cfg.epoch_lines:
                     _say(msg)
+                if cfg.epoch_hook is not None:
+                    cfg.epoch_hook(epoch + 1, global_step, model)
                 if cfg.select == "test" and best_state is not None:
                     model.load_state_dict(best_state)  # reference: reload the best each epoch
                 pos.update(epoch=epoch + 1, step=0, rng=sampler.rng.bit_generator.state)
@@ -856,7 +914,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             **best["metrics"],
         }
     else:
-        selection = {"mode": "last", "epoch": cfg.max_epoch, "step": global_step}
+        selection = {"mode": "last", "epoch": max_epoch, "step": global_step}
     if cfg.select == "test":
         selection["warning"] = "selected on the test set (reference protocol): optimistic"
     train_secs = secs_before + time.perf_counter() - t0

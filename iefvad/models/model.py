@@ -44,6 +44,7 @@ SHARE_FUSIONS = ("concat", "cross_attention")
 """Rules without fusion weights: their ``w_image`` / ``w_event`` report each modality's
 contribution share ``|c_i| / (|c_i| + |c_e|)`` per value (docs/fusion.md), not a weight."""
 DEFAULT_FUSION = "reference"
+INPUT_NORMS = ("none", "video_median", "video_mean")
 """Fusion of new models (released checkpoints always load as ``reference``)."""
 
 
@@ -114,6 +115,16 @@ class ModelConfig:
         off="keep the null slot's logit offsets fixed at log 256",
     )
     """Learn the null slot's logit offsets (False: fixed at their initial ``log 256``)."""
+    input_norm: str = _opt(
+        "none",
+        "subtract each input row's median or mean over its valid snippets (docs/training.md)",
+        choices=INPUT_NORMS,
+        shown="default none: the released models",
+    )
+    """``none`` (released models); ``video_median`` / ``video_mean``: subtract each input
+    row's median / mean over its valid snippets from both streams, so that a per-video offset
+    (camera, scene) shared by normal and abnormal videos is gone before the first layer. The
+    median keeps an anomaly that covers less than half of the row (docs/training.md)."""
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
@@ -130,6 +141,10 @@ class ModelConfig:
             raise UserInputError(f"weight_power must be > 0, got {self.weight_power}")
         if self.robust_steps < 0:
             raise UserInputError(f"robust_steps must be >= 0, got {self.robust_steps}")
+        if self.input_norm not in INPUT_NORMS:
+            raise UserInputError(
+                f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {self.input_norm!r}"
+            )
 
     @classmethod
     def released(cls, **fields: Any) -> ModelConfig:
@@ -176,6 +191,23 @@ class FusionOutput(NamedTuple):
 def padding_mask(lengths: Tensor, t: int) -> Tensor:
     """``[B, T]`` bool, True at padded positions (index >= length)."""
     return torch.arange(t, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+def center_rows(x: Tensor, lengths: Tensor | None, how: str) -> Tensor:
+    """``x`` ``[B, T, D]`` minus each row's median or mean over its first ``lengths`` snippets
+    (all ``T`` when ``lengths`` is None); padded positions are centred the same way."""
+    if how == "none":
+        return x
+    if lengths is None:
+        ref = x.median(1, keepdim=True).values if how == "video_median" else x.mean(1, True)
+        return x - ref
+    pad = padding_mask(lengths, x.shape[1])[..., None]
+    if how == "video_median":
+        ref = torch.nanmedian(x.masked_fill(pad, float("nan")), 1, keepdim=True).values
+    else:
+        n = (~pad).sum(1, keepdim=True).clamp(min=1)
+        ref = x.masked_fill(pad, 0.0).sum(1, keepdim=True) / n
+    return x - torch.nan_to_num(ref)
 
 
 def contribution_shares(c_i: Tensor, c_e: Tensor) -> tuple[Tensor, Tensor]:
@@ -324,9 +356,14 @@ class TemporalFusion(nn.Module):
             raise ValueError(
                 f"features have width D={image.shape[-1]} but the model expects D={self.cfg.dim}"
             )
+        if self.cfg.input_norm != "none":
+            image = center_rows(image, lengths, self.cfg.input_norm)
+            event = center_rows(event, lengths, self.cfg.input_norm)
         pad = None
         if self.cfg.mask_padding and lengths is not None:
             pad = padding_mask(lengths, image.shape[1])
+            if not self.training and not bool(pad.any()):
+                pad = None  # nothing to mask: same result, and attention's fast path applies
         use = self.cfg.modalities
         if "image" in use:
             zi = self.whiten_image(

@@ -56,7 +56,9 @@ class SynthSpec:
     span_fraction: tuple[float, float] = (0.1, 0.2)
     """Each anomalous span covers this fraction range of its video."""
     signal_modality: str = "both"
-    """``both``, ``image`` or ``event``: where the anomaly direction is planted."""
+    """``both``, ``image`` or ``event``: where the anomaly direction is planted; ``split``:
+    in the image stream for the first abnormal class, the event stream for the second (and so
+    on alternately), so that each stream carries the anomaly of some classes only."""
     burst_modality: str = "none"
     """``none``, ``image``, ``event`` or ``both``: the stream(s) with noise bursts."""
     burst_fraction: float = 0.0
@@ -79,13 +81,14 @@ class SynthSet:
 
 
 MODALITY_CHOICES = ("both", "image", "event")
+SIGNAL_CHOICES = (*MODALITY_CHOICES, "split")
 
 
 def check_spec(spec: SynthSpec) -> None:
     """Reject impossible settings with the field name."""
-    if spec.signal_modality not in MODALITY_CHOICES:
+    if spec.signal_modality not in SIGNAL_CHOICES:
         raise ValueError(
-            f"signal_modality must be one of {MODALITY_CHOICES}, got {spec.signal_modality!r}"
+            f"signal_modality must be one of {SIGNAL_CHOICES}, got {spec.signal_modality!r}"
         )
     if spec.burst_modality not in ("none", *MODALITY_CHOICES):
         raise ValueError(
@@ -132,13 +135,13 @@ def make_feature_set(
     rng = np.random.default_rng(spec.seed)
     direction = rng.standard_normal((2, spec.dim)).astype(np.float32)
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    plant = {"both": (1.0, 1.0), "image": (1.0, 0.0), "event": (0.0, 1.0)}[spec.signal_modality]
+    plants = {"both": (1.0, 1.0), "image": (1.0, 0.0), "event": (0.0, 1.0)}
     bursty = {"none": (False, False), "both": (True, True), "image": (True, False)}.get(
         spec.burst_modality, (False, True)
     )
 
     prototypes = spec.scene * rng.standard_normal((spec.scenes, spec.dim)).astype(np.float32)
-    jobs = []  # (path_img, path_evt, T, spans, scene, seed)
+    jobs = []  # (path_img, path_evt, T, spans, scene, seed, plant)
     train_rows, test_rows, gt_videos = [], [], []
     for split, nn_, na in (
         ("train", spec.train_normal, spec.train_abnormal),
@@ -149,6 +152,10 @@ def make_feature_set(
         for i in range(nn_ + na):
             normal = i < nn_
             cls = NORMAL_LABEL if normal else ABNORMAL_CLASSES[i % len(ABNORMAL_CLASSES)]
+            where = spec.signal_modality
+            if where == "split" and not normal:
+                where = ("image", "event")[ABNORMAL_CLASSES.index(cls) % 2]
+            plant = plants.get(where, (0.0, 0.0))
             stem = f"Normal_Videos_{split}{i:03d}_x264" if normal else f"{cls}{split}{i:03d}_x264"
             folder = Path(cls)
             if spec.layout == "custom":
@@ -162,7 +169,7 @@ def make_feature_set(
             for c in crops:
                 rel = folder / f"{stem}__{c}.npy"
                 img, evt = root / "rgb" / rel, root / "event_thr_10" / rel
-                jobs.append((img, evt, t, spans, scene, int(rng.integers(2**31))))
+                jobs.append((img, evt, t, spans, scene, int(rng.integers(2**31)), plant))
                 (train_rows if split == "train" else test_rows).append((img, cls))
             if split == "test":
                 frames = SNIPPET_FRAMES * t
@@ -170,7 +177,7 @@ def make_feature_set(
                 gt_videos.append(VideoGT(stem, cls, frames, segs))
 
     def write(job) -> None:
-        img_path, evt_path, t, spans, scene, seed = job
+        img_path, evt_path, t, spans, scene, seed, plant = job
         r = np.random.default_rng(seed)
         mask = np.zeros(t, dtype=np.float32)
         for s, e in spans:
