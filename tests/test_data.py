@@ -40,6 +40,32 @@ def test_bank_rows_equal_per_file_resampling(synth_set, tmp_path):
     np.testing.assert_array_equal(lengths.numpy(), bank.lengths[idx])
 
 
+@pytest.mark.parametrize("damage", ["meta_json", "truncated_npy", "missing_npy", "wrong_rows"])
+def test_a_damaged_cache_entry_is_reported_and_rebuilt(synth_set, tmp_path, damage):
+    spec = get_spec("ucfcrime")
+    rows = read_list(synth_set.train_csv, event_dir=spec.event_dir)
+    fresh = build_bank(rows, spec, progress=False)
+    build_bank(rows, spec, cache_dir=tmp_path, progress=False)
+    (entry,) = tmp_path.glob("bank-*")
+    if damage == "meta_json":
+        (entry / "meta.json").write_text('{"rows": 3, "len')
+    elif damage == "truncated_npy":
+        data = (entry / "image.npy").read_bytes()
+        (entry / "image.npy").write_bytes(data[: len(data) // 3])
+    elif damage == "missing_npy":
+        (entry / "event.npy").unlink()
+    else:
+        (entry / "meta.json").write_text('{"rows": 2, "lengths": [3, 4]}')
+    with pytest.warns(UserWarning, match=rf"--cache_dir entry {entry} is damaged .*rebuilding"):
+        again = build_bank(rows, spec, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(np.asarray(again.image), fresh.image)
+    np.testing.assert_array_equal(np.asarray(again.event), fresh.event)
+    np.testing.assert_array_equal(again.lengths, fresh.lengths)
+    reread = build_bank(rows, spec, cache_dir=tmp_path, progress=False)  # the rebuilt entry
+    assert isinstance(reread.image, np.memmap)
+    np.testing.assert_array_equal(np.asarray(reread.image), fresh.image)
+
+
 def test_paired_sampler_takes_normal_then_abnormal():
     labels = np.array([0] * 10 + [1] * 7, dtype=np.float32)
     s = BatchSampler(labels, batch_size=3, paired=True, seed=0)

@@ -99,6 +99,39 @@ def _alloc(shape: tuple[int, ...], where: Path | None, name: str) -> np.ndarray:
     return np.lib.format.open_memmap(where / name, mode="w+", dtype=np.float32, shape=shape)
 
 
+def _read_cached(where: Path, shape: tuple[int, ...]) -> tuple | None:
+    """``(image, event, lengths)`` of a finished cache entry, or None when there is none. An
+    entry that is damaged (unreadable ``meta.json``, missing or truncated arrays, other shapes)
+    is reported, removed and rebuilt: a cache never decides what the model trains on."""
+    meta_path = where / "meta.json"
+    if not meta_path.is_file():
+        return None  # not there, or a build that did not finish (meta.json is written last)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        lengths = np.asarray(meta["lengths"], dtype=np.int64)
+        arrays = [np.load(where / f"{m}.npy", mmap_mode="r") for m in ("image", "event")]
+        problem = next(
+            (
+                f"{m}.npy has shape {a.shape} and dtype {a.dtype}, expected {shape} float32"
+                for m, a in zip(("image", "event"), arrays)
+                if a.shape != shape or a.dtype != np.float32
+            ),
+            None,
+        )
+        if problem is None and lengths.shape != (shape[0],):
+            problem = f"meta.json lists {lengths.size} lengths for {shape[0]} rows"
+        if problem is None:
+            return arrays[0], arrays[1], lengths
+    except (OSError, ValueError, KeyError, TypeError) as e:  # truncated .npy, broken JSON
+        problem = f"{type(e).__name__}: {e}"
+    warnings.warn(
+        f"--cache_dir entry {where} is damaged ({problem}); rebuilding it from the feature files",
+        stacklevel=3,
+    )
+    shutil.rmtree(where, ignore_errors=True)
+    return None
+
+
 def build_bank(
     rows: Sequence[ListRow],
     spec: DatasetSpec,
@@ -126,16 +159,9 @@ def build_bank(
     if cache_dir is not None:
         key = bank_key(rows, n, dim, nan_policy)
         where = Path(cache_dir) / f"bank-{key}"
-        meta_path = where / "meta.json"
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            return TrainBank(
-                rows,
-                np.load(where / "image.npy", mmap_mode="r"),
-                np.load(where / "event.npy", mmap_mode="r"),
-                np.asarray(meta["lengths"], dtype=np.int64),
-                labels,
-            )
+        cached = _read_cached(where, shape)
+        if cached is not None:
+            return TrainBank(rows, cached[0], cached[1], cached[2], labels)
         where.mkdir(parents=True, exist_ok=True)
     elif nbytes > 0.6 * available_memory():
         tmpdir = tempfile.mkdtemp(prefix="iefvad-bank-")
