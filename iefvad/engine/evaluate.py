@@ -111,7 +111,8 @@ def predict(
     # length with each batch cut to its longest chunk: the cost follows the real snippets, not
     # 256 per chunk (a 24-snippet video otherwise pays ~100x its attention cost). Unmasked
     # (released) models and degraded inputs keep the fixed 256-snippet chunks.
-    trim = transform is None and getattr(model.cfg, "mask_padding", False)
+    # (any module with the fusion output works here; only our models carry a config)
+    trim = transform is None and getattr(getattr(model, "cfg", None), "mask_padding", False)
     # (on a CPU small batches keep the cut tight; the result does not depend on the batching)
     order = torch.argsort(test.chunk_lengths, descending=True, stable=True) if trim else None
     if trim and device.type == "cpu":
