@@ -156,3 +156,18 @@ def test_camera_failure_hits_exactly_its_span():
             assert (failed[0] != failed[1]).mean() > 0.9
             again = [f.copy() for f in camera_failure(render_frames(plan, SMALL), span, mode, 3)]
             np.testing.assert_array_equal(np.stack(again[:40]), got)  # seeded
+
+
+def test_failure_videos_of_the_camera_failure_study():
+    from iefvad.studies.camera_failure import FailureConfig, failure_videos
+
+    plans = plan_dataset(SMALL)
+    cfg = FailureConfig(span_snippets=2)
+    got = failure_videos(plans, cfg)
+    assert [(f.plan.name, f.mode) for f in got] == [
+        (name, mode) for name in ("test_normal_01", "test_motion_01") for mode in FAILURES
+    ]
+    for f in got:
+        s, e = f.span
+        assert s % 16 == 0 and e - s == 32 and s >= 16 and e <= f.plan.frames - 16
+    assert [f.span for f in failure_videos(plans, cfg)] == [f.span for f in got]
