@@ -12,8 +12,10 @@ import numpy as np
 import torch
 
 from iefvad.synthetic.videos import (
+    FAILURES,
     DemoVideoSpec,
     calibration_plans,
+    camera_failure,
     make_demo_videos,
     plan_dataset,
     plan_video,
@@ -131,3 +133,41 @@ def test_motion_anomaly_shows_in_events():
         inside = [k for k in range(len(active)) if 16 * k >= s and 16 * k + 16 <= e]
         outside = [k for k in range(len(active)) if 16 * k + 16 <= s or 16 * k >= e]
         assert min(active[inside]) > 2 * max(active[outside]), (behaviour, active)
+
+
+def test_camera_failure_hits_exactly_its_span():
+    plan = plan_dataset(SMALL)[4]
+    clean = frames_of(plan, SMALL, 40)
+    span = (10, 25)
+    inside = np.zeros(len(clean), bool)
+    inside[span[0] : span[1]] = True
+    for mode in FAILURES:
+        got = np.stack(
+            [f.copy() for f in camera_failure(render_frames(plan, SMALL), span, mode, seed=3)][:40]
+        )
+        np.testing.assert_array_equal(got[~inside], clean[~inside])  # untouched elsewhere
+        failed = got[inside]
+        if mode == "black":
+            assert not failed.any()
+        elif mode == "frozen":
+            assert (failed == clean[span[0] - 1]).all()
+        else:  # heavy noise: unlike the frame, spread over the whole range, new every frame
+            assert failed.std() > 60 and np.abs(failed.astype(int) - clean[inside]).mean() > 40
+            assert (failed[0] != failed[1]).mean() > 0.9
+            again = [f.copy() for f in camera_failure(render_frames(plan, SMALL), span, mode, 3)]
+            np.testing.assert_array_equal(np.stack(again[:40]), got)  # seeded
+
+
+def test_failure_videos_of_the_camera_failure_study():
+    from iefvad.studies.camera_failure import FailureConfig, failure_videos
+
+    plans = plan_dataset(SMALL)
+    cfg = FailureConfig(span_snippets=2)
+    got = failure_videos(plans, cfg)
+    assert [(f.plan.name, f.mode) for f in got] == [
+        (name, mode) for name in ("test_normal_01", "test_motion_01") for mode in FAILURES
+    ]
+    for f in got:
+        s, e = f.span
+        assert s % 16 == 0 and e - s == 32 and s >= 16 and e <= f.plan.frames - 16
+    assert [f.span for f in failure_videos(plans, cfg)] == [f.span for f in got]

@@ -45,6 +45,13 @@ def parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=0, help="torch CPU threads (0: available cores, max 4)"
     )
     p.add_argument("--progress", action="store_true", help="progress bars")
+    p.add_argument(
+        "--camera_failure",
+        action="store_true",
+        help="instead of the table: test videos whose camera goes black, frozen or noisy for a "
+        "while, the fused model trained with the released and the reliable recipe, their "
+        "weights inside vs outside the failure (docs/demo.md)",
+    )
     return p
 
 
@@ -77,6 +84,14 @@ def _main(args: argparse.Namespace) -> None:
     if args.max_epoch is not None:
         cfg.epochs = args.max_epoch
     cfg.device, cfg.threads, cfg.progress = args.device, args.threads, args.progress
+    if args.camera_failure:
+        from iefvad.studies import camera_failure
+
+        out = camera_failure.run_camera_failure(camera_failure.FailureConfig(demo=cfg))
+        print()
+        print(camera_failure.format_summary(out["table"]))
+        print(f"[demo] {out['summary']}, {out['figure']}")
+        return
     res = demo.run_demo(cfg)
     print()
     print(demo.format_table(res.table))

@@ -44,7 +44,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -496,8 +496,48 @@ def render_frames(plan: VideoPlan, spec: DemoVideoSpec) -> Iterator[np.ndarray]:
         yield noise.apply(frame)
 
 
-def write_video(plan: VideoPlan, spec: DemoVideoSpec, path: str | os.PathLike[str]) -> Path:
-    """Render ``plan`` into a video file (``spec.fourcc``); returns the path."""
+FAILURES: tuple[str, ...] = ("black", "frozen", "noise")
+"""Camera failures :func:`camera_failure` applies: a black screen, a frozen picture (the last
+good frame repeated) and heavy noise (uniform gray levels, new every frame)."""
+
+
+def camera_failure(
+    frames: Iterable[np.ndarray], span: tuple[int, int], mode: str, seed: int = 0
+) -> Iterator[np.ndarray]:
+    """``frames`` with the camera failing on frames ``[start, end)`` of ``span``: ``black``
+    (all zeros), ``frozen`` (the frame before the span repeated; the first frame when the span
+    starts at 0) or ``noise`` (uniform noise over 0..255, seeded by ``seed``). Frames outside
+    the span pass through untouched. Yields new arrays inside the span (copy the others to keep
+    them, as for :func:`render_frames`)."""
+    if mode not in FAILURES:
+        raise ValueError(f"mode must be one of {FAILURES}, found {mode!r}")
+    start, end = span
+    rng = np.random.default_rng(seed)
+    last: np.ndarray | None = None
+    for t, frame in enumerate(frames):
+        if not start <= t < end:
+            yield frame
+            if t == start - 1:
+                last = frame.copy()
+            continue
+        if mode == "black":
+            yield np.zeros_like(frame)
+        elif mode == "frozen":
+            if last is None:
+                last = frame.copy()
+            yield last.copy()
+        else:
+            yield rng.integers(0, 256, frame.shape, dtype=np.uint8)
+
+
+def write_video(
+    plan: VideoPlan,
+    spec: DemoVideoSpec,
+    path: str | os.PathLike[str],
+    failure: tuple[str, tuple[int, int], int] | None = None,
+) -> Path:
+    """Render ``plan`` into a video file (``spec.fourcc``); returns the path. ``failure``:
+    ``(mode, span, seed)`` of a :func:`camera_failure` applied to the frames."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
@@ -507,7 +547,10 @@ def write_video(plan: VideoPlan, spec: DemoVideoSpec, path: str | os.PathLike[st
     if not vw.isOpened():
         raise RuntimeError(f"OpenCV cannot write {spec.fourcc} video {tmp}")
     try:
-        for frame in render_frames(plan, spec):
+        frames: Iterable[np.ndarray] = render_frames(plan, spec)
+        if failure is not None:
+            frames = camera_failure(frames, failure[1], failure[0], failure[2])
+        for frame in frames:
             vw.write(frame)
     finally:
         vw.release()
@@ -542,6 +585,7 @@ def make_demo_videos(
 
 __all__ = [
     "ANOMALY_COLOURS",
+    "FAILURES",
     "KINDS",
     "WATCH_BOX",
     "DemoVideoSpec",
@@ -550,6 +594,7 @@ __all__ = [
     "VideoPlan",
     "make_demo_videos",
     "calibration_plans",
+    "camera_failure",
     "plan_dataset",
     "plan_video",
     "render_background",

@@ -1,0 +1,306 @@
+"""The demo with a failing camera (``python -m iefvad.cli.demo --camera_failure``): do the fusion
+weights leave the image stream while the camera is black, frozen or noise?
+
+1. the demo's videos, features and lists (:mod:`iefvad.studies.demo`; reused when already
+   under ``--out_dir``);
+2. copies of a few test videos whose camera fails on a seeded span of frames
+   (:func:`iefvad.synthetic.videos.camera_failure`), extracted with the demo's towers;
+3. the fused model trained twice, same seed and settings: the ``released`` recipe (the demo's
+   fused row) and ``reliable`` (:mod:`iefvad.engine.reliability`);
+4. per recipe and failure mode, the mean image weight (and event weight, score) on the snippets
+   inside the failure span against those outside it; a CSV and a figure.
+
+The events are computed from the same frames, so a failing camera corrupts them too: black and
+frozen frames make no events at all, noise makes events everywhere. Whether the event stream
+"carries the score" then is what the figure shows, not an assumption.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from iefvad.data.csv_lists import ListRow, read_list
+from iefvad.data.groundtruth import load_gt
+from iefvad.data.lists import custom_lists, generate_gt, write_lists
+from iefvad.datasets.specs import SNIPPET_FRAMES, get_spec
+from iefvad.engine.evaluate import Predictions, compute_metrics, load_test_set, predict
+from iefvad.engine.reliability import RECIPE_MODEL, RECIPES
+from iefvad.engine.train import train
+from iefvad.extraction.encoders import resolve_device, resolve_precision
+from iefvad.extraction.pipeline import RunConfig, run_extraction
+from iefvad.fileio import save_json
+from iefvad.models.checkpoint import load_model
+from iefvad.studies.demo import (
+    DemoConfig,
+    _say,
+    _train_config,
+    build_encoders,
+    default_threads,
+    extract_features,
+)
+from iefvad.synthetic.videos import FAILURES, VideoPlan, make_demo_videos, write_video
+
+RECIPE_NAMES: tuple[str, ...] = ("released", "reliable")
+
+
+@dataclass
+class FailureConfig:
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    modes: tuple[str, ...] = FAILURES
+    kinds: tuple[str, ...] = ("normal", "motion")
+    """Test videos (the first of each kind) that get a failing copy per mode."""
+    span_snippets: int = 3
+    """Length of the failure in snippets."""
+    seed: int = 0
+    figure: Path | None = None
+    """Default: ``<out>/results/demo_camera_failure.png``."""
+    summary: Path | None = None
+    """Default: ``<out>/results/demo_camera_failure/summary.csv``."""
+
+
+@dataclass
+class FailedVideo:
+    plan: VideoPlan
+    mode: str
+    span: tuple[int, int]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.plan.name}_{self.mode}"
+
+
+def failure_videos(plans: list[VideoPlan], cfg: FailureConfig) -> list[FailedVideo]:
+    """One failing copy per mode of the first test video of each of ``cfg.kinds``; the span
+    (``span_snippets`` long, snippet-aligned, away from both ends) is drawn from ``cfg.seed``."""
+    rng = np.random.default_rng([cfg.seed, 12])
+    out = []
+    for kind in cfg.kinds:
+        plan = next(p for p in plans if p.split == "test" and p.kind == kind)
+        snippets = plan.frames // SNIPPET_FRAMES
+        for mode in cfg.modes:
+            first = int(rng.integers(1, max(2, snippets - cfg.span_snippets)))
+            span = (first * SNIPPET_FRAMES, (first + cfg.span_snippets) * SNIPPET_FRAMES)
+            out.append(FailedVideo(plan, mode, span, int(rng.integers(2**31))))
+    return out
+
+
+def _inside(n: int, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Snippets wholly inside ``span`` and snippets wholly outside it, ``[n]`` bool each."""
+    lo = np.arange(n) * SNIPPET_FRAMES
+    hi = lo + SNIPPET_FRAMES
+    return (lo >= span[0]) & (hi <= span[1]), (hi <= span[0]) | (lo >= span[1])
+
+
+def _mean(x: np.ndarray, sel: np.ndarray) -> float:
+    return float(x[sel].mean()) if sel.any() else float("nan")
+
+
+def run_camera_failure(cfg: FailureConfig) -> dict[str, Any]:
+    before = torch.get_num_threads()
+    d = cfg.demo
+    torch.set_num_threads(d.threads if d.threads > 0 else default_threads())
+    try:
+        return _run(cfg)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(cfg: FailureConfig) -> dict[str, Any]:
+    d = cfg.demo
+    out = d.out
+    vids = make_demo_videos(out / "data", d.videos)
+    summary, records, opts = extract_features(d, vids.video_dir)
+    if summary.failed:
+        raise RuntimeError(f"feature extraction failed:\n{summary.text()}")
+    feats, lists = out / "features", out / "lists"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        built = custom_lists(feats / "rgb", vids.test_list, None, 0, d.crops[0], vids.annotations)
+        write_lists(built, lists / "train.csv", lists / "test.csv")
+        generate_gt("custom", lists / "test.csv", lists / "gt.npy", vids.annotations)
+    _say(d, f"demo data ready under {out}")
+
+    # failing copies, extracted with the demo's towers
+    root = out / "camera_failure"
+    failed = failure_videos(vids.plans, cfg)
+    for f in failed:
+        path = root / "videos" / f.plan.folder / f"{f.name}{d.videos.extension}"
+        if not path.is_file():
+            write_video(f.plan, d.videos, path, failure=(f.mode, f.span, f.seed))
+    encoders, _ = build_encoders(d, opts)
+    spec = get_spec("custom")
+    froots = {"image": root / "features" / "rgb", "event": root / "features" / spec.event_dir}
+    fsum = run_extraction(
+        RunConfig(
+            video_dir=root / "videos",
+            roots=froots,
+            opts=opts,
+            precision=resolve_precision("auto", encoders.device),
+            workers=1,
+            progress=d.progress,
+            dataset="custom",
+        ),
+        encoders,
+    )
+    if fsum.failed:
+        raise RuntimeError(f"feature extraction failed:\n{fsum.text()}")
+    crop = d.crops[0]
+    frows = []
+    for f in failed:
+        img = next(froots["image"].rglob(f"{f.name}__{crop}.npy"))
+        evt = next(froots["event"].rglob(f"{f.name}__{crop}.npy"))
+        frows.append(ListRow(img, f.plan.label, evt))
+    _say(d, f"{len(failed)} failing-camera videos extracted under {root}")
+
+    # train the fused model with each recipe, same seed and settings
+    device = resolve_device(d.device)
+    test_rows = read_list(lists / "test.csv", None, spec.event_dir)
+    gt = load_gt(lists / "gt.npy")
+    clean_set = load_test_set(test_rows, None, progress=False)
+    fail_set = load_test_set(frows, None, progress=False)
+    preds: dict[str, Predictions] = {}
+    clean_auc: dict[str, float] = {}
+    for recipe in RECIPE_NAMES:
+        tc = _train_config(d, f"fused-{recipe}", None, lists)
+        model_fields = {**tc.model, **RECIPE_MODEL[recipe]}
+        tc = replace(
+            tc,
+            ckpt_dir=root / "checkpoints" / recipe,
+            model=model_fields,
+            uncertainty=RECIPES[recipe].to_record() if recipe != "released" else {},
+        )
+        res = train(tc)
+        model, _ = load_model(res.checkpoint, device)
+        clean_auc[recipe] = compute_metrics(predict(model, clean_set, device), gt, test_rows, spec)[
+            "auc"
+        ]
+        preds[recipe] = predict(model, fail_set, device)
+        _say(d, f"{recipe}: clean frame AUC {100 * clean_auc[recipe]:.2f}")
+
+    # inside vs outside the failure span
+    table = []
+    for recipe in RECIPE_NAMES:
+        p = preds[recipe]
+        for mode in ("all", *cfg.modes):
+            acc: dict[str, list[np.ndarray]] = {k: [] for k in ("wi", "we", "s")}
+            sel_in, sel_out = [], []
+            for i, f in enumerate(failed):
+                if mode != "all" and f.mode != mode:
+                    continue
+                ins, outs = _inside(p.scores[i].size, f.span)
+                acc["wi"].append(p.w_image[i])
+                acc["we"].append(p.w_event[i])
+                acc["s"].append(p.scores[i])
+                sel_in.append(ins)
+                sel_out.append(outs)
+            si, so = np.concatenate(sel_in), np.concatenate(sel_out)
+            v = {k: np.concatenate(a) for k, a in acc.items()}
+            table.append(
+                {
+                    "recipe": recipe,
+                    "mode": mode,
+                    "videos": sum(1 for f in failed if mode in ("all", f.mode)),
+                    "w_image_inside": _mean(v["wi"], si),
+                    "w_image_outside": _mean(v["wi"], so),
+                    "w_event_inside": _mean(v["we"], si),
+                    "w_event_outside": _mean(v["we"], so),
+                    "score_inside": _mean(v["s"], si),
+                    "score_outside": _mean(v["s"], so),
+                    "clean_auc": clean_auc[recipe],
+                }
+            )
+    summary_path = cfg.summary or out / "results" / "demo_camera_failure" / "summary.csv"
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(summary_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        for r in table:
+            w.writerow({k: f"{x:.4f}" if isinstance(x, float) else x for k, x in r.items()})
+    save_json(
+        summary_path.with_name("videos.json"),
+        [{"video": f.name, "mode": f.mode, "span": list(f.span)} for f in failed],
+    )
+    figure = plot_failures(
+        failed, preds, clean_auc, cfg.figure or out / "results" / "demo_camera_failure.png", d
+    )
+    return {"table": table, "summary": summary_path, "figure": figure, "clean_auc": clean_auc}
+
+
+def format_summary(table: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'recipe':<9} {'mode':<7} {'w_img in':>8} {'w_img out':>9} {'w_evt in':>8} "
+        f"{'w_evt out':>9} {'score in':>8} {'score out':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in table:
+        lines.append(
+            f"{r['recipe']:<9} {r['mode']:<7} {r['w_image_inside']:8.3f} "
+            f"{r['w_image_outside']:9.3f} {r['w_event_inside']:8.3f} "
+            f"{r['w_event_outside']:9.3f} {r['score_inside']:8.3f} {r['score_outside']:9.3f}"
+        )
+    return "\n".join(lines)
+
+
+def plot_failures(
+    failed: list[FailedVideo],
+    preds: dict[str, Predictions],
+    clean_auc: dict[str, float],
+    path: Path,
+    d: DemoConfig,
+) -> Path:
+    """One column per recipe, a score panel over a weight panel per failing video; the failure
+    span shaded gray, an annotated anomaly red."""
+    import matplotlib.pyplot as plt
+
+    from iefvad.viz.figures import SCORE_COLOR, SPAN_COLOR, draw_scores_and_weights, save_figure
+
+    n, m = len(failed), len(RECIPE_NAMES)
+    fig, axes = plt.subplots(
+        2 * n,
+        m,
+        figsize=(5.2 * m, 1.45 * 2 * n + 0.8),
+        gridspec_kw={"height_ratios": [1.0, 0.8] * n},
+        squeeze=False,
+    )
+    fps = d.videos.fps
+    for j, recipe in enumerate(RECIPE_NAMES):
+        p = preds[recipe]
+        for i, f in enumerate(failed):
+            ax_s, ax_w = axes[2 * i, j], axes[2 * i + 1, j]
+            for ax in (ax_s, ax_w):
+                for s, e in f.plan.spans:
+                    ax.axvspan(s / fps, e / fps, color=SPAN_COLOR, alpha=0.6, lw=0)
+            draw_scores_and_weights(
+                ax_s,
+                ax_w,
+                frames=16 * int(p.scores[i].size),
+                fps=fps,
+                scores=[("fused score", p.scores[i], SCORE_COLOR, 1.6)],
+                w_image=p.w_image[i],
+                w_event=p.w_event[i],
+                spans=[f.span],
+                span_color="#999999",
+                span_alpha=0.35,
+            )
+            ax_s.set_title(
+                f"{recipe} (clean AUC {100 * clean_auc[recipe]:.1f}): {f.plan.name}, "
+                f"camera {f.mode}",
+                fontsize=8,
+            )
+            ax_s.tick_params(labelbottom=False)
+            ax_w.set_ylabel("weight")
+            if i == n - 1:
+                ax_w.set_xlabel("seconds (gray: camera failure, red: annotated anomaly)")
+    h, lab = axes[1, 0].get_legend_handles_labels()
+    h0, lab0 = axes[0, 0].get_legend_handles_labels()
+    fig.legend(h0 + h, lab0 + lab, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return save_figure(fig, path)
