@@ -214,6 +214,11 @@ def read_list(
                 "feature file"
             )
         path = resolve(rec[ip], base)
+        if not path.name or path.name in (".", ".."):  # "/", "x/..": a folder, not a file
+            raise ListError(
+                f"list file {csv_path}, line {lineno}: path {rec[ip].strip()!r} names a folder, "
+                "not a feature file (<video>__<crop>.npy)"
+            )
         if ie is not None and rec[ie].strip():
             event = resolve(rec[ie], base)
         elif event_dir is not None:

@@ -132,8 +132,9 @@ def scan_features(base_path: str | os.PathLike[str]) -> list[FeatureVideo]:
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "iefvad-extract/1"
-"""The extractor's per-video completion mark (``iefvad.extraction.layout``; not imported, since that
-module pulls in the video decoder). ``tests/test_lists.py`` checks that both constants agree."""
+"""The extractor's per-video completion mark (``iefvad.extraction.layout``; not imported, since
+that module pulls in the video decoder). ``tests/data/test_lists.py`` checks that both constants
+agree."""
 
 
 def has_manifests(root: Path) -> bool:

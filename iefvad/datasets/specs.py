@@ -4,7 +4,7 @@ Everything per dataset that the rest of the toolkit needs (normal label, label m
 style, headline metric, the event-tree name, the training preset of docs/reference.md section 6,
 the shipped split files and how their lines give labels, naming quirks) is one keyword-built
 :class:`DatasetSpec` record per dataset here, never a chain of ``if dataset == ...`` elsewhere
-(tests/test_dataset_branches.py keeps it so). Code that reads the split files is
+(tests/project/test_dataset_branches.py keeps it so). Code that reads the split files is
 :mod:`iefvad.data.list_rules`.
 """
 

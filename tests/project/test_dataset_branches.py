@@ -8,7 +8,7 @@ from pathlib import Path
 
 from iefvad.datasets.specs import DATASETS
 
-PKG = Path(__file__).resolve().parents[1] / "iefvad"
+PKG = Path(__file__).resolve().parents[2] / "iefvad"
 
 # (file, dataset name): branches still to be replaced by a record field; may only shrink (an
 # entry that no longer occurs fails). report.py and explore.py: use

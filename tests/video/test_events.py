@@ -23,7 +23,7 @@ from extract_helpers import (
     write_video,
 )
 
-CROPS = (0, 4, 7)  # centre, a corner, a flipped corner (all ten: tests/test_video.py)
+CROPS = (0, 4, 7)  # centre, a corner, a flipped corner (all ten: tests/video/test_video.py)
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ from iefvad.data.lists import (
 )
 from iefvad.datasets.specs import get_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CROPS = range(10)
 
 

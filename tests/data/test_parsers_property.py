@@ -76,6 +76,7 @@ CSV_TEXT = st.builds(
 @example(data=b"path,label\n\xe9,Normal\n", event_dir=None)
 @example(data="path,label\n".encode("utf-16-le"), event_dir=None)
 @example(data=b'path,label\n"' + b"x" * 200_000 + b'",A\n', event_dir=None)
+@example(data=b"path,label\nrgb/a__5.npy,A\n/,A\n", event_dir=None)  # found by hypothesis
 def test_list_csv_parses_or_says_why(workdir, data, event_dir):
     p = fresh(workdir, "list.csv")
     p.write_bytes(data)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Built from parts so that this file does not cite them itself.
 FORBIDDEN = ["REFERENCE" + ".md", "DESIGN" + ".md", "../" + "shared"] + [
     "shared/" + d for d in ("data", "docs", "seed")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parents[1] / "iefvad"
+PKG = Path(__file__).resolve().parents[2] / "iefvad"
 LAYERS = {"__init__": 0, "errors": 0, "fileio": 0, "devices": 0}
 for _layer, _names in enumerate(
     [[], ["datasets", "video", "models", "viz"], ["data", "extraction"],

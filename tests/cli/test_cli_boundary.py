@@ -20,7 +20,7 @@ from iefvad.cli.infer import main as infer_main
 from iefvad.cli.lists import generate_file_main, generate_gt_main
 from iefvad.errors import UserInputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MISSING = "missing_input"  # every entry is given a file or folder of this name that is absent
 
 
