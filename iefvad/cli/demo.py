@@ -10,8 +10,8 @@ from pathlib import Path
 
 from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import exit_on_failure
+from iefvad.cli.weights import add_weights_flags, weights_options
 from iefvad.errors import UserInputError
-from iefvad.extraction.weights import add_weights_flags, weights_options
 from iefvad.studies import demo
 
 

@@ -76,9 +76,9 @@ def fraction(text: str) -> float:
 def build_parser(dataset: str | None = None, modality: str | None = None, compat: bool = False):
     """The argument parser; ``dataset``/``modality`` fixed by a per-dataset front end."""
     from iefvad.cli.aliases import HelpFormatter
+    from iefvad.cli.weights import add_weights_flags
     from iefvad.datasets.specs import DATASETS
     from iefvad.extraction.encoders import ARCHS, PRECISIONS
-    from iefvad.extraction.weights import add_weights_flags
     from iefvad.video.decode import TAILS
     from iefvad.video.events import EVENT_NORMS
 
@@ -365,6 +365,7 @@ def main(
 
 
 def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) -> int:
+    from iefvad.cli.weights import weights_options
     from iefvad.datasets.specs import get_spec
     from iefvad.extraction.layout import (
         ExtractError,
@@ -382,7 +383,6 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     )
     from iefvad.extraction.recipe import RecipeOptions
     from iefvad.extraction.setup import EncoderSetup, prepare_encoders
-    from iefvad.extraction.weights import weights_options
 
     spec = get_spec(dataset)
     if not Path(args.video_dir).expanduser().is_dir():

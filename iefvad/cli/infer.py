@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from iefvad.cli.aliases import HelpFormatter, Spelled, spelled
 from iefvad.cli.entry import run_entry
+from iefvad.cli.weights import add_weights_flags, weights_options
 from iefvad.data.features import CLIP_LEN
-from iefvad.extraction.weights import add_weights_flags, weights_options
 from iefvad.inference.offline import OfflineConfig
 from iefvad.inference.run import InferConfig
 from iefvad.inference.scorer import CONTEXTS

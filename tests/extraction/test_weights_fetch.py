@@ -210,7 +210,7 @@ def test_offline_with_empty_caches_names_file_place_and_flag(tmp_path, caches, m
 def test_extract_and_infer_flags_reach_the_loader(tmp_path, caches, monkeypatch, capsys):
     from iefvad.cli.extract import main
     from iefvad.cli.infer import parser as infer_parser
-    from iefvad.extraction.weights import weights_options
+    from iefvad.cli.weights import weights_options
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)

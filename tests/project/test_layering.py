@@ -60,3 +60,21 @@ def test_no_module_imports_a_higher_layer() -> None:
     assert not new, "imports of a higher layer:\n" + "\n".join(new)
     gone = sorted(KNOWN - found)
     assert not gone, f"fixed, remove from KNOWN: {gone}"
+
+
+# argparse outside cli/: only as a type that released weight files pickle (the safe-load list)
+ARGPARSE_ALLOWED = {"iefvad/extraction/encoders.py"}
+
+
+def test_only_the_command_line_layer_parses_arguments() -> None:
+    users = set()
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG.parent).as_posix()
+        if rel.startswith("iefvad/cli/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names):
+                users.add(rel)
+            elif isinstance(node, ast.ImportFrom) and node.module == "argparse":
+                users.add(rel)
+    assert users == ARGPARSE_ALLOWED, f"argparse outside iefvad/cli/: {sorted(users)}"
