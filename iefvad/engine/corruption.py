@@ -82,6 +82,19 @@ class CorruptionSpec:
         return cls(**kw)
 
 
+def chunk_noise(like: Tensor, chunks: Tensor, seed: int) -> Tensor:
+    """Standard normal draws shaped like ``like`` ``[C, T, D]``, one seeded generator per test
+    chunk index in ``chunks`` ``[C]``: the same chunk gets the same noise whatever the batch."""
+    return torch.stack(
+        [
+            torch.randn(
+                like.shape[1:], generator=torch.Generator().manual_seed(seed * 1_000_003 + int(c))
+            )
+            for c in chunks
+        ]
+    ).to(like.device, like.dtype)
+
+
 def apply_corruption(
     x: Tensor,
     mask: Tensor,

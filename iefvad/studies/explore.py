@@ -37,6 +37,7 @@ from iefvad.data.features import CLIP_LEN, num_chunks
 from iefvad.data.groundtruth import check_gt_length, load_gt
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import SNIPPET_FRAMES, resolve_spec
+from iefvad.engine.corruption import chunk_noise
 from iefvad.engine.evaluate import Predictions, TestSet, load_test_set, predict
 from iefvad.engine.metrics import auc_ap
 from iefvad.engine.train import check_labels, resolve_device
@@ -143,16 +144,7 @@ class Degrader:
         elif self.d.perturbation == "drop":
             x = x.masked_fill(m, 0.0)
         else:  # noise: one generator per chunk, so the batch size does not matter
-            noise = torch.stack(
-                [
-                    torch.randn(
-                        x.shape[1:],
-                        generator=torch.Generator().manual_seed(self.seed * 1_000_003 + int(c)),
-                    )
-                    for c in chunks
-                ]
-            ).to(x.device, x.dtype)
-            x = torch.where(m, x + self.sigma * noise, x)
+            x = torch.where(m, x + self.sigma * chunk_noise(x, chunks, self.seed), x)
         return (x, event) if self.d.modality == "image" else (image, x)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from iefvad.engine.corruption import apply_corruption
+from iefvad.engine.corruption import apply_corruption, chunk_noise
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,7 @@ class BenchDegrader:
     def __call__(self, image: Tensor, event: Tensor, chunks: Tensor):
         x = image if self.cond.modality == "image" else event
         m = self.mask[chunks].to(x.device)
-        noise = None
-        if self.cond.kind == "noise":
-            noise = torch.stack(
-                [
-                    torch.randn(
-                        x.shape[1:],
-                        generator=torch.Generator().manual_seed(self.seed * 1_000_003 + int(c)),
-                    )
-                    for c in chunks
-                ]
-            ).to(x.device, x.dtype)
+        noise = chunk_noise(x, chunks, self.seed) if self.cond.kind == "noise" else None
         y = apply_corruption(x, m, self.cond.kind, self.cond.level * self.std, noise=noise)
         return (y, event) if self.cond.modality == "image" else (image, y)
 
