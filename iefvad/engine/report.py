@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from iefvad.data.csv_lists import read_list
-from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
+from iefvad.data.csv_lists import ListRow, read_list
+from iefvad.data.groundtruth import GroundTruth, check_gt_length, load_gt, num_snippets
 from iefvad.data.list_rules import default_paths
-from iefvad.datasets.specs import resolve_spec
+from iefvad.datasets.specs import DatasetSpec, resolve_spec
 from iefvad.engine.evaluate import (
     compute_metrics,
     headline,
@@ -28,6 +28,42 @@ from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json, save_npy
 from iefvad.models.checkpoint import load_model
 from iefvad.viz.figures import VideoTrace, plot_by_class
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """What a checkpoint is evaluated on: the dataset's record, its test list and rows, and the
+    frame ground truth (``test.py`` and the explorers)."""
+
+    dataset: str
+    spec: DatasetSpec
+    test_list: Path
+    gt_path: Path
+    rows: list[ListRow]
+    gt: GroundTruth
+
+
+def evaluation_inputs(
+    meta: dict[str, Any],
+    dataset: str | None = None,
+    test_list: Path | None = None,
+    gt_path: Path | None = None,
+    data_root: Path | None = None,
+    event_dir_name: str | None = None,
+    image_dir_name: str = "rgb",
+    normal_label: str | None = None,
+) -> EvaluationInputs:
+    """Resolve and read the test list and ground truth of a checkpoint with record ``meta``:
+    options left None come from the record (dataset, normal label) or the dataset's defaults
+    (``list/<dataset>/test.csv``, ``gt.npy``, event folder); labels are checked."""
+    dataset = dataset or meta.get("dataset") or "ucfcrime"
+    spec = resolve_spec(dataset, normal_label or meta.get("normal_label"))
+    lists = default_paths(dataset)
+    test_list = test_list or lists.test
+    gt_path = gt_path or lists.gt
+    rows = read_list(test_list, data_root, event_dir_name or spec.event_dir, image_dir_name)
+    check_labels(rows, spec, test_list)
+    return EvaluationInputs(dataset, spec, test_list, gt_path, rows, load_gt(gt_path))
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -96,19 +132,21 @@ def run_test(cfg: TestConfig) -> dict[str, Any]:
     if cfg.metrics_json:
         check_output_file(cfg.metrics_json, "--metrics_json")
     model, ckpt = load_model(ckpt_path, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise)
-    dataset = cfg.dataset or ckpt.meta.get("dataset") or "ucfcrime"
-    spec = resolve_spec(dataset, cfg.normal_label or ckpt.meta.get("normal_label"))
+    inputs = evaluation_inputs(
+        ckpt.meta,
+        cfg.dataset,
+        cfg.test_list,
+        cfg.gt_path,
+        cfg.data_root,
+        cfg.event_dir_name,
+        cfg.image_dir_name,
+        cfg.normal_label,
+    )
+    dataset, spec, rows, gt = inputs.dataset, inputs.spec, inputs.rows, inputs.gt
+    test_list, gt_path = inputs.test_list, inputs.gt_path
     trained_on = ckpt.meta.get("dataset")
     if trained_on and trained_on != dataset:
         tqdm.write(f"[test] note: checkpoint was trained on {trained_on}, testing on {dataset}")
-    lists = default_paths(dataset)
-    test_list = cfg.test_list or lists.test
-    gt_path = cfg.gt_path or lists.gt
-    event_dir = cfg.event_dir_name or spec.event_dir
-
-    rows = read_list(test_list, cfg.data_root, event_dir, cfg.image_dir_name)
-    check_labels(rows, spec, test_list)
-    gt = load_gt(gt_path)
     # fail fast, from the file headers alone, before reading and scoring every video
     check_gt_length(gt, [r.stem for r in rows], [num_snippets(r.path) for r in rows])
     test_set = load_test_set(

@@ -32,15 +32,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from iefvad.data.csv_lists import read_list
 from iefvad.data.features import CLIP_LEN, num_chunks
-from iefvad.data.groundtruth import check_gt_length, load_gt
-from iefvad.data.list_rules import default_paths
-from iefvad.datasets.specs import SNIPPET_FRAMES, resolve_spec
+from iefvad.data.groundtruth import check_gt_length
+from iefvad.datasets.specs import SNIPPET_FRAMES
 from iefvad.engine.corruption import chunk_noise
 from iefvad.engine.evaluate import Predictions, TestSet, load_test_set, predict
 from iefvad.engine.metrics import auc_ap
-from iefvad.engine.train import check_labels, resolve_device
+from iefvad.engine.report import evaluation_inputs
+from iefvad.engine.train import resolve_device
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.checkpoint import load_model
@@ -307,17 +306,18 @@ def run_explore(cfg: ExploreConfig) -> list[dict[str, Any]]:
     ckpts = cfg.ckpt_path or [Path("checkpoints") / str(exp) / f"{exp}.pth"]
     device = resolve_device(cfg.device)
     loaded = [load_model(c, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise) for c in ckpts]
-    first = loaded[0][1]
-    dataset = cfg.dataset or first.meta.get("dataset") or "ucfcrime"
-    spec = resolve_spec(dataset, cfg.normal_label or first.meta.get("normal_label"))
-    lists = default_paths(dataset)
-    test_list = cfg.test_list or lists.test
-    gt_path = cfg.gt_path or lists.gt
-    rows = read_list(
-        test_list, cfg.data_root, cfg.event_dir_name or spec.event_dir, cfg.image_dir_name
+    inputs = evaluation_inputs(
+        loaded[0][1].meta,
+        cfg.dataset,
+        cfg.test_list,
+        cfg.gt_path,
+        cfg.data_root,
+        cfg.event_dir_name,
+        cfg.image_dir_name,
+        cfg.normal_label,
     )
-    check_labels(rows, spec, test_list)
-    gt = load_gt(gt_path)
+    dataset, rows, gt = inputs.dataset, inputs.rows, inputs.gt
+    test_list, gt_path = inputs.test_list, inputs.gt_path
     labels = cfg.labels or _labels(ckpts, [c.config.fusion for _, c in loaded])
     out_dir = cfg.out_dir or Path("results") / str(exp) / "uncertainty"
     progress = cfg.progress
