@@ -33,15 +33,13 @@ from iefvad.datasets.specs import SNIPPET_FRAMES, get_spec
 from iefvad.engine.evaluate import Predictions, compute_metrics, load_test_set, predict
 from iefvad.engine.reliability import RECIPE_MODEL, RECIPES
 from iefvad.engine.train import train
-from iefvad.extraction.encoders import resolve_device, resolve_precision
-from iefvad.extraction.pipeline import RunConfig, run_extraction
+from iefvad.extraction.encoders import resolve_device
 from iefvad.fileio import save_json
 from iefvad.models.checkpoint import load_model
 from iefvad.studies.demo import (
     DemoConfig,
     _say,
     _train_config,
-    build_encoders,
     default_threads,
     extract_features,
 )
@@ -135,21 +133,9 @@ def _run(cfg: FailureConfig) -> dict[str, Any]:
         path = root / "videos" / f.plan.folder / f"{f.name}{d.videos.extension}"
         if not path.is_file():
             write_video(f.plan, d.videos, path, failure=(f.mode, f.span, f.seed))
-    encoders, _ = build_encoders(d, opts)
+    fsum, _, _ = extract_features(d, root / "videos", root / "features")
     spec = get_spec("custom")
     froots = {"image": root / "features" / "rgb", "event": root / "features" / spec.event_dir}
-    fsum = run_extraction(
-        RunConfig(
-            video_dir=root / "videos",
-            roots=froots,
-            opts=opts,
-            precision=resolve_precision("auto", encoders.device),
-            workers=1,
-            progress=d.progress,
-            dataset="custom",
-        ),
-        encoders,
-    )
     if fsum.failed:
         raise RuntimeError(f"feature extraction failed:\n{fsum.text()}")
     crop = d.crops[0]

@@ -246,14 +246,14 @@ def build_encoders(cfg: DemoConfig, opts: RecipeOptions) -> tuple[Encoders, dict
 
 
 def extract_features(
-    cfg: DemoConfig, video_dir: Path
+    cfg: DemoConfig, video_dir: Path, feats: Path | None = None
 ) -> tuple[RunSummary, dict[str, Any], RecipeOptions]:
-    """Extract (or resume) the demo's features under ``cfg.out / "features"`` with the
-    folder pipeline of ``extracting/extract.py``; returns the run's summary, the encoders'
-    records and the recipe."""
+    """Extract (or resume) the demo's features under ``feats`` (default ``cfg.out /
+    "features"``) with the folder pipeline of ``extracting/extract.py``; returns the run's
+    summary, the encoders' records and the recipe."""
     opts = RecipeOptions(crops=cfg.crops, tail="reference", event_norm=cfg.event_norm)  # type: ignore[arg-type]
     encoders, records = build_encoders(cfg, opts)
-    feats = cfg.out / "features"
+    feats = feats or cfg.out / "features"
     summary = run_extraction(
         RunConfig(
             video_dir=video_dir,
