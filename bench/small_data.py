@@ -100,6 +100,19 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "small_layers1": ("small", {}, {"layers": 1}),
     "small_student_t": ("small", {}, {"fusion": "student_t"}),
     "small_wd0.1": ("small", {"weight_decay": 0.1}, {}),
+    "small_lr1e-3": ("small", {"lr": 1e-3}, {}),
+    "small_lr2e-3": ("small", {"lr": 2e-3}, {}),
+    "small_topk4": ("small", {"topk_div": 4}, {}),
+    "small_topk64": ("small", {"topk_div": 64}, {}),
+    "small_len64": ("small", {"train_len": 64}, {}),
+    "small_len128": ("small", {"train_len": 128}, {}),
+    # the published UCF-Crime preset (batch 64 per loader, lr 2e-5, 10 epochs, milestones
+    # (4, 8), lam 1) with the toolkit's model: the "paper" side of the UCF-sized comparison
+    "ucf_paper": (
+        "paper",
+        {"batch_size": 64, "lr": 2e-5, "max_epoch": 10, "milestones": (4, 8)},
+        {},
+    ),
 }
 
 

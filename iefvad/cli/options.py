@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from iefvad.cli.reliability import add_recipe_args, recipe_model_fields, recipe_record
+from iefvad.data.features import CLIP_LEN
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
 from iefvad.engine.budget import PRESETS, default_preset, preset_defaults
 from iefvad.engine.report import TestConfig
 from iefvad.engine.resume import state_path
 from iefvad.engine.train import SELECTIONS, TrainConfig
+from iefvad.models.losses import TOPK_DIV
 from iefvad.models.model import ModelConfig
 
 
@@ -146,6 +148,20 @@ def train_parser() -> argparse.ArgumentParser:
         help="add Gaussian noise of this many feature stds to each training batch, against "
         "memorising a few dozen videos (default 0; small preset 1.0)",
     )
+    g.add_argument(
+        "--topk_div",
+        type=int,
+        default=TOPK_DIV,
+        help="MIL loss: each training video's score is the mean of its top "
+        "len // topk_div + 1 snippets (reference: 16)",
+    )
+    g.add_argument(
+        "--train_len",
+        type=int,
+        default=CLIP_LEN,
+        help="snippets per training row: longer videos are averaged into this many bins, "
+        "shorter ones padded (reference: 256)",
+    )
     g = p.add_argument_group("model selection and outputs")
     g.add_argument(
         "--select",
@@ -254,6 +270,8 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         wandb=args.wandb,
         tensorboard=args.tensorboard,
         resume=resume,
+        topk_div=args.topk_div,
+        train_len=args.train_len,
         **budget,
     )
     return cfg, source

@@ -49,6 +49,9 @@ FLAGS = {
     "seed": "--seed",
     "select": "--select",
     "amp": "--amp",
+    "feature_noise": "--feature_noise",
+    "topk_div": "--topk_div",
+    "train_len": "--train_len",
 }
 MODEL_FLAGS = {"dim": "--embed_dim", "mask_padding": "--mask_padding / --no_mask_padding"}
 
@@ -124,7 +127,8 @@ def _shown(v: Any) -> str:
 
 def differing_flags(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """``flag: state X, now Y`` for every setting of ``now`` (a ``TrainConfig.as_record()``)
-    that differs from the state's record ``saved``."""
+    that differs from the state's record ``saved`` (settings a state predates are not
+    compared)."""
     keys = dict(FLAGS)
     if now.get("select") == "val":
         keys["val_fraction"] = "--val_fraction"
@@ -135,7 +139,7 @@ def differing_flags(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     out = [
         f"{flag}: state {_shown(saved.get(k))}, now {_shown(now.get(k))}"
         for k, flag in keys.items()
-        if saved.get(k) != now.get(k)
+        if k in saved and saved[k] != now.get(k)
     ]
     sm, nm = saved.get("model", {}), now.get("model", {})
     for k in sorted(set(sm) | set(nm)):

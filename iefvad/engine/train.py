@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from iefvad.data.bank import BatchSampler, DeviceBank, TrainBank, build_bank
 from iefvad.data.csv_lists import ListError, ListRow, read_list
+from iefvad.data.features import CLIP_LEN
 from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.datasets.specs import DatasetSpec
 from iefvad.devices import DeviceError, resolve_device  # noqa: F401 (re-exported)
@@ -70,7 +71,7 @@ from iefvad.engine.resume import (
 from iefvad.errors import UserInputError
 from iefvad.fileio import save_json
 from iefvad.models.checkpoint import save_checkpoint
-from iefvad.models.losses import ief_vad_loss, topk_video_scores
+from iefvad.models.losses import TOPK_DIV, ief_vad_loss, topk_video_scores
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
 
 SELECTIONS = ("last", "val", "test")
@@ -127,6 +128,12 @@ class TrainConfig:
     milestone_fractions: tuple[float, ...] | None = None
     """When set, the lr milestones are these fractions of the (adapted) epoch budget and
     ``milestones`` is ignored."""
+    topk_div: int = TOPK_DIV
+    """Top-k size of the MIL loss: the mean of the top ``len // topk_div + 1`` snippet scores
+    of each training video (the reference: 16)."""
+    train_len: int = CLIP_LEN
+    """Snippets per training row: longer videos are averaged into this many bins, shorter
+    ones zero-padded (the reference: 256)."""
     feature_noise: float = 0.0
     """Training augmentation: add Gaussian noise of this many within-video feature stds (per
     stream) to every batch; 0 = off (docs/training.md)."""
@@ -206,6 +213,10 @@ def validate_config(cfg: TrainConfig) -> None:
         " (the factor the learning rate is multiplied by at each milestone)",
     )
     _check(_finite(cfg.lam) and cfg.lam >= 0, "--lam", cfg.lam, "a finite number >= 0")
+    _check(_int(cfg.topk_div) and cfg.topk_div >= 1, "--topk_div", cfg.topk_div, "an integer >= 1")
+    _check(
+        _int(cfg.train_len) and cfg.train_len >= 1, "--train_len", cfg.train_len, "an integer >= 1"
+    )
     _check(cfg.select in SELECTIONS, "--select", cfg.select, f"one of {', '.join(SELECTIONS)}")
     _check(
         _finite(cfg.val_fraction) and 0 < cfg.val_fraction < 1,
@@ -301,9 +312,15 @@ def split_validation(
 
 @torch.no_grad()
 def score_videos(
-    model: IEFVAD, bank: TrainBank, device: torch.device, amp: str, batch: int = 64
+    model: IEFVAD,
+    bank: TrainBank,
+    device: torch.device,
+    amp: str,
+    batch: int = 64,
+    topk_div: int = TOPK_DIV,
 ) -> np.ndarray:
-    """Video-level scores (top-k mean of snippet probabilities) of each bank row."""
+    """Video-level scores (top-k mean of snippet probabilities, ``len // topk_div + 1``) of
+    each bank row."""
     model.eval()
     out = []
     for s in range(0, len(bank), batch):
@@ -312,14 +329,16 @@ def score_videos(
         lengths = torch.from_numpy(bank.lengths[s : s + batch]).to(device)
         with autocast(device, amp):
             o = model(img, evt, lengths)
-        out.append(topk_video_scores(o.logits.float(), lengths).cpu().numpy())
+        out.append(topk_video_scores(o.logits.float(), lengths, topk_div).cpu().numpy())
     model.train()
     return np.concatenate(out)
 
 
-def validation_metrics(model: IEFVAD, bank: TrainBank, device, amp: str) -> dict[str, float]:
+def validation_metrics(
+    model: IEFVAD, bank: TrainBank, device, amp: str, topk_div: int = TOPK_DIV
+) -> dict[str, float]:
     """Video AUC (crops averaged per video) and BCE on held-out training videos."""
-    s = score_videos(model, bank, device, amp)
+    s = score_videos(model, bank, device, amp, topk_div=topk_div)
     keys = [f"{r.path.parent.name}/{r.stem}" for r in bank.rows]
     uniq = sorted(set(keys))
     pos = {k: i for i, k in enumerate(uniq)}
@@ -641,11 +660,25 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
 
     dim = cfg.model.get("dim")
     bank = build_bank(
-        train_rows, spec, dim, cfg.nan_policy, cfg.cache_dir, cfg.workers, progress=cfg.progress
+        train_rows,
+        spec,
+        dim,
+        cfg.nan_policy,
+        cfg.cache_dir,
+        cfg.workers,
+        n=cfg.train_len,
+        progress=cfg.progress,
     )
     if val_rows:
         val_bank = build_bank(
-            val_rows, spec, bank.dim, cfg.nan_policy, None, cfg.workers, progress=cfg.progress
+            val_rows,
+            spec,
+            bank.dim,
+            cfg.nan_policy,
+            None,
+            cfg.workers,
+            n=cfg.train_len,
+            progress=cfg.progress,
         )
 
     test_set: TestSet | None = None
@@ -745,7 +778,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
         nonlocal best_state
         check_weights(epoch, step)
         if cfg.select == "val" and val_bank is not None:
-            vals = validation_metrics(model, val_bank, device, cfg.amp)
+            vals = validation_metrics(model, val_bank, device, cfg.amp, cfg.topk_div)
             key = (vals["val_auc"] if vals["val_auc"] is not None else 0.0, -vals["val_bce"])
         else:
             assert test_set is not None
@@ -834,7 +867,14 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
                         else:
                             out, extra = recipe(step_model, img, evt, lengths)
                     parts = ief_vad_loss(
-                        out, labels, lengths, cfg.lam, shift, mcfg.mask_padding, mcfg.modalities
+                        out,
+                        labels,
+                        lengths,
+                        cfg.lam,
+                        shift,
+                        mcfg.mask_padding,
+                        mcfg.modalities,
+                        cfg.topk_div,
                     )
                     if recipe is not None:  # the reliability term counts in the logged loss
                         parts = parts._replace(total=parts.total + extra)

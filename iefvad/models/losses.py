@@ -23,29 +23,35 @@ class LossParts(NamedTuple):
     kl: Tensor
 
 
-def topk_k(lengths: Tensor) -> Tensor:
-    """Number of snippets averaged per video: ``int(len / 16 + 1)``."""
-    return torch.div(lengths, 16, rounding_mode="floor").long() + 1
+TOPK_DIV = 16
+"""The reference's top-k size: ``k = int(len / 16 + 1)`` snippets per video."""
 
 
-def topk_video_scores(logits: Tensor, lengths: Tensor) -> Tensor:
-    """Video scores ``[B]``: mean of the top ``k`` snippet probabilities within ``lengths``.
+def topk_k(lengths: Tensor, div: int = TOPK_DIV) -> Tensor:
+    """Number of snippets averaged per video: ``int(len / div + 1)`` (capped at ``len`` where
+    it is used: only ``div`` 1 exceeds it)."""
+    return torch.div(lengths, div, rounding_mode="floor").long() + 1
+
+
+def topk_video_scores(logits: Tensor, lengths: Tensor, div: int = TOPK_DIV) -> Tensor:
+    """Video scores ``[B]``: mean of the top ``k = len // div + 1`` snippet probabilities
+    within ``lengths``.
 
     ``logits`` ``[B, T]``; positions at or beyond a row's length are never selected.
     """
     b, t = logits.shape
     p = torch.sigmoid(logits.float())
     valid = torch.arange(t, device=logits.device)[None, :] < lengths[:, None]
-    k = topk_k(lengths).clamp(max=t)
+    k = torch.minimum(topk_k(lengths, div), lengths.clamp(min=1)).clamp(max=t)
     kmax = int(k.max())
     top = torch.topk(p.masked_fill(~valid, -1.0), kmax, dim=1).values
     take = torch.arange(kmax, device=logits.device)[None, :] < k[:, None]
     return (top * take).sum(1) / k
 
 
-def mil_loss(logits: Tensor, labels: Tensor, lengths: Tensor) -> Tensor:
+def mil_loss(logits: Tensor, labels: Tensor, lengths: Tensor, div: int = TOPK_DIV) -> Tensor:
     """Binary cross-entropy of the top-k video score against ``labels`` (1 = abnormal)."""
-    scores = topk_video_scores(logits, lengths)
+    scores = topk_video_scores(logits, lengths, div)
     # a diverged model gives NaN scores, which binary_cross_entropy rejects with an error (a
     # device-side assert on CUDA): the loss becomes NaN instead, which training stops on.
     # Finite scores pass through unchanged, without a host-device synchronisation.
@@ -87,8 +93,9 @@ def ief_vad_loss(
     kl_shift: float,
     mask_padding: bool = False,
     modalities: tuple[str, ...] = ("image", "event"),
+    topk_div: int = TOPK_DIV,
 ) -> LossParts:
-    """The full training objective for one batch.
+    """The full training objective for one batch (``topk_div``: see :func:`topk_k`).
 
     With a single modality there is nothing to align and only its KL term counts.
     """
@@ -96,7 +103,7 @@ def ief_vad_loss(
     if mask_padding:
         t = out.logits.shape[1]
         mask = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
-    cls = mil_loss(out.logits, labels, lengths)
+    cls = mil_loss(out.logits, labels, lengths, topk_div)
     zero = out.logits.new_zeros(())
     both = "image" in modalities and "event" in modalities
     align = alignment_loss(out.mu_image, out.mu_event, mask) if both else zero

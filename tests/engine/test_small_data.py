@@ -83,6 +83,33 @@ def test_min_steps_raises_the_epoch_count(synth_set, tmp_path):
     assert len((tmp_path / "train_log.csv").read_text().splitlines()) - 1 == 24
 
 
+def test_train_len_and_topk_div_reach_the_training_step(synth_set, tmp_path, monkeypatch):
+    import iefvad.engine.train as train_mod
+
+    seen: dict[str, set] = {"rows": set(), "div": set()}
+    real_bank, real_loss = train_mod.build_bank, train_mod.ief_vad_loss
+
+    def bank(*a, **k):
+        b = real_bank(*a, **k)
+        seen["rows"].add(b.image.shape[1])
+        return b
+
+    def loss(*a, **k):
+        seen["div"].add(a[7])
+        return real_loss(*a, **k)
+
+    monkeypatch.setattr(train_mod, "build_bank", bank)
+    monkeypatch.setattr(train_mod, "ief_vad_loss", loss)
+    cfg = _resolve(
+        "--dataset", "ucfcrime", "--train_list", str(synth_set.train_csv), "--no_test",
+        "--ckpt_dir", str(tmp_path), "--exp_name", "k", "--no_progress", "--batch_size", "4",
+        "--max_epoch", "1", "--heads", "2", "--refine_steps", "1", "--embed_dim", "32",
+        "--train_len", "48", "--topk_div", "4", "--select", "val",
+    )  # fmt: skip
+    train_mod.train(cfg)
+    assert seen == {"rows": {48}, "div": {4}}  # training and validation banks, every step
+
+
 def test_trimmed_evaluation_equals_the_padded_one(synth_set):
     from iefvad.data.csv_lists import read_list
 

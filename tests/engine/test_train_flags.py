@@ -91,6 +91,8 @@ def cfg_of(tiny, out: Path, *extra: str, gt: Path | None = None):
         (["--milestones", "0", "4"], r"--milestones \[0, 4\] .* epochs >= 1"),
         (["--heads", "0"], r"--heads 0 .* integer >= 1"),
         (["--weight_decay", "inf"], r"--weight_decay inf .* finite number >= 0"),
+        (["--topk_div", "0"], r"--topk_div 0 .* integer >= 1"),
+        (["--train_len", "0"], r"--train_len 0 .* integer >= 1"),
     ],
 )
 def test_out_of_range_flags_name_flag_value_and_range(flags, message):

@@ -11,13 +11,13 @@ from iefvad.models.losses import alignment_loss, ief_vad_loss, kl_loss, mil_loss
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift
 
 
-def loop_mil(logits, labels, lengths):
+def loop_mil(logits, labels, lengths, div=16):
     """The reference loop: per video, mean of top int(len/16 + 1) of sigmoid(logits[:len])."""
     p = torch.sigmoid(logits)
     scores = []
     for i in range(logits.shape[0]):
         n = int(lengths[i])
-        top, _ = torch.topk(p[i, :n], k=int(n / 16 + 1))
+        top, _ = torch.topk(p[i, :n], k=min(n, int(n / div + 1)))
         scores.append(top.mean())
     return F.binary_cross_entropy(torch.stack(scores), labels)
 
@@ -28,6 +28,22 @@ def test_mil_loss_equals_reference_loop():
     lengths = torch.tensor([256, 1, 15, 16, 17, 200])
     labels = torch.tensor([0.0, 1, 0, 1, 1, 0])
     torch.testing.assert_close(mil_loss(logits, labels, lengths), loop_mil(logits, labels, lengths))
+
+
+def test_topk_div_sets_how_many_snippets_a_video_score_averages():
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(5, 64, generator=g) * 3
+    lengths = torch.tensor([64, 1, 3, 4, 40])
+    labels = torch.tensor([0.0, 1, 0, 1, 1])
+    for div in (1, 4, 32):
+        torch.testing.assert_close(
+            mil_loss(logits, labels, lengths, div), loop_mil(logits, labels, lengths, div)
+        )
+    # div 1 averages every valid snippet; a huge div keeps only the maximum
+    mean = torch.sigmoid(logits[0]).mean()
+    torch.testing.assert_close(topk_video_scores(logits[:1], lengths[:1], 1)[0], mean)
+    top1 = torch.sigmoid(logits[0]).max()
+    torch.testing.assert_close(topk_video_scores(logits[:1], lengths[:1], 10**6)[0], top1)
 
 
 def test_topk_ignores_positions_beyond_length():
