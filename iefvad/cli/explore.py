@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from iefvad.cli.entry import exit_on_failure
-from iefvad.cli.options import add_data_args, add_runtime_args
+from iefvad.cli.options import add_data_args, add_model_args, add_runtime_args, evaluation_config
 from iefvad.studies.explore import (
     DEFAULT_LEVELS,
     MODALITIES,
@@ -65,20 +65,14 @@ def explore_parser() -> argparse.ArgumentParser:
     g.add_argument("--no_plots", action="store_true")
     g.add_argument("--batch_size", type=int, default=64, help="chunks of 256 snippets per batch")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
-    g = p.add_argument_group("released checkpoints (not recorded in the file)")
-    g.add_argument("--heads", type=int, help="attention heads (default 8)")
-    g.add_argument("--nu", type=float, help="Student-t degrees of freedom (default 8)")
-    g.add_argument("--noise", choices=("student_t", "gaussian"), help="noise model")
+    add_model_args(p, ("heads", "nu", "noise"), "released checkpoints (not recorded in the file)")
     add_runtime_args(p)
     return p
 
 
 def explore_config(args: argparse.Namespace) -> ExploreConfig:
     """The :class:`~iefvad.studies.explore.ExploreConfig` of parsed ``test2.py`` flags."""
-    values = vars(args).copy()
-    values["plots"] = not values.pop("no_plots")
-    values["progress"] = not values.pop("no_progress")
-    return ExploreConfig(**values)
+    return evaluation_config(args, ExploreConfig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

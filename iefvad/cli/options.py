@@ -11,18 +11,20 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import Field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from iefvad.cli.reliability import add_recipe_args, recipe_model_fields, recipe_record
 from iefvad.data.features import CLIP_LEN
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
 from iefvad.engine.budget import PRESETS, default_preset, preset_defaults
-from iefvad.engine.report import TestConfig
+from iefvad.engine.report import EvaluationOptions, TestConfig
 from iefvad.engine.resume import state_path
 from iefvad.engine.train import SELECTIONS, TrainConfig
 from iefvad.models.losses import TOPK_DIV
 from iefvad.models.model import ModelConfig
+
+E = TypeVar("E", bound=EvaluationOptions)
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -304,30 +306,11 @@ def test_parser() -> argparse.ArgumentParser:
     return p
 
 
-def evaluation_config(args: argparse.Namespace) -> TestConfig:
-    """The :class:`~iefvad.engine.report.TestConfig` of parsed ``test.py`` flags."""
-    return TestConfig(
-        ckpt_path=args.ckpt_path,
-        exp_name=args.exp_name,
-        dataset=args.dataset,
-        test_list=args.test_list,
-        gt_path=args.gt_path,
-        data_root=args.data_root,
-        event_dir_name=args.event_dir_name,
-        image_dir_name=args.image_dir_name,
-        normal_label=args.normal_label,
-        nan_policy=args.nan_policy,
-        workers=args.workers,
-        out_dir=args.out_dir,
-        metrics_json=args.metrics_json,
-        plots=not args.no_plots,
-        plot_max_videos=args.plot_max_videos,
-        map_iou=args.map_iou,
-        batch_size=args.batch_size,
-        heads=args.heads,
-        nu=args.nu,
-        noise=args.noise,
-        device=args.device,
-        amp=args.amp,
-        progress=not args.no_progress,
-    )
+def evaluation_config(args: argparse.Namespace, cls: type[E] = TestConfig) -> E:  # type: ignore[assignment]
+    """The evaluation record ``cls`` (default :class:`~iefvad.engine.report.TestConfig`) of
+    parsed flags: every flag names a field, ``--no_plots`` / ``--no_progress`` turned into
+    ``plots`` / ``progress``."""
+    values = vars(args).copy()
+    values["plots"] = not values.pop("no_plots")
+    values["progress"] = not values.pop("no_progress")
+    return cls(**values)

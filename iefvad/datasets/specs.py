@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from iefvad.datasets.names import video_stem
 from iefvad.errors import UserInputError
@@ -74,17 +75,17 @@ class DatasetSpec:
     """CSV label of normal videos (``Normal``, ``normal`` or ``A``)."""
     label_map: dict[str, str] = field(repr=False)
     """Label code -> class name, normal class first (``iefvad/resources/*/label_map.json``)."""
-    paired: bool
-    """True: each step takes B normal + B abnormal videos; False: one mixed loader."""
-    headline: str
-    """Metric printed first and used for ``--select test``: ``auc`` or ``ap``."""
-    class_folders: bool
-    """Features live in ``<root>/<Class>/``; False for XD (flat)."""
-    event_dir: str
-    """Name of the event-feature tree that replaces ``rgb`` in image paths."""
-    multi_label: bool
-    """Labels like ``B2-G-0`` list several classes (XD)."""
     preset: TrainPreset
+    paired: bool = True
+    """True: each step takes B normal + B abnormal videos; False: one mixed loader (XD)."""
+    headline: str = "auc"
+    """Metric printed first and used for ``--select test``: ``auc`` or ``ap`` (XD)."""
+    class_folders: bool = True
+    """Features live in ``<root>/<Class>/``; False for XD (flat)."""
+    event_dir: str = "event_thr_10"
+    """Name of the event-feature tree that replaces ``rgb`` in image paths."""
+    multi_label: bool = False
+    """Labels like ``B2-G-0`` list several classes (XD)."""
     user_data: bool = False
     """A user's own folder (``custom``): any label is accepted, the normal label is the user's
     (``--normal_label``) and the lists are built from the folders, not from shipped splits."""
@@ -205,6 +206,7 @@ PRESETS: dict[str, TrainPreset] = {
     "custom": TrainPreset(16, 1e-4, 20, (12, 16), 0.1, 1.0),
 }
 
+
 def _csv_split(annotations: str, note: str | None = None) -> SplitSpec:
     return SplitSpec(
         Membership("train_list_ief_vad.csv", "column"),
@@ -225,17 +227,23 @@ XD_LEAK_NOTE = (
     "--split standard for reportable numbers."
 )
 
+
+def _benchmark(name: str, normal_label: str, **differences: Any) -> DatasetSpec:
+    """A shipped dataset's record: its label map and preset by name, the rest as given (fields
+    left out take the UCF-Crime-like defaults of :class:`DatasetSpec`)."""
+    return DatasetSpec(
+        name=name,
+        normal_label=normal_label,
+        label_map=_label_map(name),
+        preset=PRESETS[name],
+        **differences,
+    )
+
+
 _SPECS: dict[str, DatasetSpec] = {
-    "ucfcrime": DatasetSpec(
-        name="ucfcrime",
-        normal_label="Normal",
-        label_map=_label_map("ucfcrime"),
-        paired=True,
-        headline="auc",
-        class_folders=True,
-        event_dir="event_thr_10",
-        multi_label=False,
-        preset=PRESETS["ucfcrime"],
+    "ucfcrime": _benchmark(
+        "ucfcrime",
+        "Normal",
         splits={
             "standard": SplitSpec(
                 Membership("Anomaly_Train.txt", "folder"),
@@ -250,16 +258,13 @@ _SPECS: dict[str, DatasetSpec] = {
         },
         drop_suffix="_x264",
     ),
-    "xd": DatasetSpec(
-        name="xd",
-        normal_label="A",
-        label_map=_label_map("xd"),
+    "xd": _benchmark(
+        "xd",
+        "A",
         paired=False,
         headline="ap",
         class_folders=False,
-        event_dir="event_thr_10",
         multi_label=True,
-        preset=PRESETS["xd"],
         detection=True,
         frame_ap="ap_trapz",
         splits={
@@ -272,31 +277,8 @@ _SPECS: dict[str, DatasetSpec] = {
         },
     ),
     # ShanghaiTech and MSAD: the reference's lists are the standard split (docs/reference.md s.4).
-    "shang": DatasetSpec(
-        name="shang",
-        normal_label="normal",
-        label_map=_label_map("shang"),
-        paired=True,
-        headline="auc",
-        class_folders=True,
-        event_dir="event",
-        multi_label=False,
-        preset=PRESETS["shang"],
-        splits=_REFERENCE_IS_STANDARD,
-    ),
-    "msad": DatasetSpec(
-        name="msad",
-        normal_label="Normal",
-        label_map=_label_map("msad"),
-        paired=True,
-        headline="auc",
-        class_folders=True,
-        event_dir="event_thr_10",
-        multi_label=False,
-        preset=PRESETS["msad"],
-        splits=_REFERENCE_IS_STANDARD,
-        annotation_text="scene",
-    ),
+    "shang": _benchmark("shang", "normal", event_dir="event", splits=_REFERENCE_IS_STANDARD),
+    "msad": _benchmark("msad", "Normal", splits=_REFERENCE_IS_STANDARD, annotation_text="scene"),
 }
 
 BENCHMARKS: tuple[str, ...] = tuple(_SPECS)
@@ -312,11 +294,6 @@ def custom_spec(normal_label: str = "normal", classes: list[str] | None = None) 
         name=CUSTOM,
         normal_label=normal_label,
         label_map=label_map,
-        paired=True,
-        headline="auc",
-        class_folders=True,
-        event_dir="event_thr_10",
-        multi_label=False,
         preset=PRESETS["custom"],
         user_data=True,
     )

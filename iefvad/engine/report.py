@@ -43,25 +43,41 @@ class EvaluationInputs:
     gt: GroundTruth
 
 
-def evaluation_inputs(
-    meta: dict[str, Any],
-    dataset: str | None = None,
-    test_list: Path | None = None,
-    gt_path: Path | None = None,
-    data_root: Path | None = None,
-    event_dir_name: str | None = None,
-    image_dir_name: str = "rgb",
-    normal_label: str | None = None,
-) -> EvaluationInputs:
+@dataclass(frozen=True, kw_only=True)
+class EvaluationOptions:
+    """What every evaluation of a checkpoint shares (``test.py``, ``test2.py``): where its test
+    data is and how the passes run. None: the checkpoint's, the dataset's or the default."""
+
+    dataset: str | None = None
+    """Default: the checkpoint's dataset, else ucfcrime."""
+    test_list: Path | None = None
+    gt_path: Path | None = None
+    data_root: Path | None = None
+    event_dir_name: str | None = None
+    image_dir_name: str = "rgb"
+    normal_label: str | None = None
+    nan_policy: str = "error"
+    workers: int = 8
+    batch_size: int = 64
+    heads: int | None = None
+    nu: float | None = None
+    noise: str | None = None
+    device: str = "auto"
+    amp: str = "none"
+    progress: bool = True
+
+
+def evaluation_inputs(meta: dict[str, Any], opts: EvaluationOptions) -> EvaluationInputs:
     """Resolve and read the test list and ground truth of a checkpoint with record ``meta``:
     options left None come from the record (dataset, normal label) or the dataset's defaults
     (``list/<dataset>/test.csv``, ``gt.npy``, event folder); labels are checked."""
-    dataset = dataset or meta.get("dataset") or "ucfcrime"
-    spec = resolve_spec(dataset, normal_label or meta.get("normal_label"))
+    dataset = opts.dataset or meta.get("dataset") or "ucfcrime"
+    spec = resolve_spec(dataset, opts.normal_label or meta.get("normal_label"))
     lists = default_paths(dataset)
-    test_list = test_list or lists.test
-    gt_path = gt_path or lists.gt
-    rows = read_list(test_list, data_root, event_dir_name or spec.event_dir, image_dir_name)
+    test_list = opts.test_list or lists.test
+    gt_path = opts.gt_path or lists.gt
+    event_dir = opts.event_dir_name or spec.event_dir
+    rows = read_list(test_list, opts.data_root, event_dir, opts.image_dir_name)
     check_labels(rows, spec, test_list)
     return EvaluationInputs(dataset, spec, test_list, gt_path, rows, load_gt(gt_path))
 
@@ -77,8 +93,8 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class TestConfig:
+@dataclass(frozen=True, kw_only=True)
+class TestConfig(EvaluationOptions):
     """One evaluation (``test.py``'s flags); None: the checkpoint's, the dataset's or the
     default (see :func:`run_test`)."""
 
@@ -88,29 +104,12 @@ class TestConfig:
     """Default ``checkpoints/<exp_name>/<exp_name>.pth``."""
     exp_name: str | None = None
     """Names the output folder (default: the checkpoint's stem)."""
-    dataset: str | None = None
-    """Default: the checkpoint's dataset, else ucfcrime."""
-    test_list: Path | None = None
-    gt_path: Path | None = None
-    data_root: Path | None = None
-    event_dir_name: str | None = None
-    image_dir_name: str = "rgb"
-    normal_label: str | None = None
-    nan_policy: str = "error"
-    workers: int = 8
     out_dir: Path | None = None
     """Default ``results/<exp_name>``."""
     metrics_json: Path | None = None
     plots: bool = True
     plot_max_videos: int = 4
     map_iou: bool = False
-    batch_size: int = 64
-    heads: int | None = None
-    nu: float | None = None
-    noise: str | None = None
-    device: str = "auto"
-    amp: str = "none"
-    progress: bool = True
 
 
 def run_test(cfg: TestConfig) -> dict[str, Any]:
@@ -132,16 +131,7 @@ def run_test(cfg: TestConfig) -> dict[str, Any]:
     if cfg.metrics_json:
         check_output_file(cfg.metrics_json, "--metrics_json")
     model, ckpt = load_model(ckpt_path, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise)
-    inputs = evaluation_inputs(
-        ckpt.meta,
-        cfg.dataset,
-        cfg.test_list,
-        cfg.gt_path,
-        cfg.data_root,
-        cfg.event_dir_name,
-        cfg.image_dir_name,
-        cfg.normal_label,
-    )
+    inputs = evaluation_inputs(ckpt.meta, cfg)
     dataset, spec, rows, gt = inputs.dataset, inputs.spec, inputs.rows, inputs.gt
     test_list, gt_path = inputs.test_list, inputs.gt_path
     trained_on = ckpt.meta.get("dataset")

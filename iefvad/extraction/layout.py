@@ -359,6 +359,16 @@ def _manifest_shape(m: Mapping[str, Any]) -> tuple[int, int] | None:
     return (t, d) if ok else None
 
 
+def _read_sized_manifest(path: Path, absent: str) -> tuple[dict[str, Any], tuple[int, int]] | str:
+    """``(manifest, (T, D))`` of ``path``, or the problem: ``absent`` when there is no file,
+    ``manifest unreadable`` when it cannot be parsed or names no valid shape."""
+    m = read_manifest(path)
+    if m is None:
+        return "manifest unreadable" if path.exists() else absent
+    shape = _manifest_shape(m)
+    return "manifest unreadable" if shape is None else (m, shape)
+
+
 def completion(
     layout: OutputLayout,
     modality: str,
@@ -370,13 +380,10 @@ def completion(
     else why not: ``missing`` (no manifest), ``manifest unreadable``, ``settings changed:
     ...``, ``video changed``, ``partial`` (a feature file is missing), ``damaged <file>: ...``
     (see :func:`npy_problem`: a truncated file is redone), ``crops missing``."""
-    path = layout.manifest_path(modality, job)
-    m = read_manifest(path)
-    if m is None:
-        return "manifest unreadable" if path.exists() else "missing"
-    shape = _manifest_shape(m)
-    if shape is None:
-        return "manifest unreadable"
+    found = _read_sized_manifest(layout.manifest_path(modality, job), "missing")
+    if isinstance(found, str):
+        return found
+    m, shape = found
     changed = [k for k, v in settings.items() if m.get("settings", {}).get(k) != v]
     if changed:
         return "settings changed: " + ", ".join(changed)
@@ -435,13 +442,10 @@ def feature_file_status(path: str | os.PathLike[str]) -> str | None:
     stem, sep, crop = path.name.removesuffix(".npy").rpartition("__")
     if not sep or not crop.isdigit() or not path.name.endswith(".npy"):
         return f"{path.name} is not named <video>__<crop>.npy"
-    manifest = path.with_name(f"{stem}{MANIFEST_SUFFIX}")
-    m = read_manifest(manifest)
-    if m is None:
-        return "manifest unreadable" if manifest.exists() else "no manifest"
-    shape = _manifest_shape(m)
-    if shape is None:
-        return "manifest unreadable"
+    found = _read_sized_manifest(path.with_name(f"{stem}{MANIFEST_SUFFIX}"), "no manifest")
+    if isinstance(found, str):
+        return found
+    m, shape = found
     if int(crop) not in m.get("crops", []):
         return f"crop {int(crop)} not in its manifest"
     return npy_problem(path, *shape)

@@ -38,7 +38,7 @@ from iefvad.datasets.specs import SNIPPET_FRAMES
 from iefvad.engine.corruption import chunk_noise
 from iefvad.engine.evaluate import Predictions, TestSet, load_test_set, predict
 from iefvad.engine.metrics import auc_ap
-from iefvad.engine.report import evaluation_inputs
+from iefvad.engine.report import EvaluationOptions, evaluation_inputs
 from iefvad.engine.train import resolve_device
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
@@ -209,8 +209,8 @@ def per_video(mask: np.ndarray, test: TestSet) -> list[np.ndarray]:
     return out
 
 
-@dataclass(frozen=True)
-class ExploreConfig:
+@dataclass(frozen=True, kw_only=True)
+class ExploreConfig(EvaluationOptions):
     """One explorer run (``test2.py``'s flags, :mod:`iefvad.cli.explore`); None: the
     checkpoint's, the dataset's or the default."""
 
@@ -218,15 +218,6 @@ class ExploreConfig:
     """One or more checkpoints; default ``checkpoints/<exp_name>/<exp_name>.pth``."""
     labels: Sequence[str] | None = None
     exp_name: str | None = None
-    dataset: str | None = None
-    test_list: Path | None = None
-    gt_path: Path | None = None
-    data_root: Path | None = None
-    event_dir_name: str | None = None
-    image_dir_name: str = "rgb"
-    normal_label: str | None = None
-    nan_policy: str = "error"
-    workers: int = 8
     modality: Sequence[str] = MODALITIES
     perturbation: Sequence[str] = PERTURBATIONS
     attenuate_levels: Sequence[float] = DEFAULT_LEVELS["attenuate"]
@@ -238,14 +229,7 @@ class ExploreConfig:
     out_dir: Path | None = None
     """Default ``results/<exp_name>/uncertainty``."""
     plots: bool = True
-    batch_size: int = 64
     threads: int | None = None
-    heads: int | None = None
-    nu: float | None = None
-    noise: str | None = None
-    device: str = "auto"
-    amp: str = "none"
-    progress: bool = True
 
 
 def check_levels(cfg: ExploreConfig) -> dict[str, list[float]]:
@@ -306,16 +290,7 @@ def run_explore(cfg: ExploreConfig) -> list[dict[str, Any]]:
     ckpts = cfg.ckpt_path or [Path("checkpoints") / str(exp) / f"{exp}.pth"]
     device = resolve_device(cfg.device)
     loaded = [load_model(c, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise) for c in ckpts]
-    inputs = evaluation_inputs(
-        loaded[0][1].meta,
-        cfg.dataset,
-        cfg.test_list,
-        cfg.gt_path,
-        cfg.data_root,
-        cfg.event_dir_name,
-        cfg.image_dir_name,
-        cfg.normal_label,
-    )
+    inputs = evaluation_inputs(loaded[0][1].meta, cfg)
     dataset, rows, gt = inputs.dataset, inputs.rows, inputs.gt
     test_list, gt_path = inputs.test_list, inputs.gt_path
     labels = cfg.labels or _labels(ckpts, [c.config.fusion for _, c in loaded])

@@ -66,6 +66,27 @@ def _grid(rows: Sequence[dict[str, Any]]):
     return perts, mods, fig, axes
 
 
+def _model_series(rows: Sequence[dict[str, Any]], models: Sequence[str]):
+    """``(fig, axes, series)``: the panel grid of :func:`_grid` and, for every panel and
+    checkpoint, ``(ax, perturbation, modality, colour, checkpoint, its rows by level)``."""
+    perts, mods, fig, axes = _grid(rows)
+    cmap = plt.get_cmap("tab10")
+    series = [
+        (axes[i, j], pert, mod, cmap(k % 10), model, _series(rows, pert, mod, model))
+        for i, pert in enumerate(perts)
+        for j, mod in enumerate(mods)
+        for k, model in enumerate(models)
+    ]
+    return fig, axes, series
+
+
+def _label_panel(ax, pert: str, title: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(LEVEL_LABELS.get(pert, "level"))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
 def _series(
     rows: Sequence[dict[str, Any]], pert: str, mod: str, model: str
 ) -> list[dict[str, Any]]:
@@ -83,19 +104,11 @@ def plot_degradation(
     """One panel per (perturbation, degraded modality): ``value`` against the degradation
     level, one line per checkpoint."""
     models = list(dict.fromkeys(r["model"] for r in rows))
-    perts, mods, fig, axes = _grid(rows)
-    cmap = plt.get_cmap("tab10")
-    for i, pert in enumerate(perts):
-        for j, mod in enumerate(mods):
-            ax = axes[i, j]
-            for k, model in enumerate(models):
-                sel = _series(rows, pert, mod, model)
-                ys = [r[value] if r[value] is not None else np.nan for r in sel]
-                ax.plot([r["level"] for r in sel], ys, "o-", ms=3, color=cmap(k % 10), label=model)
-            ax.set_title(f"{pert} {mod}", fontsize=10)
-            ax.set_xlabel(LEVEL_LABELS.get(pert, "level"))
-            ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.3)
+    fig, axes, series = _model_series(rows, models)
+    for ax, pert, mod, color, model, sel in series:
+        ys = [r[value] if r[value] is not None else np.nan for r in sel]
+        ax.plot([r["level"] for r in sel], ys, "o-", ms=3, color=color, label=model)
+        _label_panel(ax, pert, f"{pert} {mod}", ylabel)
     axes[0, -1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return save_figure(fig, path)
@@ -116,31 +129,16 @@ def plot_weight_shift(rows: Sequence[dict[str, Any]], path: str | os.PathLike[st
         for m in dict.fromkeys(r["model"] for r in rows)
         if any(r["model"] == m and r[f"w_{r['modality']}_normal"] is not None for r in rows)
     ]
-    perts, mods, fig, axes = _grid(rows)
-    cmap = plt.get_cmap("tab10")
-    for i, pert in enumerate(perts):
-        for j, mod in enumerate(mods):
-            ax = axes[i, j]
-            for k, model in enumerate(models):
-                sel = _series(rows, pert, mod, model)
-                lv = [r["level"] for r in sel]
-                for key, style in (("normal", "-"), ("abnormal", "--"), ("affected", ":")):
-                    ys = [r[f"w_{mod}_{key}"] for r in sel]
-                    ys = [np.nan if y is None else y for y in ys]
-                    ax.plot(
-                        lv,
-                        ys,
-                        style,
-                        marker="o",
-                        ms=2.5,
-                        color=cmap(k % 10),
-                        label=f"{model} ({key})" if (i, j) == (0, len(mods) - 1) else None,
-                    )
-            ax.set_title(f"{pert} {mod}: weight of {mod}", fontsize=10)
-            ax.set_xlabel(LEVEL_LABELS.get(pert, "level"))
-            ax.set_ylabel(f"mean {mod} weight")
-            ax.set_ylim(-0.02, 1.02)
-            ax.grid(alpha=0.3)
+    fig, axes, series = _model_series(rows, models)
+    for ax, pert, mod, color, model, sel in series:
+        lv = [r["level"] for r in sel]
+        for key, style in (("normal", "-"), ("abnormal", "--"), ("affected", ":")):
+            ys = [r[f"w_{mod}_{key}"] for r in sel]
+            ys = [np.nan if y is None else y for y in ys]
+            label = f"{model} ({key})" if ax is axes[0, -1] else None
+            ax.plot(lv, ys, style, marker="o", ms=2.5, color=color, label=label)
+        _label_panel(ax, pert, f"{pert} {mod}: weight of {mod}", f"mean {mod} weight")
+        ax.set_ylim(-0.02, 1.02)
     if models:
         axes[0, -1].legend(fontsize=6, loc="best")
     fig.tight_layout()

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -94,20 +95,30 @@ def draw_trace(ax_score, ax_weight, v: VideoTrace) -> None:
     ax_weight.set_xlabel("time (s)" if v.fps else "frame")
 
 
+def score_weight_pairs(
+    n: int, height: float, extra: float, weight_ratio: float, **figure: Any
+) -> tuple[plt.Figure, list[tuple[plt.Axes, plt.Axes]]]:
+    """A figure of ``n`` (score panel, weight panel) pairs stacked in one column, each pair
+    ``height`` inches tall (plus ``extra`` for titles); the weight panel is ``weight_ratio``
+    to the score panel's 3."""
+    fig, axes = plt.subplots(
+        2 * n,
+        1,
+        figsize=(10, height * n + extra),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, weight_ratio] * n},
+        **figure,
+    )
+    return fig, [(axes[2 * i, 0], axes[2 * i + 1, 0]) for i in range(n)]
+
+
 def plot_videos(
     traces: Sequence[VideoTrace], path: str | os.PathLike[str], title: str = ""
 ) -> Path:
     """One figure, a score panel above a weight panel per video; returns the PNG path."""
-    n = len(traces)
-    fig, axes = plt.subplots(
-        2 * n,
-        1,
-        figsize=(10, 2.6 * n + 0.6),
-        squeeze=False,
-        gridspec_kw={"height_ratios": [3, 2] * n},
-    )
-    for i, v in enumerate(traces):
-        draw_trace(axes[2 * i, 0], axes[2 * i + 1, 0], v)
+    fig, pairs = score_weight_pairs(len(traces), 2.6, 0.6, 2.0)
+    for (ax, axw), v in zip(pairs, traces):
+        draw_trace(ax, axw, v)
     handles = [
         plt.Line2D([], [], color=SCORE_COLOR, label="anomaly score"),
         plt.Line2D([], [], color=IMAGE_COLOR, label="mean image weight"),

@@ -21,6 +21,7 @@ from iefvad.viz.figures import (  # noqa: E402
     SPAN_COLOR,
     draw_scores_and_weights,
     save_figure,
+    score_weight_pairs,
 )
 
 MODEL_COLORS = {"image-only": IMAGE_COLOR, "event-only": EVENT_COLOR, "fused": SCORE_COLOR}
@@ -48,16 +49,8 @@ def plot_comparison(
     """Per video a score panel (one curve per model) above the fused model's weight panel,
     annotated anomalies shaded; returns the PNG path."""
     n = len(videos)
-    fig, axes = plt.subplots(
-        2 * n,
-        1,
-        figsize=(10, 2.9 * n + 0.8),
-        squeeze=False,
-        gridspec_kw={"height_ratios": [3, 1.6] * n},
-        layout="constrained",
-    )
-    for i, v in enumerate(videos):
-        ax, axw = axes[2 * i, 0], axes[2 * i + 1, 0]
+    fig, pairs = score_weight_pairs(n, 2.9, 0.8, 1.6, layout="constrained")
+    for i, ((ax, axw), v) in enumerate(zip(pairs, videos)):
         draw_scores_and_weights(
             ax,
             axw,
