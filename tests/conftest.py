@@ -36,32 +36,26 @@ def synth_set(tmp_path_factory: pytest.TempPathFactory):
     return make_feature_set(root / "features", SynthSpec(seed=3))
 
 
+def synth_train_cfg(synth_set, ckpt_dir, exp_name: str, *extra: str):
+    """The TrainConfig ``main.py`` makes for a run on ``synth_set`` (its train, test and
+    ground-truth files, the UCF-Crime preset, no progress bars) plus ``extra`` flags."""
+    from iefvad.cli.options import resolve_train, train_parser
+
+    args = train_parser().parse_args(
+        [
+            "--dataset", "ucfcrime", "--train_list", str(synth_set.train_csv),
+            "--test_list", str(synth_set.test_csv), "--gt_path", str(synth_set.gt_path),
+            "--exp_name", exp_name, "--ckpt_dir", str(ckpt_dir), "--no_progress", *extra,
+        ]
+    )  # fmt: skip
+    return resolve_train(args)[0]
+
+
 @pytest.fixture(scope="session")
 def trained(synth_set, tmp_path_factory: pytest.TempPathFactory):
     """(checkpoint path, TrainResult) of a short run on ``synth_set``."""
-    from iefvad.cli.options import resolve_train, train_parser
     from iefvad.engine.train import train
 
     out = tmp_path_factory.mktemp("run")
-    args = train_parser().parse_args(
-        [
-            "--dataset",
-            "ucfcrime",
-            "--train_list",
-            str(synth_set.train_csv),
-            "--test_list",
-            str(synth_set.test_csv),
-            "--gt_path",
-            str(synth_set.gt_path),
-            "--exp_name",
-            "synth",
-            "--ckpt_dir",
-            str(out / "ckpt"),
-            "--no_progress",
-            *TINY_MODEL,
-            *TINY_OPT,
-        ]
-    )
-    cfg, _ = resolve_train(args)
-    result = train(cfg)
+    result = train(synth_train_cfg(synth_set, out / "ckpt", "synth", *TINY_MODEL, *TINY_OPT))
     return result.checkpoint, result

@@ -53,6 +53,7 @@ from iefvad.data.list_rules import (
     split_spec,
 )
 from iefvad.datasets.specs import get_spec
+from iefvad.extraction.manifest import MANIFEST_FORMAT, MANIFEST_SUFFIX
 
 # --------------------------------------------------------------------------- feature trees
 
@@ -128,13 +129,6 @@ def scan_features(base_path: str | os.PathLike[str]) -> list[FeatureVideo]:
         )
         raise ListError(f"feature folder {base} holds no <video>__<crop>.npy files.{hint}")
     return list(videos.values())
-
-
-MANIFEST_SUFFIX = ".manifest.json"
-MANIFEST_FORMAT = "iefvad-extract/1"
-"""The extractor's per-video completion mark (``iefvad.extraction.layout``; not imported, since
-that module pulls in the video decoder). ``tests/data/test_lists.py`` checks that both constants
-agree."""
 
 
 def has_manifests(root: Path) -> bool:

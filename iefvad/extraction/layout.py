@@ -29,13 +29,11 @@ from typing import Any
 import numpy as np
 
 from iefvad.errors import UserInputError
+from iefvad.extraction.manifest import MANIFEST_FORMAT, MANIFEST_SUFFIX
 from iefvad.fileio import probe_writable, read_npy_header
 from iefvad.video.decode import NUM_CROPS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
-
-MANIFEST_FORMAT = "iefvad-extract/1"
-MANIFEST_SUFFIX = ".manifest.json"
 
 
 class ExtractError(UserInputError):

@@ -36,14 +36,13 @@ from iefvad.data.list_rules import (
     read_names,
 )
 from iefvad.data.lists import (
-    MANIFEST_FORMAT,
-    MANIFEST_SUFFIX,
     benchmark_lists,
     custom_lists,
     generate_gt,
     write_lists,
 )
 from iefvad.datasets.specs import get_spec
+from iefvad.extraction.manifest import MANIFEST_FORMAT, MANIFEST_SUFFIX
 
 REPO = Path(__file__).resolve().parents[2]
 CROPS = range(10)
@@ -825,15 +824,6 @@ def write_manifests(root: Path, videos: dict[str, int], crops=CROPS) -> None:
     for rel, t in videos.items():
         p = root / f"{rel}{MANIFEST_SUFFIX}"
         p.write_text(json.dumps({"format": MANIFEST_FORMAT, "T": t, "crops": list(crops)}))
-
-
-def test_manifest_constants_match_the_extractor():
-    from iefvad.extraction import layout as extract_layout
-
-    assert (MANIFEST_SUFFIX, MANIFEST_FORMAT) == (
-        extract_layout.MANIFEST_SUFFIX,
-        extract_layout.MANIFEST_FORMAT,
-    )
 
 
 def test_extracted_tree_leaves_out_videos_without_a_complete_manifest(tmp_path):

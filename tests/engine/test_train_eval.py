@@ -15,7 +15,7 @@ from iefvad.cli.options import resolve_train, train_parser
 from iefvad.engine.train import train
 from iefvad.models.checkpoint import read_checkpoint
 
-from conftest import ROOT, TINY_MODEL
+from conftest import ROOT, TINY_MODEL, synth_train_cfg
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -77,30 +77,9 @@ def test_test_py_metrics_json_agrees_with_sklearn(trained, synth_set, tmp_path):
 
 
 def short_cfg(synth_set, tmp_path, *extra: str):
-    args = train_parser().parse_args(
-        [
-            "--dataset",
-            "ucfcrime",
-            "--train_list",
-            str(synth_set.train_csv),
-            "--test_list",
-            str(synth_set.test_csv),
-            "--gt_path",
-            str(synth_set.gt_path),
-            "--ckpt_dir",
-            str(tmp_path),
-            "--exp_name",
-            "x",
-            "--no_progress",
-            "--max_epoch",
-            "2",
-            "--batch_size",
-            "4",
-            *TINY_MODEL,
-            *extra,
-        ]
+    return synth_train_cfg(
+        synth_set, tmp_path, "x", "--max_epoch", "2", "--batch_size", "4", *TINY_MODEL, *extra
     )
-    return resolve_train(args)[0]
 
 
 def test_seeded_cpu_runs_repeat(synth_set, tmp_path):
