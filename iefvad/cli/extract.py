@@ -15,6 +15,11 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from iefvad.extraction.pipeline import RunConfig
+    from iefvad.extraction.recipe import Encoders
 
 log = logging.getLogger("iefvad.extraction.pipeline")
 
@@ -364,30 +369,14 @@ def main(
     return run_entry(lambda: _run(args, dataset or args.dataset, modality or args.modality, compat))
 
 
-def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) -> int:
-    from iefvad.cli.weights import weights_options
-    from iefvad.datasets.specs import get_spec
-    from iefvad.extraction.layout import (
-        ExtractError,
-        check_output_folders,
-        event_tree_name,
-        parse_shard,
-        shard_from_env,
-    )
-    from iefvad.extraction.pipeline import (
-        RunConfig,
-        gather_summaries,
-        init_distributed,
-        plan,
-        run_extraction,
-    )
-    from iefvad.extraction.recipe import RecipeOptions
-    from iefvad.extraction.setup import EncoderSetup, prepare_encoders
+def _encoder_choice(
+    args: argparse.Namespace, modality: str, compat: bool
+) -> tuple[str | None, str | None, str]:
+    """``(image weights, event weights, open_clip model name)`` the flags ask for; the seed
+    scripts' spellings (``--model vitl``, ``--clip_ckpt`` as the event weights of the event
+    script) are mapped, contradictions and unsupported seed values stop with the flag named."""
+    from iefvad.extraction.layout import ExtractError
 
-    spec = get_spec(dataset)
-    if not Path(args.video_dir).expanduser().is_dir():
-        raise ExtractError(f"--video_dir {args.video_dir} is not a folder; pass the video folder")
-    modalities = ("image", "event") if modality == "both" else (modality,)
     event_ckpt = getattr(args, "event_clip_ckpt", None)
     image_ckpt = args.clip_ckpt
     if compat and modality == "event":
@@ -415,8 +404,94 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
                 f"--model {seed_model} ({mapped}) contradicts --clip_model {clip_model}"
             )
         clip_model = mapped
-    clip_model = clip_model or "ViT-L-14"
+    return image_ckpt, event_ckpt, clip_model or "ViT-L-14"
 
+
+def _log_setup(cfg: RunConfig, encoders: Encoders, device: Any, where: str) -> None:
+    """One log line per encoder (source, fingerprint, output tree) and one for the run."""
+    for m, enc in (("image", encoders.image), ("event", encoders.event)):
+        if enc is not None:
+            log.info(
+                "%s encoder: %s [%s] fingerprint %s%s -> %s",
+                m,
+                enc.source,
+                enc.arch,
+                enc.fingerprint,
+                " (RANDOM weights)" if enc.random_init else "",
+                cfg.roots[m],
+            )
+    opts = cfg.opts
+    log.info(
+        "device %s, %s, %d images per batch, %d decode workers; shard %d/%d (%s); crops %s, "
+        "tail %s, threshold %g, event norm %s",
+        device,
+        cfg.precision,
+        encoders.batch_size,
+        cfg.workers,
+        cfg.rank,
+        cfg.world,
+        where,
+        ",".join(map(str, opts.crops)),
+        opts.tail,
+        opts.threshold,
+        opts.event_norm,
+    )
+
+
+def _print_plan(cfg: RunConfig, encoders: Encoders) -> None:
+    """``--dry_run``: what this shard would extract and why each redo is needed."""
+    from iefvad.extraction.pipeline import plan
+
+    p = plan(cfg, encoders)
+    print(
+        f"{p.listed} videos listed; this shard: {len(p.todo) + len(p.complete)}, "
+        f"{len(p.complete)} complete, {len(p.todo)} to extract"
+    )
+    for rel, why in sorted(p.redo.items()):
+        print(f"  redo {rel}: {why}")
+
+
+def _extract(cfg: RunConfig, encoders: Encoders, distributed: bool) -> int:
+    """Run the extraction; print this rank's summary (and all ranks' under torchrun); the
+    exit status is the worst of them."""
+    from iefvad.extraction.pipeline import gather_summaries, run_extraction
+
+    with _sigterm_as_interrupt():
+        summary = run_extraction(cfg, encoders)
+    total = gather_summaries(summary, cfg) if distributed else summary
+    print(
+        f"rank {cfg.rank}: {summary.text()}" if cfg.world > 1 else summary.text(), file=sys.stderr
+    )
+    if not distributed:
+        return summary.exit_code
+    if total is not None:
+        print(f"all ranks: {total.text()}", file=sys.stderr)
+    import torch.distributed as dist
+
+    code = max(0 if total is None else total.exit_code, summary.exit_code)
+    dist.destroy_process_group()
+    return code
+
+
+def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) -> int:
+    from iefvad.cli.weights import weights_options
+    from iefvad.datasets.specs import get_spec
+    from iefvad.extraction.layout import (
+        ExtractError,
+        check_output_folders,
+        event_tree_name,
+        parse_shard,
+        shard_from_env,
+    )
+    from iefvad.extraction.pipeline import RunConfig, init_distributed
+    from iefvad.extraction.recipe import RecipeOptions
+    from iefvad.extraction.setup import EncoderSetup, prepare_encoders
+
+    spec = get_spec(dataset)
+    if not Path(args.video_dir).expanduser().is_dir():
+        raise ExtractError(f"--video_dir {args.video_dir} is not a folder; pass the video folder")
+    modalities = ("image", "event") if modality == "both" else (modality,)
+    image_ckpt, event_ckpt, clip_model = _encoder_choice(args, modality, compat)
     opts = RecipeOptions(args.crops, args.tail, args.threshold, args.event_norm, args.clamp)
     roots = _roots(args, modalities, event_tree_name(spec.event_dir, args.threshold))
     if not args.dry_run:  # before the weights load: a read-only folder fails in a second
@@ -448,14 +523,12 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
             workers=args.workers,
         )
     )
-    encoders, device, precision = ready.encoders, ready.device, ready.precision
-    batch = encoders.batch_size
     cfg = RunConfig(
         video_dir=Path(args.video_dir).expanduser(),
         roots=roots,
         opts=opts,
         class_folders=spec.class_folders,
-        precision=precision,
+        precision=ready.precision,
         workers=args.workers,
         overwrite=args.overwrite,
         truncation_tolerance=None if args.allow_truncated else args.truncation_tolerance,
@@ -465,52 +538,9 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         progress=not args.no_progress,
         dataset=spec.name,
     )
-    for m, enc in (("image", encoders.image), ("event", encoders.event)):
-        if enc is not None:
-            log.info(
-                "%s encoder: %s [%s] fingerprint %s%s -> %s",
-                m,
-                enc.source,
-                enc.arch,
-                enc.fingerprint,
-                " (RANDOM weights)" if enc.random_init else "",
-                roots[m],
-            )
-    log.info(
-        "device %s, %s, %d images per batch, %d decode workers; shard %d/%d (%s); crops %s, "
-        "tail %s, threshold %g, event norm %s",
-        device,
-        precision,
-        batch,
-        args.workers,
-        rank,
-        world,
-        where,
-        ",".join(map(str, opts.crops)),
-        opts.tail,
-        opts.threshold,
-        opts.event_norm,
-    )
+    _log_setup(cfg, ready.encoders, ready.device, where)
     if args.dry_run:
-        p = plan(cfg, encoders)
-        print(
-            f"{p.listed} videos listed; this shard: {len(p.todo) + len(p.complete)}, "
-            f"{len(p.complete)} complete, {len(p.todo)} to extract"
-        )
-        for rel, why in sorted(p.redo.items()):
-            print(f"  redo {rel}: {why}")
+        _print_plan(cfg, ready.encoders)
         return 0
     distributed = init_distributed() if not args.shard else False
-    with _sigterm_as_interrupt():
-        summary = run_extraction(cfg, encoders)
-    total = gather_summaries(summary, cfg) if distributed else summary
-    print(f"rank {rank}: {summary.text()}" if world > 1 else summary.text(), file=sys.stderr)
-    if distributed and total is not None:
-        print(f"all ranks: {total.text()}", file=sys.stderr)
-    if distributed:
-        import torch.distributed as dist
-
-        code = max(0 if total is None else total.exit_code, summary.exit_code)
-        dist.destroy_process_group()
-        return code
-    return summary.exit_code
+    return _extract(cfg, ready.encoders, distributed)
