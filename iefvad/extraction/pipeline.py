@@ -399,6 +399,90 @@ def run_extraction(cfg: RunConfig, encoders: Encoders) -> RunSummary:
         return _extract_locked(cfg, encoders, t0)
 
 
+class _Collector:
+    """The consumer side of an extraction: encodes each decoded group, gathers a video's
+    features until its decoder reports it finished, and hands finished videos to one writer
+    thread; failures (decode, write) land in ``summary`` and remove the video's outputs."""
+
+    def __init__(
+        self, p: Plan, cfg: RunConfig, encoders: Encoders, summary: RunSummary, videos: int
+    ) -> None:
+        self.p, self.cfg, self.encoders, self.summary = p, cfg, encoders, summary
+        self.progress = _Progress(videos, cfg.progress and bool(videos), f"extract r{cfg.rank}")
+        self.subsets: dict[tuple[str, ...], Encoders] = {}
+        self.parts: dict[int, dict[str, dict[int, list[torch.Tensor]]]] = {}
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iefvad-writer")
+        self.writes: dict[str, Future] = {}
+        self.jobs_of: dict[str, tuple[VideoJob, tuple[str, ...]]] = {}
+
+    def _encoders_for(self, mods: tuple[str, ...]) -> Encoders:
+        """The encoders of ``mods`` only (a video may need one modality redone)."""
+        enc = self.subsets.get(mods)
+        if enc is None:
+            e = self.encoders
+            enc = self.subsets[mods] = Encoders(
+                *(getattr(e, m) if m in mods else None for m in ("image", "event")),
+                batch_size=e.batch_size,
+            )
+        return enc
+
+    def add_group(self, idx: int, mods: tuple[str, ...], group: Any) -> None:
+        """Encode one decoded group of video ``idx`` and keep its features."""
+        crops = self.cfg.opts.crops
+        n = group.frames.shape[0]
+        try:
+            feats = encode_snippets(
+                self._encoders_for(mods), group.buffer.tensor[:n], self.cfg.opts, bgr=False
+            )
+        finally:
+            group.buffer.release()
+        acc = self.parts.setdefault(idx, {m: {c: [] for c in crops} for m in mods})
+        for m in mods:
+            for c, f in getattr(feats, m).items():
+                acc[m][c].append(f)
+        images = len(crops) * (n * ("image" in mods) + group.num_snippets * ("event" in mods))
+        self.progress.add(n, images)
+
+    def finish_video(self, idx: int, job: VideoJob, mods: tuple[str, ...], payload: Any) -> None:
+        """Video ``idx`` is decoded (or failed): queue its files for writing, or record why
+        not and remove what it had written."""
+        info, err = payload
+        acc = self.parts.pop(idx, None)
+        self.progress.video_done()
+        if err is not None:
+            _discard_failed(self.p, self.cfg, job, mods)
+            self.summary.failed[job.rel] = err.reason + (
+                "; its previous outputs (same video and settings) are kept"
+                if all((job.rel, m) in self.p.kept for m in mods)
+                else ""
+            )
+            log.warning("skipped %s: %s", job.video, err.reason)
+            return
+        assert acc is not None  # a video without error has at least one group
+        crops = self.cfg.opts.crops
+        features = {m: {c: torch.cat(acc[m][c]).numpy() for c in crops} for m in mods}
+        manifests = {
+            m: _manifest(m, job, info, self.encoders, self.cfg, self.p.layout) for m in mods
+        }
+        self.writes[job.rel] = self.writer.submit(
+            write_video, self.p.layout, job, features, manifests
+        )
+        self.jobs_of[job.rel] = (job, mods)
+
+    def close(self) -> None:
+        """Wait for the writer; a failed write counts the video as failed and removes it."""
+        self.progress.close()
+        self.writer.shutdown(wait=True)
+        for rel, fut in self.writes.items():
+            err = fut.exception()
+            if err is None:
+                self.summary.done.append(rel)
+            else:
+                self.summary.failed[rel] = f"cannot write outputs: {type(err).__name__}: {err}"
+                _discard_failed(self.p, self.cfg, *self.jobs_of[rel])
+        self.summary.frames, self.summary.images = self.progress.frames, self.progress.images
+
+
 def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary:
     p = plan(cfg, encoders)
     check_output_folders(p.layout.folder(m, job) for job, mods in p.todo for m in mods)
@@ -418,7 +502,7 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
         len(p.todo),
     )
     order = sorted(p.todo, key=lambda t: (-t[0].size, t[0].rel))
-    progress = _Progress(len(order), cfg.progress and bool(order), f"extract r{cfg.rank}")
+    collector = _Collector(p, cfg, encoders, summary, len(order))
     workers = max(1, min(cfg.workers, len(order)))
     qsize = max(2, workers)
     pool = BufferPool(workers + qsize + 1, pin=encoders.device.type == "cuda")
@@ -431,11 +515,6 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
         threading.Thread(target=_decode_worker, args=(jobs_q, out_q, pool, cfg, stop), daemon=True)
         for _ in range(workers)
     ]
-    subsets: dict[tuple[str, ...], Encoders] = {}
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iefvad-writer")
-    writes: dict[str, Future] = {}
-    jobs_of: dict[str, tuple[VideoJob, tuple[str, ...]]] = {}
-    parts: dict[int, dict[str, dict[int, list[torch.Tensor]]]] = {}
     finished = 0
     try:
         remove_stale(p)
@@ -452,62 +531,17 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
                 continue
             job, mods = order[idx]
             if kind == "group":
-                group = payload
-                enc = subsets.get(mods)
-                if enc is None:
-                    enc = subsets[mods] = Encoders(
-                        *(getattr(encoders, m) if m in mods else None for m in ("image", "event")),
-                        batch_size=encoders.batch_size,
-                    )
-                n = group.frames.shape[0]
-                try:
-                    feats = encode_snippets(enc, group.buffer.tensor[:n], cfg.opts, bgr=False)
-                finally:
-                    group.buffer.release()
-                acc = parts.setdefault(idx, {m: {c: [] for c in cfg.opts.crops} for m in mods})
-                for m in mods:
-                    for c, f in getattr(feats, m).items():
-                        acc[m][c].append(f)
-                crops = len(cfg.opts.crops)
-                images = crops * n * ("image" in mods) + crops * group.num_snippets * (
-                    "event" in mods
-                )
-                progress.add(n, images)
-                continue
-            info, err = payload
-            acc = parts.pop(idx, None)
-            finished += 1
-            progress.video_done()
-            if err is not None:
-                _discard_failed(p, cfg, job, mods)
-                summary.failed[job.rel] = err.reason + (
-                    "; its previous outputs (same video and settings) are kept"
-                    if all((job.rel, m) in p.kept for m in mods)
-                    else ""
-                )
-                log.warning("skipped %s: %s", job.video, err.reason)
-                continue
-            assert acc is not None  # a video without error has at least one group
-            features = {m: {c: torch.cat(acc[m][c]).numpy() for c in cfg.opts.crops} for m in mods}
-            manifests = {m: _manifest(m, job, info, encoders, cfg, p.layout) for m in mods}
-            writes[job.rel] = writer.submit(write_video, p.layout, job, features, manifests)
-            jobs_of[job.rel] = (job, mods)
+                collector.add_group(idx, mods, payload)
+            else:
+                finished += 1
+                collector.finish_video(idx, job, mods, payload)
     except KeyboardInterrupt:
         summary.interrupted = True
         log.warning("interrupted; outputs written so far are complete, rerun to resume")
     finally:
         stop.set()
         _drain(out_q, threads)
-        progress.close()
-        writer.shutdown(wait=True)
-        for rel, fut in writes.items():
-            err = fut.exception()
-            if err is None:
-                summary.done.append(rel)
-            else:
-                summary.failed[rel] = f"cannot write outputs: {type(err).__name__}: {err}"
-                _discard_failed(p, cfg, *jobs_of[rel])
-        summary.frames, summary.images = progress.frames, progress.images
+        collector.close()
         summary.seconds = time.perf_counter() - t0
         _write_reports(cfg, summary)
     return summary
