@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from iefvad.data.csv_lists import read_list
+from iefvad.data.csv_lists import ListRow, read_list
 from iefvad.data.groundtruth import load_gt
 from iefvad.data.lists import custom_lists, generate_gt, write_lists
 from iefvad.datasets.specs import get_spec
@@ -354,42 +354,12 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         torch.set_num_threads(before)
 
 
-def _run_demo(cfg: DemoConfig) -> DemoResult:
-    secs: dict[str, float] = {}
-    out = cfg.out
-    t0 = t = time.perf_counter()
-
-    # 1. videos
-    vids: DemoVideos = make_demo_videos(out / "data", cfg.videos)
-    n_frames = sum(p.frames for p in vids.plans)
-    secs["videos"] = time.perf_counter() - t
-    _say(
-        cfg,
-        f"{len(vids.plans)} videos ({n_frames} frames, {cfg.videos.width}x{cfg.videos.height}) "
-        f"in {vids.video_dir} [{secs['videos']:.0f} s]",
-    )
-
-    # 2. features
-    t = time.perf_counter()
-    summary, records, opts = extract_features(cfg, vids.video_dir)
-    feats = out / "features"
-    if summary.failed:
-        raise RuntimeError(f"feature extraction failed:\n{summary.text()}")
-    secs["features"] = time.perf_counter() - t
-    _say(
-        cfg,
-        f"features of crop(s) {','.join(map(str, cfg.crops))} under {feats}: image "
-        f"{records['image']['arch']}, event {records['event']['arch']} "
-        f"({len(summary.done)} extracted, {len(summary.skipped)} reused) "
-        f"[{secs['features']:.0f} s]",
-    )
-
-    # 3. lists and ground truth (the code of list/generate_file.py and list/generate_gt.py)
-    lists = out / "lists"
-    test_crop = cfg.crops[0]
+def _make_lists(cfg: DemoConfig, feats: Path, vids: DemoVideos) -> Path:
+    """Train/test lists and frame ground truth of the extracted features, in ``out/lists``."""
+    lists = cfg.out / "lists"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        built = custom_lists(feats / "rgb", vids.test_list, None, 0, test_crop, vids.annotations)
+        built = custom_lists(feats / "rgb", vids.test_list, None, 0, cfg.crops[0], vids.annotations)
         write_lists(built, lists / "train.csv", lists / "test.csv")
         gts = generate_gt("custom", lists / "test.csv", lists / "gt.npy", vids.annotations)
     _say(
@@ -398,20 +368,14 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
         f"{built.test_videos} test videos, {gts.frames} test frames "
         f"({100 * gts.abnormal_frames / max(1, gts.frames):.1f}% anomalous) in {lists}",
     )
+    return lists
 
-    # 4. train
-    record = feature_record(records["image"], records["event"], opts, test_crop)
-    ckpts: dict[str, Path] = {}
-    for name, fusion in MODELS.items():
-        t = time.perf_counter()
-        res = train(_train_config(cfg, name, fusion, lists))
-        attach_to_checkpoint(res.checkpoint, record)
-        ckpts[name] = res.checkpoint
-        secs[f"train {name}"] = time.perf_counter() - t
-        _say(cfg, f"trained {name} -> {res.checkpoint} [{secs[f'train {name}']:.0f} s]")
 
-    # 5. evaluate, table, plots
-    t = time.perf_counter()
+def _evaluate(
+    cfg: DemoConfig, ckpts: dict[str, Path], lists: Path, vids: DemoVideos
+) -> tuple[list[ListRow], list[dict[str, Any]], dict[str, Predictions]]:
+    """``(test rows, table, predictions)``: frame AUC / AP of every model, overall and per
+    kind of anomaly."""
     device = resolve_device(cfg.device)
     spec = get_spec("custom")
     rows = read_list(lists / "test.csv", None, spec.event_dir)
@@ -429,13 +393,21 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
         row = {"model": name, "auc": m["auc"], "ap": m["ap"]}
         row.update({f"auc_{k}": v for k, v in kind_aucs(pred, gt.frames, vres, kinds).items()})
         table.append(row)
-    results = out / "results"
-    save_json(
-        results / "metrics.json",
-        {"table": table, "checkpoints": {k: str(v) for k, v in ckpts.items()}},
-    )
+    return rows, table, preds
 
+
+def _figures(
+    cfg: DemoConfig,
+    rows: list[ListRow],
+    table: list[dict[str, Any]],
+    preds: dict[str, Predictions],
+    vids: DemoVideos,
+    results: Path,
+) -> tuple[Path, list[Path]]:
+    """``(comparison figure, per-class plots)``: the fused model's traces by class, and a few
+    chosen videos scored by every model."""
     fused = preds["fused"]
+    by_name = {p.name: p for p in vids.plans}
     by_class: dict[str, list[VideoTrace]] = {}
     for i, r in enumerate(rows):
         trace = VideoTrace(
@@ -472,6 +444,62 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
         + ", ".join(f"{k} {100 * v:.1f}" for k, v in auc.items())
         + " (test videos never seen in training)",
     )
+    return figure, plots
+
+
+def _run_demo(cfg: DemoConfig) -> DemoResult:
+    secs: dict[str, float] = {}
+    out = cfg.out
+    t0 = t = time.perf_counter()
+
+    # 1. videos
+    vids: DemoVideos = make_demo_videos(out / "data", cfg.videos)
+    n_frames = sum(p.frames for p in vids.plans)
+    secs["videos"] = time.perf_counter() - t
+    _say(
+        cfg,
+        f"{len(vids.plans)} videos ({n_frames} frames, {cfg.videos.width}x{cfg.videos.height}) "
+        f"in {vids.video_dir} [{secs['videos']:.0f} s]",
+    )
+
+    # 2. features
+    t = time.perf_counter()
+    summary, records, opts = extract_features(cfg, vids.video_dir)
+    feats = out / "features"
+    if summary.failed:
+        raise RuntimeError(f"feature extraction failed:\n{summary.text()}")
+    secs["features"] = time.perf_counter() - t
+    _say(
+        cfg,
+        f"features of crop(s) {','.join(map(str, cfg.crops))} under {feats}: image "
+        f"{records['image']['arch']}, event {records['event']['arch']} "
+        f"({len(summary.done)} extracted, {len(summary.skipped)} reused) "
+        f"[{secs['features']:.0f} s]",
+    )
+
+    # 3. lists and ground truth (the code of list/generate_file.py and list/generate_gt.py)
+    lists = _make_lists(cfg, feats, vids)
+
+    # 4. train
+    record = feature_record(records["image"], records["event"], opts, cfg.crops[0])
+    ckpts: dict[str, Path] = {}
+    for name, fusion in MODELS.items():
+        t = time.perf_counter()
+        res = train(_train_config(cfg, name, fusion, lists))
+        attach_to_checkpoint(res.checkpoint, record)
+        ckpts[name] = res.checkpoint
+        secs[f"train {name}"] = time.perf_counter() - t
+        _say(cfg, f"trained {name} -> {res.checkpoint} [{secs[f'train {name}']:.0f} s]")
+
+    # 5. evaluate, table, plots
+    t = time.perf_counter()
+    rows, table, preds = _evaluate(cfg, ckpts, lists, vids)
+    results = out / "results"
+    save_json(
+        results / "metrics.json",
+        {"table": table, "checkpoints": {k: str(v) for k, v in ckpts.items()}},
+    )
+    figure, plots = _figures(cfg, rows, table, preds, vids, results)
     secs["evaluate"] = time.perf_counter() - t
     secs["total"] = time.perf_counter() - t0
     save_json(results / "timings.json", secs)
