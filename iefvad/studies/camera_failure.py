@@ -18,7 +18,6 @@ frozen frames make no events at all, noise makes events everywhere. Whether the 
 from __future__ import annotations
 
 import csv
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ import torch
 
 from iefvad.data.csv_lists import ListRow, read_list
 from iefvad.data.groundtruth import load_gt
-from iefvad.data.lists import custom_lists, generate_gt, write_lists
 from iefvad.datasets.specs import SNIPPET_FRAMES, get_spec
 from iefvad.engine.evaluate import Predictions, compute_metrics, load_test_set, predict
 from iefvad.engine.reliability import RECIPE_MODEL, RECIPES
@@ -42,8 +40,15 @@ from iefvad.studies.demo import (
     _train_config,
     default_threads,
     extract_features,
+    make_lists,
 )
-from iefvad.synthetic.videos import FAILURES, VideoPlan, make_demo_videos, write_video
+from iefvad.synthetic.videos import (
+    FAILURES,
+    DemoVideos,
+    VideoPlan,
+    make_demo_videos,
+    write_video,
+)
 
 RECIPE_NAMES: tuple[str, ...] = ("released", "reliable")
 
@@ -111,33 +116,23 @@ def run_camera_failure(cfg: FailureConfig) -> dict[str, Any]:
         torch.set_num_threads(before)
 
 
-def _run(cfg: FailureConfig) -> dict[str, Any]:
+def _failing_copies(
+    cfg: FailureConfig, vids: DemoVideos
+) -> tuple[list[FailedVideo], list[ListRow]]:
+    """Write and extract (with the demo's towers) the failing-camera copies of the chosen test
+    videos; ``(failures, their list rows)``."""
     d = cfg.demo
-    out = d.out
-    vids = make_demo_videos(out / "data", d.videos)
-    summary, records, opts = extract_features(d, vids.video_dir)
-    if summary.failed:
-        raise RuntimeError(f"feature extraction failed:\n{summary.text()}")
-    feats, lists = out / "features", out / "lists"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        built = custom_lists(feats / "rgb", vids.test_list, None, 0, d.crops[0], vids.annotations)
-        write_lists(built, lists / "train.csv", lists / "test.csv")
-        generate_gt("custom", lists / "test.csv", lists / "gt.npy", vids.annotations)
-    _say(d, f"demo data ready under {out}")
-
-    # failing copies, extracted with the demo's towers
-    root = out / "camera_failure"
+    root = d.out / "camera_failure"
     failed = failure_videos(vids.plans, cfg)
     for f in failed:
         path = root / "videos" / f.plan.folder / f"{f.name}{d.videos.extension}"
         if not path.is_file():
             write_video(f.plan, d.videos, path, failure=(f.mode, f.span, f.seed))
     fsum, _, _ = extract_features(d, root / "videos", root / "features")
-    spec = get_spec("custom")
-    froots = {"image": root / "features" / "rgb", "event": root / "features" / spec.event_dir}
     if fsum.failed:
         raise RuntimeError(f"feature extraction failed:\n{fsum.text()}")
+    spec = get_spec("custom")
+    froots = {"image": root / "features" / "rgb", "event": root / "features" / spec.event_dir}
     crop = d.crops[0]
     frows = []
     for f in failed:
@@ -145,9 +140,17 @@ def _run(cfg: FailureConfig) -> dict[str, Any]:
         evt = next(froots["event"].rglob(f"{f.name}__{crop}.npy"))
         frows.append(ListRow(img, f.plan.label, evt))
     _say(d, f"{len(failed)} failing-camera videos extracted under {root}")
+    return failed, frows
 
-    # train the fused model with each recipe, same seed and settings
+
+def _train_recipes(
+    cfg: FailureConfig, lists: Path, frows: list[ListRow]
+) -> tuple[dict[str, Predictions], dict[str, float]]:
+    """Train the fused model with each recipe (same seed and settings); ``(predictions on the
+    failing copies, clean test frame AUC)`` per recipe."""
+    d = cfg.demo
     device = resolve_device(d.device)
+    spec = get_spec("custom")
     test_rows = read_list(lists / "test.csv", None, spec.event_dir)
     gt = load_gt(lists / "gt.npy")
     clean_set = load_test_set(test_rows, None, progress=False)
@@ -156,22 +159,28 @@ def _run(cfg: FailureConfig) -> dict[str, Any]:
     clean_auc: dict[str, float] = {}
     for recipe in RECIPE_NAMES:
         tc = _train_config(d, f"fused-{recipe}", None, lists)
-        model_fields = {**tc.model, **RECIPE_MODEL[recipe]}
         tc = replace(
             tc,
-            ckpt_dir=root / "checkpoints" / recipe,
-            model=model_fields,
+            ckpt_dir=d.out / "camera_failure" / "checkpoints" / recipe,
+            model={**tc.model, **RECIPE_MODEL[recipe]},
             uncertainty=RECIPES[recipe].to_record() if recipe != "released" else {},
         )
-        res = train(tc)
-        model, _ = load_model(res.checkpoint, device)
-        clean_auc[recipe] = compute_metrics(predict(model, clean_set, device), gt, test_rows, spec)[
-            "auc"
-        ]
+        model, _ = load_model(train(tc).checkpoint, device)
+        clean = compute_metrics(predict(model, clean_set, device), gt, test_rows, spec)
+        clean_auc[recipe] = clean["auc"]
         preds[recipe] = predict(model, fail_set, device)
         _say(d, f"{recipe}: clean frame AUC {100 * clean_auc[recipe]:.2f}")
+    return preds, clean_auc
 
-    # inside vs outside the failure span
+
+def _span_table(
+    cfg: FailureConfig,
+    failed: list[FailedVideo],
+    preds: dict[str, Predictions],
+    clean_auc: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Per recipe and failure mode (and all together): mean weights and scores inside vs
+    outside the failure span."""
     table = []
     for recipe in RECIPE_NAMES:
         p = preds[recipe]
@@ -203,6 +212,20 @@ def _run(cfg: FailureConfig) -> dict[str, Any]:
                     "clean_auc": clean_auc[recipe],
                 }
             )
+    return table
+
+
+def _run(cfg: FailureConfig) -> dict[str, Any]:
+    d = cfg.demo
+    out = d.out
+    vids = make_demo_videos(out / "data", d.videos)
+    summary, _, _ = extract_features(d, vids.video_dir)
+    if summary.failed:
+        raise RuntimeError(f"feature extraction failed:\n{summary.text()}")
+    lists = make_lists(d, out / "features", vids)
+    failed, frows = _failing_copies(cfg, vids)
+    preds, clean_auc = _train_recipes(cfg, lists, frows)
+    table = _span_table(cfg, failed, preds, clean_auc)
     summary_path = cfg.summary or out / "results" / "demo_camera_failure" / "summary.csv"
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     with open(summary_path, "w", newline="") as fh:

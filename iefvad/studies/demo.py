@@ -354,7 +354,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         torch.set_num_threads(before)
 
 
-def _make_lists(cfg: DemoConfig, feats: Path, vids: DemoVideos) -> Path:
+def make_lists(cfg: DemoConfig, feats: Path, vids: DemoVideos) -> Path:
     """Train/test lists and frame ground truth of the extracted features, in ``out/lists``."""
     lists = cfg.out / "lists"
     with warnings.catch_warnings():
@@ -478,7 +478,7 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
     )
 
     # 3. lists and ground truth (the code of list/generate_file.py and list/generate_gt.py)
-    lists = _make_lists(cfg, feats, vids)
+    lists = make_lists(cfg, feats, vids)
 
     # 4. train
     record = feature_record(records["image"], records["event"], opts, cfg.crops[0])

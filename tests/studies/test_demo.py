@@ -86,3 +86,20 @@ def test_rerun_reuses_videos_and_features(demo):
     cfg, _ = demo
     summary, _, _ = extract_features(cfg, cfg.out / "data" / "videos")
     assert not summary.done and not summary.failed and summary.skipped
+
+
+def test_camera_failure_study_reports_every_recipe_and_mode(demo):
+    from iefvad.studies.camera_failure import RECIPE_NAMES, FailureConfig, run_camera_failure
+
+    cfg, _ = demo  # reuses the demo's videos and features
+    out = run_camera_failure(FailureConfig(demo=cfg))
+    table = out["table"]
+    assert [(r["recipe"], r["mode"]) for r in table] == [
+        (rec, mode) for rec in RECIPE_NAMES for mode in ("all", "black", "frozen", "noise")
+    ]
+    for r in table:
+        assert 0.0 <= r["w_image_inside"] <= 1.0 and 0.0 <= r["clean_auc"] <= 1.0
+        # the two weights of a snippet sum to one, inside the span and outside it
+        assert r["w_image_inside"] + r["w_event_inside"] == pytest.approx(1.0, abs=1e-3)
+    assert out["summary"].is_file() and out["figure"].stat().st_size > 10_000
+    assert len(out["summary"].read_text().splitlines()) == len(table) + 1
