@@ -295,6 +295,7 @@ LABELS = {
     "median_small": "400 steps, median centring, noise (global std)",
     "small_globalstd": "400 steps, noise (global std)",
     "small": "small preset: 400 steps, noise (within-video std)",
+    "ucf_paper": "UCF-Crime preset (batch 64 + 64, 10 epochs, lr 2e-5)",
 }
 """Variants drawn in the curve plots (run names of the study; the rest are in the CSVs)."""
 
@@ -309,19 +310,26 @@ def plot() -> None:
 
     runs = pd.read_csv(OUT / "runs.csv")
     keys = ["data", "n_per_class", "variant"]
+    # a seed run again (after a code change) replaces its earlier row
+    runs = runs.drop_duplicates([*keys, "seed"], keep="last")
     g = runs.groupby(keys, sort=False)
     summary = g.agg(
         seeds=("seed", "count"),
         steps=("steps", "first"),
         frame_auc_mean=("frame_auc", "mean"),
         frame_auc_std=("frame_auc", "std"),
+        frame_auc_min=("frame_auc", "min"),
+        frame_auc_max=("frame_auc", "max"),
         video_auc_mean=("video_auc", "mean"),
         final_cls_mean=("final_cls", "mean"),
         seconds_mean=("seconds", "mean"),
     ).reset_index()
     summary.round(4).to_csv(OUT / "summary.csv", index=False)
     print(summary.round(3).to_string(index=False))
+    _plot_sizes(summary, plt)
+    _plot_ablations(summary, plt)
     curves = pd.read_csv(OUT / "curves.csv")
+    curves = curves.drop_duplicates([*keys, "seed", "step"], keep="last")
     for (data, n), part in curves.groupby(["data", "n_per_class"]):
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         for variant, v in part.groupby("variant", sort=False):
@@ -341,6 +349,74 @@ def plot() -> None:
         fig.tight_layout()
         fig.savefig(OUT / f"curves_{data}_n{n}.png", dpi=90)
         plt.close(fig)
+
+
+SIZE_VARIANTS = {
+    "paper": "published recipe (batch 8, 15 epochs, lr 2e-4, lam 1)",
+    "ucf_paper": "UCF-Crime preset (batch 64, 10 epochs, lr 2e-5, lam 1)",
+    "small": "small preset",
+}
+ABLATIONS = {
+    "small": "small preset",
+    "small_topk4": "top-k len/4+1",
+    "small_topk64": "top-k len/64+1",
+    "small_len128": "train_len 128",
+    "small_lr1e-3": "lr 1e-3",
+    "small_lr2e-4": "lr 2e-4",
+    "small_ref0": "no refinement",
+}
+"""Rows of the size plot and the ablation plot (3-seed runs of ``split``)."""
+
+
+def _plot_sizes(summary, plt) -> None:
+    """Final test frame AUC against the number of training videos (``split``)."""
+    part = summary[(summary["data"] == "split") & (summary["seeds"] >= 3)]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for variant, label in SIZE_VARIANTS.items():
+        v = part[part["variant"] == variant].sort_values("n_per_class")
+        if v.empty:
+            continue
+        ax.errorbar(
+            2 * v["n_per_class"], v["frame_auc_mean"], yerr=v["frame_auc_std"], marker="o",
+            capsize=3, label=label,
+        )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("training videos (half normal, half abnormal)")
+    ax.set_ylabel("test frame AUC (mean ± std, 3 seeds)")
+    ax.set_title("split: anomaly in one stream", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "sizes_split.png", dpi=90)
+    plt.close(fig)
+
+
+def _plot_ablations(summary, plt) -> None:
+    """One factor of the small preset changed at a time (``split``, 48 + 48 videos)."""
+    part = summary[
+        (summary["data"] == "split") & (summary["n_per_class"] == 48) & (summary["seeds"] >= 3)
+    ]
+    rows = [(ABLATIONS[v], part[part["variant"] == v]) for v in ABLATIONS]
+    rows = [(label, r.iloc[0]) for label, r in rows if not r.empty]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    y = np.arange(len(rows))
+    ax.barh(
+        y, [r["frame_auc_mean"] for _, r in rows], xerr=[r["frame_auc_std"] for _, r in rows],
+        capsize=3, color="tab:blue",
+    )  # fmt: skip
+    ax.set_yticks(y)
+    ax.set_yticklabels([label for label, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    low = min(r["frame_auc_mean"] - r["frame_auc_std"] for _, r in rows)
+    ax.set_xlim(max(0.0, low - 0.05), 1.0)
+    ax.set_xlabel("test frame AUC (mean ± std, 3 seeds)")
+    ax.set_title("split, 48 + 48 videos: one factor of the small preset changed", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(OUT / "ablations_split_n48.png", dpi=90)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
