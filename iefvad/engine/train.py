@@ -124,7 +124,7 @@ class TrainConfig:
     tensorboard: bool = False
     min_steps: int = 0
     """Raise ``max_epoch`` until the run takes at least this many optimizer steps (small
-    datasets have few steps per epoch; :mod:`iefvad.engine.recipes`)."""
+    datasets have few steps per epoch; :mod:`iefvad.engine.budget`)."""
     milestone_fractions: tuple[float, ...] | None = None
     """When set, the lr milestones are these fractions of the (adapted) epoch budget and
     ``milestones`` is ignored."""
