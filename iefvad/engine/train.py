@@ -17,10 +17,7 @@ weights; the checkpoint is written before the final test evaluation.
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
-import math
 import os
 import random
 import shlex
@@ -28,22 +25,21 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from iefvad.data.bank import BatchSampler, DeviceBank, TrainBank, build_bank
 from iefvad.data.csv_lists import ListError, ListRow, read_list
-from iefvad.data.features import CLIP_LEN
 from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
 from iefvad.datasets.specs import DatasetSpec
-from iefvad.devices import DeviceError, resolve_device  # noqa: F401 (re-exported)
+from iefvad.devices import DeviceError, resolve_device
 from iefvad.engine.budget import plan_budget
+from iefvad.engine.config import SELECTIONS, ConfigError, TrainConfig, TrainResult, validate_config
 from iefvad.engine.evaluate import (
     TestSet,
     autocast,
@@ -51,9 +47,7 @@ from iefvad.engine.evaluate import (
     headline,
     load_test_set,
     predict,
-    video_results,
 )
-from iefvad.engine.metrics import abnormal_only, auc_ap
 from iefvad.engine.outpaths import OutputPathError, check_output_dir
 from iefvad.engine.reliability import make_step
 from iefvad.engine.resume import (
@@ -61,6 +55,7 @@ from iefvad.engine.resume import (
     ResumeError,
     StopRequested,
     check_same_settings,
+    plain,
     read_state,
     resume_command,
     rng_states,
@@ -68,208 +63,43 @@ from iefvad.engine.resume import (
     set_rng_states,
     state_path,
 )
+from iefvad.engine.runlog import LOSS_NAMES, Diverged, RunLogger, StepLosses
+from iefvad.engine.selection import (
+    score_videos,
+    selection_metrics,
+    split_validation,
+    validation_metrics,
+)
 from iefvad.errors import UserInputError
 from iefvad.fileio import save_json
 from iefvad.models.checkpoint import save_checkpoint
-from iefvad.models.losses import TOPK_DIV, ief_vad_loss, topk_video_scores
+from iefvad.models.losses import ief_vad_loss
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
 
-SELECTIONS = ("last", "val", "test")
-LOSS_NAMES = ("loss", "cls", "align", "kl")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs, already resolved (presets merged with the CLI)."""
-
-    spec: DatasetSpec
-    train_list: Path
-    test_list: Path | None = None
-    gt_path: Path | None = None
-    data_root: Path | None = None
-    exp_name: str = "run"
-    ckpt_dir: Path = Path("checkpoints/run")
-    batch_size: int = 64
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    max_epoch: int = 10
-    milestones: tuple[int, ...] = (4, 8)
-    gamma: float = 0.1
-    lam: float = 1.0
-    seed: int = 42
-    select: str = "last"
-    val_fraction: float = 0.1
-    eval_every: int = 0
-    """Steps between evaluations for selection; 0 = once per epoch."""
-    device: str = "auto"
-    amp: str = "none"
-    compile: bool = False
-    nan_policy: str = "error"
-    cache_dir: Path | None = None
-    workers: int = 8
-    event_dir: str | None = None
-    image_dir: str = "rgb"
-    model: dict[str, Any] = field(default_factory=dict)
-    """ModelConfig fields (``dim`` is filled from the features unless given)."""
-    uncertainty: dict[str, Any] = field(default_factory=dict)
-    """Reliability recipe (:class:`iefvad.engine.reliability.TrainingRecipe` record): corruption
-    augmentation and the heteroscedastic term; empty = the plain objective."""
-    log_every: int = 10
-    """Steps between fetches of the loss values (each fetch waits for the accelerator)."""
-    final_test: bool = True
-    progress: bool = True
-    epoch_lines: bool = True
-    """Print a line per epoch (the demo, which trains three small models, turns it off)."""
-    wandb: bool = False
-    tensorboard: bool = False
-    min_steps: int = 0
-    """Raise ``max_epoch`` until the run takes at least this many optimizer steps (small
-    datasets have few steps per epoch; :mod:`iefvad.engine.budget`)."""
-    milestone_fractions: tuple[float, ...] | None = None
-    """When set, the lr milestones are these fractions of the (adapted) epoch budget and
-    ``milestones`` is ignored."""
-    topk_div: int = TOPK_DIV
-    """Top-k size of the MIL loss: the mean of the top ``len // topk_div + 1`` snippet scores
-    of each training video (the reference: 16)."""
-    train_len: int = CLIP_LEN
-    """Snippets per training row: longer videos are averaged into this many bins, shorter
-    ones zero-padded (the reference: 256)."""
-    feature_noise: float = 0.0
-    """Training augmentation: add Gaussian noise of this many within-video feature stds (per
-    stream) to every batch; 0 = off (docs/training.md)."""
-    epoch_hook: Any = None
-    """Optional ``hook(epoch, step, model)`` called after each epoch (studies, curves)."""
-    resume: Path | None = None
-    """Continue from this state file (:mod:`iefvad.engine.resume`); None starts afresh."""
-
-    def __post_init__(self) -> None:
-        validate_config(self)
-
-    def as_record(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("epoch_hook", None)
-        d["spec"] = self.spec.name
-        d["normal_label"] = self.spec.normal_label
-        return json.loads(json.dumps(d, default=str))
-
-
-class ConfigError(UserInputError):
-    """A training option is out of its range."""
-
-
-def _check(ok: bool, flag: str, value: Any, allowed: str, why: str = "") -> None:
-    if not ok:
-        raise ConfigError(
-            f"{flag} {value!r} is out of range: it must be {allowed}{why}; pass a value in range"
-        )
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def validate_config(cfg: TrainConfig) -> None:
-    """Every option's range, checked before anything is read: one message naming the flag,
-    the value and what is allowed."""
-    _check(
-        _int(cfg.batch_size) and cfg.batch_size >= 1,
-        "--batch_size",
-        cfg.batch_size,
-        "an integer >= 1",
-    )
-    _check(
-        _finite(cfg.lr) and cfg.lr > 0,
-        "--lr",
-        cfg.lr,
-        "a finite number > 0",
-        " (0 never changes the weights and would save an untrained model)"
-        if _finite(cfg.lr) and cfg.lr == 0
-        else "",
-    )
-    _check(
-        _finite(cfg.weight_decay) and cfg.weight_decay >= 0,
-        "--weight_decay",
-        cfg.weight_decay,
-        "a finite number >= 0",
-    )
-    _check(
-        _int(cfg.max_epoch) and cfg.max_epoch >= 1, "--max_epoch", cfg.max_epoch, "an integer >= 1"
-    )
-    _check(
-        all(_int(m) and m >= 1 for m in cfg.milestones),
-        "--milestones",
-        list(cfg.milestones),
-        "epochs >= 1",
-    )
-    _check(
-        _finite(cfg.gamma) and cfg.gamma > 0,
-        "--gamma",
-        cfg.gamma,
-        "a finite number > 0",
-        " (the factor the learning rate is multiplied by at each milestone)",
-    )
-    _check(_finite(cfg.lam) and cfg.lam >= 0, "--lam", cfg.lam, "a finite number >= 0")
-    _check(_int(cfg.topk_div) and cfg.topk_div >= 1, "--topk_div", cfg.topk_div, "an integer >= 1")
-    _check(
-        _int(cfg.train_len) and cfg.train_len >= 1, "--train_len", cfg.train_len, "an integer >= 1"
-    )
-    _check(cfg.select in SELECTIONS, "--select", cfg.select, f"one of {', '.join(SELECTIONS)}")
-    _check(
-        _finite(cfg.val_fraction) and 0 < cfg.val_fraction < 1,
-        "--val_fraction",
-        cfg.val_fraction,
-        "between 0 and 1 (exclusive)",
-        " (the fraction of training videos held out by --select val)",
-    )
-    _check(
-        _int(cfg.eval_every) and cfg.eval_every >= 0,
-        "--eval_every",
-        cfg.eval_every,
-        "an integer >= 0 (0: once per epoch)",
-    )
-    _check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "none, bf16 or fp16")
-    _check(cfg.nan_policy in ("error", "zero"), "--nan_policy", cfg.nan_policy, "error or zero")
-    _check(_int(cfg.workers) and cfg.workers >= 0, "--workers", cfg.workers, "an integer >= 0")
-    _check(
-        _int(cfg.log_every) and cfg.log_every >= 1, "log_every", cfg.log_every, "an integer >= 1"
-    )
-    m = cfg.model
-    if "dropout" in m:
-        _check(
-            _finite(m["dropout"]) and 0 <= m["dropout"] < 1,
-            "--dropout",
-            m["dropout"],
-            "in [0, 1) (the probability of zeroing an attention weight)",
-        )
-    for key, flag, low in (
-        ("dim", "--embed_dim", 1),
-        ("heads", "--heads", 1),
-        ("layers", "--layers", 0),
-        ("refine_steps", "--refine_steps", 0),
-        ("robust_steps", "--robust_steps", 0),
-    ):
-        if key in m:
-            _check(_int(m[key]) and m[key] >= low, flag, m[key], f"an integer >= {low}")
-    for key, flag in (("lambda_ref", "--lambda_ref"), ("nu", "--nu")):
-        if key in m:
-            _check(_finite(m[key]), flag, m[key], "a finite number")
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    selection: dict[str, Any]
-    test_metrics: dict[str, Any] | None
-    log_dir: Path
-    history: list[dict[str, float]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    """Wall time of the training loop (epochs; not reading features, not the final test)."""
-    parameters: int = 0
-    """Parameters the model's fusion uses (:func:`iefvad.models.model.num_used_parameters`)."""
+__all__ = [
+    "LOSS_NAMES",
+    "SELECTIONS",
+    "ConfigError",
+    "DeviceError",
+    "Diverged",
+    "RunLogger",
+    "StepLosses",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "check_labels",
+    "feature_noise_scale",
+    "resolve_device",
+    "score_videos",
+    "seed_everything",
+    "selection_metrics",
+    "split_validation",
+    "train",
+    "validate_config",
+    "validation_metrics",
+    "warn_duplicates",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -288,158 +118,6 @@ def check_labels(rows: Sequence[ListRow], spec: DatasetSpec, path: Path) -> None
         )
 
 
-def split_validation(
-    rows: Sequence[ListRow], spec: DatasetSpec, fraction: float, seed: int
-) -> tuple[list[int], list[int]]:
-    """Row indices (train, val): a stratified, seeded fraction of *videos* held out."""
-    videos: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        videos.setdefault(f"{r.path.parent.name}/{r.stem}", []).append(i)
-    rng = np.random.default_rng(seed)
-    val: list[int] = []
-    for normal in (True, False):
-        keys = sorted(
-            k for k, idx in videos.items() if spec.is_normal(rows[idx[0]].label) == normal
-        )
-        n = int(round(fraction * len(keys)))
-        if fraction > 0 and len(keys) >= 2:
-            n = max(1, min(n, len(keys) - 1))
-        for k in rng.permutation(keys)[:n]:
-            val.extend(videos[str(k)])
-    held = set(val)
-    return [i for i in range(len(rows)) if i not in held], sorted(val)
-
-
-@torch.no_grad()
-def score_videos(
-    model: IEFVAD,
-    bank: TrainBank,
-    device: torch.device,
-    amp: str,
-    batch: int = 64,
-    topk_div: int = TOPK_DIV,
-) -> np.ndarray:
-    """Video-level scores (top-k mean of snippet probabilities, ``len // topk_div + 1``) of
-    each bank row."""
-    model.eval()
-    out = []
-    for s in range(0, len(bank), batch):
-        img = torch.from_numpy(np.asarray(bank.image[s : s + batch])).to(device)
-        evt = torch.from_numpy(np.asarray(bank.event[s : s + batch])).to(device)
-        lengths = torch.from_numpy(bank.lengths[s : s + batch]).to(device)
-        with autocast(device, amp):
-            o = model(img, evt, lengths)
-        out.append(topk_video_scores(o.logits.float(), lengths, topk_div).cpu().numpy())
-    model.train()
-    return np.concatenate(out)
-
-
-def validation_metrics(
-    model: IEFVAD, bank: TrainBank, device, amp: str, topk_div: int = TOPK_DIV
-) -> dict[str, float]:
-    """Video AUC (crops averaged per video) and BCE on held-out training videos."""
-    s = score_videos(model, bank, device, amp, topk_div=topk_div)
-    keys = [f"{r.path.parent.name}/{r.stem}" for r in bank.rows]
-    uniq = sorted(set(keys))
-    pos = {k: i for i, k in enumerate(uniq)}
-    idx = np.array([pos[k] for k in keys])
-    vid_score = np.bincount(idx, weights=s, minlength=len(uniq)) / np.bincount(idx)
-    vid_label = np.zeros(len(uniq))
-    vid_label[idx] = bank.labels
-    p = np.clip(vid_score, 1e-7, 1 - 1e-7)
-    bce = float(-np.mean(vid_label * np.log(p) + (1 - vid_label) * np.log(1 - p)))
-    auc = float(roc_auc_score(vid_label, vid_score)) if 0 < vid_label.sum() < len(uniq) else None
-    return {"val_auc": auc, "val_bce": bce, "val_videos": len(uniq)}
-
-
-def _rows_up_to(path: Path, step: int | None) -> list[dict[str, Any]]:
-    """Rows of a log CSV with ``step <= step`` (none when ``step`` is None)."""
-    if step is None or not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [
-            r
-            for r in csv.DictReader(f)
-            if (r.get("step") or "").isdigit() and int(r["step"]) <= step
-        ]
-
-
-class RunLogger:
-    """Per-step losses and evaluations as CSV; optional TensorBoard / wandb mirrors."""
-
-    def __init__(self, out_dir: Path, cfg: TrainConfig, resume_step: int | None = None) -> None:
-        """``resume_step``: continue the logs of a resumed run, keeping their rows up to this
-        step (later rows belong to steps the resumed run redoes)."""
-        self.out_dir = out_dir
-        self.step_path = out_dir / "train_log.csv"
-        self.eval_path = out_dir / "eval_log.csv"
-        header = ["epoch", "step", "lr", "loss", "cls", "align", "kl", "seconds"]
-        kept = _rows_up_to(self.step_path, resume_step)
-        self._step_file = open(self.step_path, "w", newline="")
-        self._step = csv.writer(self._step_file)
-        self._step.writerow(header)
-        self._step.writerows([r.get(k, "") for k in header] for r in kept)
-        self._evals: list[dict[str, Any]] = _rows_up_to(self.eval_path, resume_step)
-        self.tb = self.wb = None
-        if cfg.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise UserInputError(
-                    "--tensorboard needs `pip install tensorboard` (it is optional)"
-                ) from e
-            self.tb = SummaryWriter(str(out_dir / "tb"))
-        if cfg.wandb:
-            try:
-                import wandb
-            except ImportError as e:
-                raise UserInputError("--wandb needs `pip install wandb` (it is optional)") from e
-            self.wb = wandb.init(project="iefvad", name=cfg.exp_name, config=cfg.as_record())
-
-    def step(self, epoch: int, step: int, lr: float, parts: dict[str, float], secs: float) -> None:
-        self._step.writerow(
-            [epoch, step, f"{lr:.3g}"]
-            + [f"{parts[k]:.6f}" for k in ("loss", "cls", "align", "kl")]
-            + [f"{secs:.3f}"]
-        )
-        if self.tb:
-            for k, v in parts.items():
-                self.tb.add_scalar(f"train/{k}", v, step)
-        if self.wb:
-            self.wb.log({f"train/{k}": v for k, v in parts.items()}, step=step)
-
-    def evaluation(self, epoch: int, step: int, values: dict[str, Any]) -> None:
-        flat = {k: v for k, v in values.items() if isinstance(v, (int, float)) or v is None}
-        row = {"epoch": epoch, "step": step, **flat}
-        self._evals.append(row)
-        keys = list(dict.fromkeys(k for r in self._evals for k in r))
-        with open(self.eval_path, "w", newline="") as f:
-            w = csv.DictWriter(f, keys)
-            w.writeheader()
-            w.writerows(self._evals)
-        if self.tb:
-            for k, v in flat.items():
-                if v is not None:
-                    self.tb.add_scalar(f"eval/{k}", v, step)
-        if self.wb:
-            self.wb.log({f"eval/{k}": v for k, v in flat.items() if v is not None}, step=step)
-
-    def close(self) -> None:
-        self._step_file.close()
-        if self.tb:
-            self.tb.close()
-        if self.wb:
-            self.wb.finish()
-
-
-class Diverged(Exception):
-    """Internal: the loss or the weights became NaN/Inf (``step`` 0: found at epoch end)."""
-
-    def __init__(self, epoch: int, step: int, values: dict[str, float]) -> None:
-        super().__init__(epoch, step, values)
-        self.epoch, self.step, self.values = epoch, step, values
-
-
 class TrainingDiverged(UserInputError):
     """Training stopped because the loss became NaN/Inf (usually ``--lr`` too high)."""
 
@@ -450,41 +128,6 @@ class TrainingInterrupted(SystemExit):
     def __init__(self, state: Path | None, command: str | None) -> None:
         super().__init__(130)
         self.state, self.command = state, command
-
-
-class StepLosses:
-    """Loss values of recent steps, fetched from the accelerator every ``every`` steps in one
-    transfer (fetching each step would make the host wait for the device every step)."""
-
-    def __init__(self, log: RunLogger, every: int) -> None:
-        self.log, self.every = log, max(1, every)
-        self.pending: list[tuple[int, float, float, torch.Tensor]] = []
-        self.epoch, self.bar, self.sums = 0, None, np.zeros(len(LOSS_NAMES))
-
-    def start_epoch(self, epoch: int, bar) -> None:
-        self.epoch, self.bar, self.sums = epoch, bar, np.zeros(len(LOSS_NAMES))
-
-    def add(self, step: int, lr: float, secs: float, parts: torch.Tensor) -> None:
-        self.pending.append((step, lr, secs, parts))
-        if len(self.pending) >= self.every:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        vals = torch.stack([p[3] for p in self.pending]).float().cpu().numpy()
-        for (step, lr, secs, _), v in zip(self.pending, vals):
-            self.log.step(self.epoch, step, lr, dict(zip(LOSS_NAMES, v.tolist())), secs)
-        bad = np.flatnonzero(~np.isfinite(vals).all(1))
-        if bad.size:
-            step = self.pending[bad[0]][0]
-            self.pending.clear()
-            raise Diverged(self.epoch, step, dict(zip(LOSS_NAMES, vals[bad[0]].tolist())))
-        for v in vals.astype(np.float64):  # step by step: the same sums however grouped
-            self.sums += v
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{vals[-1][0]:.4f}", cls=f"{vals[-1][1]:.4f}")
-        self.pending.clear()
 
 
 def feature_noise_scale(bank: TrainBank, fraction: float) -> tuple[float, float]:
@@ -500,14 +143,6 @@ def feature_noise_scale(bank: TrainBank, fraction: float) -> tuple[float, float]
         mean = (x * valid[..., None]).sum(1, keepdims=True) / valid.sum(1)[:, None, None]
         out.append(fraction * float((x - mean)[valid].std()))
     return out[0], out[1]
-
-
-def selection_metrics(pred, gt, rows: Sequence[ListRow], spec: DatasetSpec) -> dict:
-    """Frame AUC/AP and abnormal-video AUC of one in-training test pass (what ``--select
-    test`` compares); the per-class breakdown is left to the final evaluation."""
-    scores = pred.frame_scores()
-    videos = video_results(rows, [s.size for s in pred.scores], spec)
-    return {**auc_ap(gt.frames, scores), **abnormal_only(videos, gt.frames, scores)}
 
 
 def _say(msg: str) -> None:
@@ -542,17 +177,6 @@ def warn_duplicates(rows: Sequence[ListRow], path: Path) -> None:
             UserWarning,
             stacklevel=2,
         )
-
-
-def _plain(v: Any) -> Any:
-    """``v`` with numpy scalars turned into Python numbers (for weights_only files)."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return type(v)(_plain(x) for x in v)
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 def _nonfinite_weights(model: IEFVAD) -> list[str]:
@@ -787,7 +411,7 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             m = selection_metrics(pred, gt, test_rows, spec)
             vals = {k: m[k] for k in ("auc", "ap", "ano_auc")}
             key = (m[spec.headline] or 0.0,)
-        vals, key = _plain(vals), _plain(key)
+        vals, key = plain(vals), plain(key)
         log.evaluation(epoch, step, vals)
         if best["value"] is None or key > best["value"]:
             best.update(value=key, epoch=epoch, step=step, metrics=vals)
@@ -818,11 +442,11 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             "optimizer_state_dict": opt.state_dict(),
             "scheduler_state_dict": sched.state_dict(),
             "scaler_state_dict": scaler.state_dict(),
-            "best": _plain(best),
+            "best": plain(best),
             "best_state_dict": None
             if best_state is None
             else {k: v.detach().cpu() for k, v in best_state.items()},
-            "history": _plain(history),
+            "history": plain(history),
             "loss_sums": steps.sums.tolist(),
             "train_seconds": secs_before + time.perf_counter() - t0,
         }
