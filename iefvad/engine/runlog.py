@@ -103,7 +103,8 @@ class RunLogger:
 
 
 class Diverged(Exception):
-    """Internal: the loss or the weights became NaN/Inf (``step`` 0: found at epoch end)."""
+    """Internal to training: a loss (:class:`StepLosses`) or, checked by the loop, a weight
+    became NaN/Inf (``step`` 0: found at epoch end)."""
 
     def __init__(self, epoch: int, step: int, values: dict[str, float]) -> None:
         super().__init__(epoch, step, values)

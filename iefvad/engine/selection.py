@@ -1,15 +1,11 @@
-"""Model selection (``--select``): which weights of a run become its checkpoint.
-
-* ``last``: the weights after the last epoch; nothing is evaluated during training.
-* ``val``: :func:`split_validation` holds out a seeded, stratified fraction of the training
-  videos; :func:`validation_metrics` scores them at video level and the best epoch by video
-  AUC (then the lowest BCE) is kept.
-* ``test``: the reference protocol; the test set is scored every ``eval_every`` steps
-  (:func:`selection_metrics`), the best weights are also written to ``<exp_name>_best.pth`` and
-  reloaded at the end of each epoch. Its numbers are optimistic.
-
-:class:`Selector` does this for the training loop: it evaluates when asked, keeps the best
-weights, carries its part of the resume state and gives the checkpoint's ``selection`` record.
+"""Model selection (``--select``): which weights of a run become its checkpoint. ``last`` keeps
+the weights after the last epoch and evaluates nothing during training; ``val`` holds out a
+seeded, stratified fraction of the training videos (:func:`split_validation`) and keeps the
+epoch with the best video AUC on them, then the lowest BCE (:func:`validation_metrics`);
+``test``, the reference protocol, scores the test set every ``eval_every`` steps
+(:func:`selection_metrics`), writes the best weights to ``<exp_name>_best.pth`` and reloads them
+at the end of each epoch, so its numbers are optimistic. :class:`Selector` does this for the
+training loop and carries its part of the resume state.
 """
 
 from __future__ import annotations
