@@ -37,8 +37,9 @@ from iefvad.data.csv_lists import read_list, write_list  # noqa: E402
 from iefvad.data.groundtruth import load_gt, save_gt  # noqa: E402
 from iefvad.datasets.specs import get_spec  # noqa: E402
 from iefvad.engine.budget import SMALL_MODEL, SMALL_TRAIN  # noqa: E402
+from iefvad.engine.config import TrainConfig  # noqa: E402
 from iefvad.engine.evaluate import load_test_set, predict  # noqa: E402
-from iefvad.engine.train import TrainConfig, train  # noqa: E402
+from iefvad.engine.train import train  # noqa: E402
 from iefvad.synthetic.features import SynthSpec, make_feature_set  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "small_data"

@@ -43,7 +43,7 @@ from iefvad.data.features import chunk  # noqa: E402
 from iefvad.data.groundtruth import load_gt  # noqa: E402
 from iefvad.datasets.specs import get_spec  # noqa: E402
 from iefvad.engine.evaluate import autocast, compute_metrics, load_test_set, predict  # noqa: E402
-from iefvad.engine.train import selection_metrics  # noqa: E402
+from iefvad.engine.selection import selection_metrics  # noqa: E402
 from iefvad.models.losses import ief_vad_loss  # noqa: E402
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift  # noqa: E402
 from iefvad.synthetic.features import SynthSpec, make_feature_set  # noqa: E402

@@ -18,9 +18,9 @@ from iefvad.data.features import CLIP_LEN
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
 from iefvad.engine.budget import PRESETS, default_preset, preset_defaults
+from iefvad.engine.config import SELECTIONS, TrainConfig
 from iefvad.engine.report import EvaluationOptions, TestConfig
 from iefvad.engine.resume import state_path
-from iefvad.engine.train import SELECTIONS, TrainConfig
 from iefvad.models.losses import TOPK_DIV
 from iefvad.models.model import ModelConfig
 

@@ -76,7 +76,7 @@ def preset_defaults(name: str, preset: Any) -> tuple[dict, dict, dict]:
 
     ``preset`` is the dataset's :class:`iefvad.datasets.specs.TrainPreset` (used by ``paper``);
     optimisation holds its fields, budget ``min_steps``, ``milestone_fractions`` and
-    ``feature_noise`` (:class:`iefvad.engine.train.TrainConfig` fields), model
+    ``feature_noise`` (:class:`iefvad.engine.config.TrainConfig` fields), model
     :class:`iefvad.models.model.ModelConfig` fields.
     """
     if name == "paper":

@@ -14,6 +14,7 @@ from iefvad.data.csv_lists import ListRow, read_list
 from iefvad.data.groundtruth import GroundTruth, check_gt_length, load_gt, num_snippets
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DatasetSpec, resolve_spec
+from iefvad.devices import resolve_device
 from iefvad.engine.evaluate import (
     compute_metrics,
     headline,
@@ -23,7 +24,7 @@ from iefvad.engine.evaluate import (
     video_results,
 )
 from iefvad.engine.outpaths import check_output_dir, check_output_file
-from iefvad.engine.train import check_labels, resolve_device
+from iefvad.engine.train import check_labels
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json, save_npy
 from iefvad.models.checkpoint import load_model

@@ -89,6 +89,18 @@ def set_rng_states(s: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
+def plain(v: Any) -> Any:
+    """``v`` with numpy scalars turned into Python numbers, in nested dicts, lists and tuples
+    (what ``torch.load(weights_only=True)`` reads back)."""
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(plain(x) for x in v)
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
 def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Write ``state`` atomically (a killed run leaves the previous state intact)."""
     with atomic_write(path, "wb") as f:

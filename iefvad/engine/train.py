@@ -1,14 +1,12 @@
 """The training loop: MIL top-k objective with video-level labels only.
 
-Model selection (``select``):
-
-* ``last`` (default): the model after the last epoch; the test set is never looked at during
-  training.
-* ``val``: a seeded, stratified fraction of the *training videos* (all crops of a video
-  together) is held out and scored at video level; the best epoch by video AUC is kept.
-* ``test``: the reference protocol: the test set is scored every ``eval_every`` steps, the
-  best weights are kept and reloaded at the end of each epoch. Its numbers are optimistic;
-  the output and the checkpoint say so.
+:func:`train` runs one model's training, in this order: the data (:class:`TrainData`: the
+training rows and their bank, the held-out validation rows, the test set and its ground truth),
+the run's state (:class:`RunState`: model, optimiser, scheduler, AMP scaler, batch sampler and
+reliability recipe, and the epoch budget), the epochs (:class:`EpochLoop`, one
+:func:`train_step` per batch) and then the checkpoint and the final test evaluation. The options
+live in :mod:`iefvad.engine.config`, model selection (``--select last|val|test``) in
+:mod:`iefvad.engine.selection`, the loss and evaluation logs in :mod:`iefvad.engine.runlog`.
 
 Every epoch leaves a resumable state next to the checkpoint (:mod:`iefvad.engine.resume`); Ctrl-C
 saves one and exits with status 130; a NaN/Inf loss stops the run and keeps the last good
@@ -17,10 +15,7 @@ weights; the checkpoint is written before the final test evaluation.
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
-import math
 import os
 import random
 import shlex
@@ -28,22 +23,21 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from iefvad.data.bank import BatchSampler, DeviceBank, TrainBank, build_bank
 from iefvad.data.csv_lists import ListError, ListRow, read_list
-from iefvad.data.features import CLIP_LEN
-from iefvad.data.groundtruth import check_gt_length, load_gt, num_snippets
+from iefvad.data.groundtruth import GroundTruth, check_gt_length, load_gt, num_snippets
 from iefvad.datasets.specs import DatasetSpec
-from iefvad.devices import DeviceError, resolve_device  # noqa: F401 (re-exported)
+from iefvad.devices import DeviceError, resolve_device
 from iefvad.engine.budget import plan_budget
+from iefvad.engine.config import SELECTIONS, ConfigError, TrainConfig, TrainResult, validate_config
 from iefvad.engine.evaluate import (
     TestSet,
     autocast,
@@ -51,9 +45,7 @@ from iefvad.engine.evaluate import (
     headline,
     load_test_set,
     predict,
-    video_results,
 )
-from iefvad.engine.metrics import abnormal_only, auc_ap
 from iefvad.engine.outpaths import OutputPathError, check_output_dir
 from iefvad.engine.reliability import make_step
 from iefvad.engine.resume import (
@@ -61,6 +53,7 @@ from iefvad.engine.resume import (
     ResumeError,
     StopRequested,
     check_same_settings,
+    plain,
     read_state,
     resume_command,
     rng_states,
@@ -68,208 +61,74 @@ from iefvad.engine.resume import (
     set_rng_states,
     state_path,
 )
+from iefvad.engine.runlog import LOSS_NAMES, Diverged, RunLogger, StepLosses
+from iefvad.engine.selection import (
+    Selector,
+    score_videos,
+    selection_metrics,
+    split_validation,
+    validation_metrics,
+)
 from iefvad.errors import UserInputError
 from iefvad.fileio import save_json
 from iefvad.models.checkpoint import save_checkpoint
-from iefvad.models.losses import TOPK_DIV, ief_vad_loss, topk_video_scores
+from iefvad.models.losses import LossParts, ief_vad_loss
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
 
-SELECTIONS = ("last", "val", "test")
-LOSS_NAMES = ("loss", "cls", "align", "kl")
+__all__ = [
+    "LOSS_NAMES",
+    "SELECTIONS",
+    "ConfigError",
+    "DeviceError",
+    "Diverged",
+    "EpochLoop",
+    "RunLogger",
+    "RunState",
+    "Selector",
+    "StepLosses",
+    "TrainConfig",
+    "TrainData",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "check_labels",
+    "feature_noise_scale",
+    "prepare_data",
+    "resolve_device",
+    "score_videos",
+    "seed_everything",
+    "selection_metrics",
+    "split_validation",
+    "train",
+    "train_step",
+    "validate_config",
+    "validation_metrics",
+    "warn_duplicates",
+]
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run needs, already resolved (presets merged with the CLI)."""
-
-    spec: DatasetSpec
-    train_list: Path
-    test_list: Path | None = None
-    gt_path: Path | None = None
-    data_root: Path | None = None
-    exp_name: str = "run"
-    ckpt_dir: Path = Path("checkpoints/run")
-    batch_size: int = 64
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    max_epoch: int = 10
-    milestones: tuple[int, ...] = (4, 8)
-    gamma: float = 0.1
-    lam: float = 1.0
-    seed: int = 42
-    select: str = "last"
-    val_fraction: float = 0.1
-    eval_every: int = 0
-    """Steps between evaluations for selection; 0 = once per epoch."""
-    device: str = "auto"
-    amp: str = "none"
-    compile: bool = False
-    nan_policy: str = "error"
-    cache_dir: Path | None = None
-    workers: int = 8
-    event_dir: str | None = None
-    image_dir: str = "rgb"
-    model: dict[str, Any] = field(default_factory=dict)
-    """ModelConfig fields (``dim`` is filled from the features unless given)."""
-    uncertainty: dict[str, Any] = field(default_factory=dict)
-    """Reliability recipe (:class:`iefvad.engine.reliability.TrainingRecipe` record): corruption
-    augmentation and the heteroscedastic term; empty = the plain objective."""
-    log_every: int = 10
-    """Steps between fetches of the loss values (each fetch waits for the accelerator)."""
-    final_test: bool = True
-    progress: bool = True
-    epoch_lines: bool = True
-    """Print a line per epoch (the demo, which trains three small models, turns it off)."""
-    wandb: bool = False
-    tensorboard: bool = False
-    min_steps: int = 0
-    """Raise ``max_epoch`` until the run takes at least this many optimizer steps (small
-    datasets have few steps per epoch; :mod:`iefvad.engine.recipes`)."""
-    milestone_fractions: tuple[float, ...] | None = None
-    """When set, the lr milestones are these fractions of the (adapted) epoch budget and
-    ``milestones`` is ignored."""
-    topk_div: int = TOPK_DIV
-    """Top-k size of the MIL loss: the mean of the top ``len // topk_div + 1`` snippet scores
-    of each training video (the reference: 16)."""
-    train_len: int = CLIP_LEN
-    """Snippets per training row: longer videos are averaged into this many bins, shorter
-    ones zero-padded (the reference: 256)."""
-    feature_noise: float = 0.0
-    """Training augmentation: add Gaussian noise of this many within-video feature stds (per
-    stream) to every batch; 0 = off (docs/training.md)."""
-    epoch_hook: Any = None
-    """Optional ``hook(epoch, step, model)`` called after each epoch (studies, curves)."""
-    resume: Path | None = None
-    """Continue from this state file (:mod:`iefvad.engine.resume`); None starts afresh."""
-
-    def __post_init__(self) -> None:
-        validate_config(self)
-
-    def as_record(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("epoch_hook", None)
-        d["spec"] = self.spec.name
-        d["normal_label"] = self.spec.normal_label
-        return json.loads(json.dumps(d, default=str))
+class TrainingDiverged(UserInputError):
+    """Training stopped because the loss became NaN/Inf (usually ``--lr`` too high)."""
 
 
-class ConfigError(UserInputError):
-    """A training option is out of its range."""
+class TrainingInterrupted(SystemExit):
+    """Ctrl-C: the run stopped (exit status 130); ``state`` resumes it with ``command``."""
+
+    def __init__(self, state: Path | None, command: str | None) -> None:
+        super().__init__(130)
+        self.state, self.command = state, command
 
 
-def _check(ok: bool, flag: str, value: Any, allowed: str, why: str = "") -> None:
-    if not ok:
-        raise ConfigError(
-            f"{flag} {value!r} is out of range: it must be {allowed}{why}; pass a value in range"
-        )
+def _say(msg: str) -> None:
+    tqdm.write(msg)
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _warn(msg: str) -> None:
+    tqdm.write(msg, file=sys.stderr)
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def validate_config(cfg: TrainConfig) -> None:
-    """Every option's range, checked before anything is read: one message naming the flag,
-    the value and what is allowed."""
-    _check(
-        _int(cfg.batch_size) and cfg.batch_size >= 1,
-        "--batch_size",
-        cfg.batch_size,
-        "an integer >= 1",
-    )
-    _check(
-        _finite(cfg.lr) and cfg.lr > 0,
-        "--lr",
-        cfg.lr,
-        "a finite number > 0",
-        " (0 never changes the weights and would save an untrained model)"
-        if _finite(cfg.lr) and cfg.lr == 0
-        else "",
-    )
-    _check(
-        _finite(cfg.weight_decay) and cfg.weight_decay >= 0,
-        "--weight_decay",
-        cfg.weight_decay,
-        "a finite number >= 0",
-    )
-    _check(
-        _int(cfg.max_epoch) and cfg.max_epoch >= 1, "--max_epoch", cfg.max_epoch, "an integer >= 1"
-    )
-    _check(
-        all(_int(m) and m >= 1 for m in cfg.milestones),
-        "--milestones",
-        list(cfg.milestones),
-        "epochs >= 1",
-    )
-    _check(
-        _finite(cfg.gamma) and cfg.gamma > 0,
-        "--gamma",
-        cfg.gamma,
-        "a finite number > 0",
-        " (the factor the learning rate is multiplied by at each milestone)",
-    )
-    _check(_finite(cfg.lam) and cfg.lam >= 0, "--lam", cfg.lam, "a finite number >= 0")
-    _check(_int(cfg.topk_div) and cfg.topk_div >= 1, "--topk_div", cfg.topk_div, "an integer >= 1")
-    _check(
-        _int(cfg.train_len) and cfg.train_len >= 1, "--train_len", cfg.train_len, "an integer >= 1"
-    )
-    _check(cfg.select in SELECTIONS, "--select", cfg.select, f"one of {', '.join(SELECTIONS)}")
-    _check(
-        _finite(cfg.val_fraction) and 0 < cfg.val_fraction < 1,
-        "--val_fraction",
-        cfg.val_fraction,
-        "between 0 and 1 (exclusive)",
-        " (the fraction of training videos held out by --select val)",
-    )
-    _check(
-        _int(cfg.eval_every) and cfg.eval_every >= 0,
-        "--eval_every",
-        cfg.eval_every,
-        "an integer >= 0 (0: once per epoch)",
-    )
-    _check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "none, bf16 or fp16")
-    _check(cfg.nan_policy in ("error", "zero"), "--nan_policy", cfg.nan_policy, "error or zero")
-    _check(_int(cfg.workers) and cfg.workers >= 0, "--workers", cfg.workers, "an integer >= 0")
-    _check(
-        _int(cfg.log_every) and cfg.log_every >= 1, "log_every", cfg.log_every, "an integer >= 1"
-    )
-    m = cfg.model
-    if "dropout" in m:
-        _check(
-            _finite(m["dropout"]) and 0 <= m["dropout"] < 1,
-            "--dropout",
-            m["dropout"],
-            "in [0, 1) (the probability of zeroing an attention weight)",
-        )
-    for key, flag, low in (
-        ("dim", "--embed_dim", 1),
-        ("heads", "--heads", 1),
-        ("layers", "--layers", 0),
-        ("refine_steps", "--refine_steps", 0),
-        ("robust_steps", "--robust_steps", 0),
-    ):
-        if key in m:
-            _check(_int(m[key]) and m[key] >= low, flag, m[key], f"an integer >= {low}")
-    for key, flag in (("lambda_ref", "--lambda_ref"), ("nu", "--nu")):
-        if key in m:
-            _check(_finite(m[key]), flag, m[key], "a finite number")
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    selection: dict[str, Any]
-    test_metrics: dict[str, Any] | None
-    log_dir: Path
-    history: list[dict[str, float]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    """Wall time of the training loop (epochs; not reading features, not the final test)."""
-    parameters: int = 0
-    """Parameters the model's fusion uses (:func:`iefvad.models.model.num_used_parameters`)."""
+# ---------------------------------------------------------------------------------------------
+# The data: lists, validation split, test set, banks
 
 
 def seed_everything(seed: int) -> None:
@@ -286,236 +145,6 @@ def check_labels(rows: Sequence[ListRow], spec: DatasetSpec, path: Path) -> None
         raise ListError(
             f"list {path}: {len(bad)} row(s) with unknown labels ({lines}). {bad[0][2]}"
         )
-
-
-def split_validation(
-    rows: Sequence[ListRow], spec: DatasetSpec, fraction: float, seed: int
-) -> tuple[list[int], list[int]]:
-    """Row indices (train, val): a stratified, seeded fraction of *videos* held out."""
-    videos: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        videos.setdefault(f"{r.path.parent.name}/{r.stem}", []).append(i)
-    rng = np.random.default_rng(seed)
-    val: list[int] = []
-    for normal in (True, False):
-        keys = sorted(
-            k for k, idx in videos.items() if spec.is_normal(rows[idx[0]].label) == normal
-        )
-        n = int(round(fraction * len(keys)))
-        if fraction > 0 and len(keys) >= 2:
-            n = max(1, min(n, len(keys) - 1))
-        for k in rng.permutation(keys)[:n]:
-            val.extend(videos[str(k)])
-    held = set(val)
-    return [i for i in range(len(rows)) if i not in held], sorted(val)
-
-
-@torch.no_grad()
-def score_videos(
-    model: IEFVAD,
-    bank: TrainBank,
-    device: torch.device,
-    amp: str,
-    batch: int = 64,
-    topk_div: int = TOPK_DIV,
-) -> np.ndarray:
-    """Video-level scores (top-k mean of snippet probabilities, ``len // topk_div + 1``) of
-    each bank row."""
-    model.eval()
-    out = []
-    for s in range(0, len(bank), batch):
-        img = torch.from_numpy(np.asarray(bank.image[s : s + batch])).to(device)
-        evt = torch.from_numpy(np.asarray(bank.event[s : s + batch])).to(device)
-        lengths = torch.from_numpy(bank.lengths[s : s + batch]).to(device)
-        with autocast(device, amp):
-            o = model(img, evt, lengths)
-        out.append(topk_video_scores(o.logits.float(), lengths, topk_div).cpu().numpy())
-    model.train()
-    return np.concatenate(out)
-
-
-def validation_metrics(
-    model: IEFVAD, bank: TrainBank, device, amp: str, topk_div: int = TOPK_DIV
-) -> dict[str, float]:
-    """Video AUC (crops averaged per video) and BCE on held-out training videos."""
-    s = score_videos(model, bank, device, amp, topk_div=topk_div)
-    keys = [f"{r.path.parent.name}/{r.stem}" for r in bank.rows]
-    uniq = sorted(set(keys))
-    pos = {k: i for i, k in enumerate(uniq)}
-    idx = np.array([pos[k] for k in keys])
-    vid_score = np.bincount(idx, weights=s, minlength=len(uniq)) / np.bincount(idx)
-    vid_label = np.zeros(len(uniq))
-    vid_label[idx] = bank.labels
-    p = np.clip(vid_score, 1e-7, 1 - 1e-7)
-    bce = float(-np.mean(vid_label * np.log(p) + (1 - vid_label) * np.log(1 - p)))
-    auc = float(roc_auc_score(vid_label, vid_score)) if 0 < vid_label.sum() < len(uniq) else None
-    return {"val_auc": auc, "val_bce": bce, "val_videos": len(uniq)}
-
-
-def _rows_up_to(path: Path, step: int | None) -> list[dict[str, Any]]:
-    """Rows of a log CSV with ``step <= step`` (none when ``step`` is None)."""
-    if step is None or not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [
-            r
-            for r in csv.DictReader(f)
-            if (r.get("step") or "").isdigit() and int(r["step"]) <= step
-        ]
-
-
-class RunLogger:
-    """Per-step losses and evaluations as CSV; optional TensorBoard / wandb mirrors."""
-
-    def __init__(self, out_dir: Path, cfg: TrainConfig, resume_step: int | None = None) -> None:
-        """``resume_step``: continue the logs of a resumed run, keeping their rows up to this
-        step (later rows belong to steps the resumed run redoes)."""
-        self.out_dir = out_dir
-        self.step_path = out_dir / "train_log.csv"
-        self.eval_path = out_dir / "eval_log.csv"
-        header = ["epoch", "step", "lr", "loss", "cls", "align", "kl", "seconds"]
-        kept = _rows_up_to(self.step_path, resume_step)
-        self._step_file = open(self.step_path, "w", newline="")
-        self._step = csv.writer(self._step_file)
-        self._step.writerow(header)
-        self._step.writerows([r.get(k, "") for k in header] for r in kept)
-        self._evals: list[dict[str, Any]] = _rows_up_to(self.eval_path, resume_step)
-        self.tb = self.wb = None
-        if cfg.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise UserInputError(
-                    "--tensorboard needs `pip install tensorboard` (it is optional)"
-                ) from e
-            self.tb = SummaryWriter(str(out_dir / "tb"))
-        if cfg.wandb:
-            try:
-                import wandb
-            except ImportError as e:
-                raise UserInputError("--wandb needs `pip install wandb` (it is optional)") from e
-            self.wb = wandb.init(project="iefvad", name=cfg.exp_name, config=cfg.as_record())
-
-    def step(self, epoch: int, step: int, lr: float, parts: dict[str, float], secs: float) -> None:
-        self._step.writerow(
-            [epoch, step, f"{lr:.3g}"]
-            + [f"{parts[k]:.6f}" for k in ("loss", "cls", "align", "kl")]
-            + [f"{secs:.3f}"]
-        )
-        if self.tb:
-            for k, v in parts.items():
-                self.tb.add_scalar(f"train/{k}", v, step)
-        if self.wb:
-            self.wb.log({f"train/{k}": v for k, v in parts.items()}, step=step)
-
-    def evaluation(self, epoch: int, step: int, values: dict[str, Any]) -> None:
-        flat = {k: v for k, v in values.items() if isinstance(v, (int, float)) or v is None}
-        row = {"epoch": epoch, "step": step, **flat}
-        self._evals.append(row)
-        keys = list(dict.fromkeys(k for r in self._evals for k in r))
-        with open(self.eval_path, "w", newline="") as f:
-            w = csv.DictWriter(f, keys)
-            w.writeheader()
-            w.writerows(self._evals)
-        if self.tb:
-            for k, v in flat.items():
-                if v is not None:
-                    self.tb.add_scalar(f"eval/{k}", v, step)
-        if self.wb:
-            self.wb.log({f"eval/{k}": v for k, v in flat.items() if v is not None}, step=step)
-
-    def close(self) -> None:
-        self._step_file.close()
-        if self.tb:
-            self.tb.close()
-        if self.wb:
-            self.wb.finish()
-
-
-class Diverged(Exception):
-    """Internal: the loss or the weights became NaN/Inf (``step`` 0: found at epoch end)."""
-
-    def __init__(self, epoch: int, step: int, values: dict[str, float]) -> None:
-        super().__init__(epoch, step, values)
-        self.epoch, self.step, self.values = epoch, step, values
-
-
-class TrainingDiverged(UserInputError):
-    """Training stopped because the loss became NaN/Inf (usually ``--lr`` too high)."""
-
-
-class TrainingInterrupted(SystemExit):
-    """Ctrl-C: the run stopped (exit status 130); ``state`` resumes it with ``command``."""
-
-    def __init__(self, state: Path | None, command: str | None) -> None:
-        super().__init__(130)
-        self.state, self.command = state, command
-
-
-class StepLosses:
-    """Loss values of recent steps, fetched from the accelerator every ``every`` steps in one
-    transfer (fetching each step would make the host wait for the device every step)."""
-
-    def __init__(self, log: RunLogger, every: int) -> None:
-        self.log, self.every = log, max(1, every)
-        self.pending: list[tuple[int, float, float, torch.Tensor]] = []
-        self.epoch, self.bar, self.sums = 0, None, np.zeros(len(LOSS_NAMES))
-
-    def start_epoch(self, epoch: int, bar) -> None:
-        self.epoch, self.bar, self.sums = epoch, bar, np.zeros(len(LOSS_NAMES))
-
-    def add(self, step: int, lr: float, secs: float, parts: torch.Tensor) -> None:
-        self.pending.append((step, lr, secs, parts))
-        if len(self.pending) >= self.every:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        vals = torch.stack([p[3] for p in self.pending]).float().cpu().numpy()
-        for (step, lr, secs, _), v in zip(self.pending, vals):
-            self.log.step(self.epoch, step, lr, dict(zip(LOSS_NAMES, v.tolist())), secs)
-        bad = np.flatnonzero(~np.isfinite(vals).all(1))
-        if bad.size:
-            step = self.pending[bad[0]][0]
-            self.pending.clear()
-            raise Diverged(self.epoch, step, dict(zip(LOSS_NAMES, vals[bad[0]].tolist())))
-        for v in vals.astype(np.float64):  # step by step: the same sums however grouped
-            self.sums += v
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{vals[-1][0]:.4f}", cls=f"{vals[-1][1]:.4f}")
-        self.pending.clear()
-
-
-def feature_noise_scale(bank: TrainBank, fraction: float) -> tuple[float, float]:
-    """``fraction`` times each stream's *within-video* std: of the valid training snippets
-    around their row's mean, so that offsets between videos (scenes) do not inflate it."""
-    if fraction <= 0:
-        return 0.0, 0.0
-    rows = np.arange(min(len(bank), 256))
-    valid = np.arange(bank.image.shape[1])[None, :] < bank.lengths[rows, None]
-    out = []
-    for x in (bank.image, bank.event):
-        x = np.asarray(x[rows], dtype=np.float64)
-        mean = (x * valid[..., None]).sum(1, keepdims=True) / valid.sum(1)[:, None, None]
-        out.append(fraction * float((x - mean)[valid].std()))
-    return out[0], out[1]
-
-
-def selection_metrics(pred, gt, rows: Sequence[ListRow], spec: DatasetSpec) -> dict:
-    """Frame AUC/AP and abnormal-video AUC of one in-training test pass (what ``--select
-    test`` compares); the per-class breakdown is left to the final evaluation."""
-    scores = pred.frame_scores()
-    videos = video_results(rows, [s.size for s in pred.scores], spec)
-    return {**auc_ap(gt.frames, scores), **abnormal_only(videos, gt.frames, scores)}
-
-
-def _say(msg: str) -> None:
-    tqdm.write(msg)
-
-
-def _warn(msg: str) -> None:
-    tqdm.write(msg, file=sys.stderr)
 
 
 def warn_duplicates(rows: Sequence[ListRow], path: Path) -> None:
@@ -544,15 +173,260 @@ def warn_duplicates(rows: Sequence[ListRow], path: Path) -> None:
         )
 
 
-def _plain(v: Any) -> Any:
-    """``v`` with numpy scalars turned into Python numbers (for weights_only files)."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return type(v)(_plain(x) for x in v)
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+def feature_noise_scale(bank: TrainBank, fraction: float) -> tuple[float, float]:
+    """``fraction`` times each stream's *within-video* std: of the valid training snippets
+    around their row's mean, so that offsets between videos (scenes) do not inflate it."""
+    if fraction <= 0:
+        return 0.0, 0.0
+    rows = np.arange(min(len(bank), 256))
+    valid = np.arange(bank.image.shape[1])[None, :] < bank.lengths[rows, None]
+    out = []
+    for x in (bank.image, bank.event):
+        x = np.asarray(x[rows], dtype=np.float64)
+        mean = (x * valid[..., None]).sum(1, keepdims=True) / valid.sum(1)[:, None, None]
+        out.append(fraction * float((x - mean)[valid].std()))
+    return out[0], out[1]
+
+
+@dataclass
+class TrainData:
+    """What a run reads before its first epoch: the rows and their feature banks."""
+
+    train_rows: list[ListRow]
+    val_rows: list[ListRow]
+    """Training videos held out by ``--select val`` (empty otherwise)."""
+    test_rows: list[ListRow]
+    """Empty when nothing is tested (no test list, or ``--no_test`` without ``--select test``)."""
+    gt: GroundTruth | None
+    bank: TrainBank
+    val_bank: TrainBank | None
+    test_set: TestSet | None
+
+
+def prepare_data(cfg: TrainConfig) -> TrainData:
+    """Read and check the lists and the ground truth, then every feature the run needs.
+
+    The test list and its ground truth (values and length, from the file headers) are checked
+    before the long read of the training features.
+    """
+    event_dir = cfg.event_dir or cfg.spec.event_dir
+    rows = read_list(cfg.train_list, cfg.data_root, event_dir, cfg.image_dir)
+    check_labels(rows, cfg.spec, cfg.train_list)
+    warn_duplicates(rows, cfg.train_list)
+    train_rows, val_rows = _split_rows(cfg, rows)
+    test_rows, gt = _read_test_list(cfg, event_dir)
+    bank = _bank(cfg, train_rows, cfg.model.get("dim"), cfg.cache_dir)
+    val_bank = _bank(cfg, val_rows, bank.dim, None) if val_rows else None
+    test_set: TestSet | None = None
+    if test_rows:
+        test_set = load_test_set(test_rows, bank.dim, cfg.nan_policy, cfg.workers, cfg.progress)
+    return TrainData(train_rows, val_rows, test_rows, gt, bank, val_bank, test_set)
+
+
+def _split_rows(cfg: TrainConfig, rows: list[ListRow]) -> tuple[list[ListRow], list[ListRow]]:
+    """``(train, val)`` rows: the validation videos of ``--select val``, else none."""
+    if cfg.select != "val":
+        return rows, []
+    tr_idx, va_idx = split_validation(rows, cfg.spec, cfg.val_fraction, cfg.seed)
+    if not va_idx:
+        raise UserInputError("--select val holds out no video: raise --val_fraction")
+    return [rows[i] for i in tr_idx], [rows[i] for i in va_idx]
+
+
+def _read_test_list(cfg: TrainConfig, event_dir: str) -> tuple[list[ListRow], GroundTruth | None]:
+    """The test rows and ground truth, checked; none when the run tests nothing."""
+    need_test = cfg.select == "test" or cfg.final_test
+    if need_test and cfg.test_list is not None and Path(cfg.test_list).is_file():
+        rows = read_list(cfg.test_list, cfg.data_root, event_dir, cfg.image_dir)
+        check_labels(rows, cfg.spec, cfg.test_list)
+        if cfg.gt_path is None:
+            raise UserInputError("a test list needs --gt_path")
+        gt = load_gt(cfg.gt_path)
+        check_gt_length(gt, [r.stem for r in rows], [num_snippets(r.path) for r in rows])
+        return rows, gt
+    if cfg.select == "test":
+        raise UserInputError(f"--select test needs a test list; {cfg.test_list} does not exist")
+    if cfg.final_test:
+        _say(f"[train] no test list at {cfg.test_list}: the final evaluation is skipped")
+    return [], None
+
+
+def _bank(cfg: TrainConfig, rows: list[ListRow], dim: int | None, cache: Path | None):
+    """A training bank of ``rows`` (:func:`iefvad.data.bank.build_bank`)."""
+    return build_bank(
+        rows,
+        cfg.spec,
+        dim,
+        cfg.nan_policy,
+        cache,
+        cfg.workers,
+        n=cfg.train_len,
+        progress=cfg.progress,
+    )
+
+
+class Batches:
+    """Training batches on the device, with the ``--feature_noise`` augmentation when asked."""
+
+    def __init__(self, bank: TrainBank, device: torch.device, feature_noise: float) -> None:
+        self.bank = DeviceBank(bank, device)
+        self.noise = feature_noise
+        self.scale = feature_noise_scale(bank, feature_noise)
+
+    def __call__(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """``(image, event, lengths, labels)`` of the bank rows ``idx``."""
+        img, evt, lengths, labels = self.bank.gather(idx)
+        if self.noise > 0:  # fresh noise each step: no exact row to memorise
+            img = img + self.scale[0] * torch.randn_like(img)
+            evt = evt + self.scale[1] * torch.randn_like(evt)
+        return img, evt, lengths, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's state: what a resume state holds
+
+
+class RunState:
+    """The model and everything its training moves: optimiser, scheduler, AMP scaler, batch
+    sampler, reliability recipe, step counter, loss history and the epoch budget.
+
+    :meth:`snapshot` gives the resume state (:mod:`iefvad.engine.resume`) and :meth:`restore`
+    continues from one; the state's keys are the format of existing ``.resume.pt`` files.
+    """
+
+    def __init__(self, cfg: TrainConfig, bank: TrainBank, device: torch.device) -> None:
+        """Build the model (its weights drawn from the seeded torch stream), the optimiser and the
+        sampler for ``bank``, and plan the budget (:func:`iefvad.engine.budget.plan_budget`)."""
+        self.cfg, self.device = cfg, device
+        self.mcfg = ModelConfig.from_dict({**cfg.model, "dim": bank.dim})
+        self.model = IEFVAD(self.mcfg).to(device)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        self.sampler = BatchSampler(bank.labels, cfg.batch_size, cfg.spec.paired, cfg.seed)
+        self.max_epoch, milestones = plan_budget(
+            len(self.sampler),
+            cfg.max_epoch,
+            cfg.milestones,
+            cfg.min_steps,
+            cfg.milestone_fractions,
+        )
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(milestones), cfg.gamma)
+        if (self.max_epoch, milestones) != (cfg.max_epoch, tuple(cfg.milestones)):
+            _say(
+                f"[train] budget: {self.max_epoch} epochs x {len(self.sampler)} steps (min_steps "
+                f"{cfg.min_steps}); lr milestones at epochs {list(milestones)}"
+            )
+        self.shift = kl_shift(self.mcfg)
+        self.recipe = make_step(cfg.uncertainty, self.mcfg.modalities, cfg.seed)  # None: plain
+        self.step_model = torch.compile(self.model) if cfg.compile else self.model
+        self.start_epoch, self.start_step, self.start_loss_sums = 0, 0, None
+        """Where the first epoch starts (not 0, 0 on resume) and its loss sums so far."""
+        self.global_step, self.secs_before, self.t0 = 0, 0.0, time.perf_counter()
+        self.history: list[dict[str, float]] = []
+
+    def start_clock(self) -> None:
+        """Count the training seconds from now (the epochs; not reading the features)."""
+        self.t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training seconds so far, those of the run resumed from included."""
+        return self.secs_before + time.perf_counter() - self.t0
+
+    def snapshot(
+        self,
+        epoch: int,
+        step_in_epoch: int,
+        sampler_rng: dict[str, Any],
+        selector_state: dict[str, Any],
+        loss_sums: list[float],
+    ) -> dict[str, Any]:
+        """The resumable state at ``step_in_epoch`` steps into epoch index ``epoch``.
+
+        ``sampler_rng``: the sampler's state at the start of that epoch; ``selector_state``:
+        :meth:`iefvad.engine.selection.Selector.state`; ``loss_sums``: the epoch's so far.
+        """
+        return {
+            "train": self.cfg.as_record(),
+            "model_config": self.mcfg.to_dict(),
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "global_step": self.global_step,
+            "sampler_rng": sampler_rng,
+            "rng": rng_states(),
+            "recipe_rng": self.recipe.rng_state() if self.recipe is not None else {},
+            "model_state_dict": {
+                k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+            },
+            "optimizer_state_dict": self.opt.state_dict(),
+            "scheduler_state_dict": self.sched.state_dict(),
+            "scaler_state_dict": self.scaler.state_dict(),
+            **selector_state,
+            "history": plain(self.history),
+            "loss_sums": loss_sums,
+            "train_seconds": self.seconds(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (:meth:`snapshot`; read from ``cfg.resume``)."""
+        now = self.mcfg.to_dict()
+        if state["model_config"] != now:
+            diff = [
+                f"{k}: state {state['model_config'].get(k)!r}, now {v!r}"
+                for k, v in now.items()
+                if state["model_config"].get(k) != v
+            ]
+            raise ResumeError(
+                f"--resume: {self.cfg.resume} holds a model of another shape "
+                f"({'; '.join(diff)}); resume with the original features and model flags"
+            )
+        self.model.load_state_dict(state["model_state_dict"])
+        self.opt.load_state_dict(state["optimizer_state_dict"])
+        self.sched.load_state_dict(state["scheduler_state_dict"])
+        if self.cfg.amp == "fp16" and state["scaler_state_dict"]:
+            self.scaler.load_state_dict(state["scaler_state_dict"])
+        self.sampler.rng.bit_generator.state = state["sampler_rng"]
+        set_rng_states(state["rng"])
+        if self.recipe is not None:
+            self.recipe.set_rng_state(state.get("recipe_rng") or {})
+        self.history = list(state["history"])
+        self.start_epoch, self.start_step = state["epoch"], state["step_in_epoch"]
+        self.start_loss_sums = state["loss_sums"]
+        self.global_step, self.secs_before = state["global_step"], state["train_seconds"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The epochs
+
+
+def train_step(cfg: TrainConfig, run: RunState, batch: tuple[torch.Tensor, ...]) -> LossParts:
+    """One optimiser step on ``batch`` (:class:`Batches`); the loss parts, total first."""
+    img, evt, lengths, labels = batch
+    with autocast(run.device, cfg.amp):
+        if run.recipe is None:
+            out = run.step_model(img, evt, lengths)
+        else:
+            out, extra = run.recipe(run.step_model, img, evt, lengths)
+    mcfg = run.mcfg
+    parts = ief_vad_loss(
+        out,
+        labels,
+        lengths,
+        cfg.lam,
+        run.shift,
+        mcfg.mask_padding,
+        mcfg.modalities,
+        cfg.topk_div,
+    )
+    if run.recipe is not None:  # the reliability term counts in the logged loss
+        parts = parts._replace(total=parts.total + extra)
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(parts.total).backward()
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    run.global_step += 1
+    return parts
 
 
 def _nonfinite_weights(model: IEFVAD) -> list[str]:
@@ -562,6 +436,12 @@ def _nonfinite_weights(model: IEFVAD) -> list[str]:
     return [n for (n, _), good in zip(named, ok.tolist()) if not good]
 
 
+def check_weights(model: IEFVAD, epoch: int, step: int) -> None:
+    """Raise :class:`Diverged` when a weight is NaN/Inf."""
+    if _nonfinite_weights(model):
+        raise Diverged(epoch, step, {"non-finite weights": float("nan")})
+
+
 @dataclass
 class _Saved:
     """What a run has on disk, for the messages of an interrupted or failed run."""
@@ -569,8 +449,171 @@ class _Saved:
     state: Path | None = None
     """A consistent resume state written (or resumed from) by this run."""
     state_label: str = ""
+    state_weights: dict[str, torch.Tensor] | None = None
+    """The model weights in ``state`` (the last good ones should the loss diverge)."""
     checkpoint: Path | None = None
     """The final checkpoint, once written."""
+
+    def keep(self, state: Path, label: str, weights: dict[str, torch.Tensor]) -> None:
+        self.state, self.state_label, self.state_weights = state, label, weights
+
+
+class EpochLoop:
+    """The epochs of one run: the steps, the evaluations of the selection, a resume state
+    after every epoch, and what Ctrl-C (:class:`TrainingInterrupted`) and a NaN/Inf loss
+    (:class:`TrainingDiverged`) leave behind.
+    """
+
+    def __init__(
+        self,
+        run: RunState,
+        batches: Batches,
+        selector: Selector,
+        steps: StepLosses,
+        saved: _Saved,
+        state_file: Path,
+    ) -> None:
+        self.cfg, self.run, self.batches, self.selector = run.cfg, run, batches, selector
+        self.steps, self.saved, self.state_file = steps, saved, state_file
+        self.epoch, self.step_in_epoch = run.start_epoch, run.start_step
+        """The position a resume state saved now would continue from."""
+        self.epoch_rng: dict[str, Any] | None = None
+        """The sampler's state at the start of epoch index ``self.epoch``."""
+
+    def run_epochs(self) -> None:
+        """Train the epochs left; on Ctrl-C save the state and raise TrainingInterrupted."""
+        self.run.start_clock()
+        try:
+            with DeferredInterrupt() as stop:
+                for epoch in range(self.run.start_epoch, self.run.max_epoch):
+                    self._epoch(epoch, stop)
+                    self._end_epoch(epoch)
+                    if stop.requested:
+                        raise StopRequested
+        except StopRequested:
+            self._stopped()
+        except Diverged as d:
+            raise _diverged(self.cfg, self.run.model, d, self.saved) from None
+
+    def _at(self, epoch: int, step_in_epoch: int) -> None:
+        self.epoch, self.step_in_epoch = epoch, step_in_epoch
+        self.epoch_rng = self.run.sampler.rng.bit_generator.state
+
+    def _epoch(self, epoch: int, stop: DeferredInterrupt) -> None:
+        """The steps of epoch index ``epoch`` (those not done before a resume)."""
+        run, steps = self.run, self.steps
+        run.model.train()
+        skip = run.start_step if epoch == run.start_epoch else 0
+        self._at(epoch, skip)
+        bar = tqdm(
+            itertools.islice(run.sampler.epoch(), skip, None),
+            total=len(run.sampler),
+            initial=skip,
+            desc=f"epoch {epoch + 1}/{run.max_epoch}",
+            disable=not self.cfg.progress,
+            unit="step",
+            leave=False,
+        )
+        steps.start_epoch(epoch + 1, bar)
+        if skip:
+            steps.sums = np.asarray(run.start_loss_sums, dtype=np.float64)
+        for idx in bar:
+            parts = train_step(self.cfg, run, self.batches(idx))
+            self.step_in_epoch += 1
+            lr = run.opt.param_groups[0]["lr"]
+            steps.add(run.global_step, lr, run.seconds(), torch.stack(parts).detach())
+            if self.selector.due_at_step(run.global_step):
+                steps.flush()
+                self._evaluate(epoch + 1, run.global_step)
+            if stop.requested:
+                raise StopRequested
+
+    def _evaluate(self, epoch: int, step: int) -> None:
+        check_weights(self.run.model, epoch, step)
+        self.selector.evaluate(epoch, step)
+
+    def _end_epoch(self, epoch: int) -> None:
+        """Log the epoch, evaluate (once-per-epoch selection) and save the resume state."""
+        run = self.run
+        self.steps.flush()
+        check_weights(run.model, epoch + 1, 0)
+        run.sched.step()
+        mean = self.steps.sums / max(1, len(run.sampler))
+        run.history.append({"epoch": epoch + 1, **dict(zip(LOSS_NAMES, map(float, mean)))})
+        msg = f"[train] epoch {epoch + 1}: loss {mean[0]:.4f} (cls {mean[1]:.4f})"
+        if self.selector.due_at_epoch_end():
+            self._evaluate(epoch + 1, run.global_step)
+        msg += self.selector.progress()
+        if self.cfg.epoch_lines:
+            _say(msg)
+        if self.cfg.epoch_hook is not None:
+            self.cfg.epoch_hook(epoch + 1, run.global_step, run.model)
+        self.selector.end_epoch()
+        self._at(epoch + 1, 0)
+        self._keep(f"after epoch {epoch + 1}")
+
+    def _keep(self, label: str) -> None:
+        """Save the resume state at the current position."""
+        state = self.run.snapshot(
+            self.epoch,
+            self.step_in_epoch,
+            self.epoch_rng,
+            self.selector.state(),
+            self.steps.sums.tolist(),
+        )
+        save_state(self.state_file, state)
+        self.saved.keep(self.state_file, label, state["model_state_dict"])
+
+    def _stopped(self) -> NoReturn:
+        """Ctrl-C: save the state mid-epoch (unless the weights went bad) and stop."""
+        try:
+            self.steps.flush()
+            check_weights(self.run.model, self.epoch + 1, self.run.global_step)
+        except Diverged as d:
+            raise _diverged(self.cfg, self.run.model, d, self.saved) from None
+        if self.step_in_epoch:
+            self._keep(f"at epoch {self.epoch + 1}, step {self.run.global_step}")
+        cmd = resume_command(self.state_file)
+        _warn(
+            f"[train] stopped by Ctrl-C {self.saved.state_label}; the state is saved in "
+            f"{self.state_file}. Resume with:\n  {cmd}"
+        )
+        raise TrainingInterrupted(self.state_file, cmd) from None
+
+
+def _diverged(cfg: TrainConfig, model: IEFVAD, d: Diverged, saved: _Saved) -> TrainingDiverged:
+    """Save the last good weights (never the NaN ones) and say which flag to change."""
+    where = f"epoch {d.epoch}" + (f", step {d.step}" if d.step else " (end of epoch)")
+    values = ", ".join(f"{k} {v:.4g}" for k, v in d.values.items())
+    amp = " or --amp none instead of fp16" if cfg.amp == "fp16" else ""
+    msg = (
+        f"training diverged at {where}: {values}. The learning rate --lr {cfg.lr:g} is most "
+        f"likely too high: lower it (e.g. --lr {cfg.lr / 10:g}; the dataset presets use "
+        f"2e-05 to 0.0001){amp}."
+    )
+    if saved.state_weights is None:
+        return TrainingDiverged(
+            msg + " No epoch had finished, so nothing was saved and no checkpoint was written."
+        )
+    model.load_state_dict(saved.state_weights)
+    path = cfg.ckpt_dir / f"{cfg.exp_name}_last_good.pth"
+    save_checkpoint(
+        path,
+        model,
+        dataset=cfg.spec.name,
+        normal_label=cfg.spec.normal_label,
+        train=cfg.as_record(),
+        selection={"mode": "last_good", "warning": f"training diverged at {where}"},
+    )
+    return TrainingDiverged(
+        f"{msg} The weights {saved.state_label}, the last with a finite loss, are saved in "
+        f"{path} (the resume state {state_path(cfg.ckpt_dir, cfg.exp_name)} holds the same "
+        "point); no final checkpoint was written."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -605,7 +648,41 @@ def train(cfg: TrainConfig) -> TrainResult:
 def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     """The body of :func:`train`; ``saved`` records what is on disk for its messages."""
     device = resolve_device(cfg.device)
-    spec = cfg.spec
+    ckpt_path, state_file = _output_paths(cfg)
+    resume = _read_resume(cfg, ckpt_path)
+    seed_everything(cfg.seed)
+    data = prepare_data(cfg)
+    run = RunState(cfg, data.bank, device)
+    if resume is not None and resume["epoch"] >= run.max_epoch:
+        raise ResumeError(
+            f"--resume: {cfg.resume} has trained {resume['epoch']} epochs already, the whole "
+            f"budget ({run.max_epoch} epochs): nothing is left to train (the finished model is "
+            f"{ckpt_path})"
+        )
+    batches = Batches(data.bank, device, cfg.feature_noise)
+    if resume is not None:
+        run.restore(resume)
+        label = f"at step {run.global_step}"
+        saved.keep(Path(cfg.resume), label, resume["model_state_dict"])
+
+    cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    save_json(cfg.ckpt_dir / "config.json", {"train": cfg.as_record(), "model": run.mcfg.to_dict()})
+    log = RunLogger(cfg.ckpt_dir, cfg, resume_step=run.global_step if resume is not None else None)
+    steps = StepLosses(log, cfg.log_every)
+    _announce(cfg, data, run, resume is not None, state_file)
+    test = (data.test_set, data.gt, data.test_rows)
+    selector = Selector(cfg, run.model, device, log, data.val_bank, test)
+    if resume is not None:
+        selector.restore(resume)
+    try:
+        EpochLoop(run, batches, selector, steps, saved, state_file).run_epochs()
+    finally:
+        log.close()
+    return _finish(run, selector, data, ckpt_path, saved)
+
+
+def _output_paths(cfg: TrainConfig) -> tuple[Path, Path]:
+    """``(checkpoint, resume state)`` of the run, once its outputs are known to be writable."""
     check_output_dir(cfg.ckpt_dir, "--ckpt_dir")
     ckpt_path = cfg.ckpt_dir / f"{cfg.exp_name}.pth"
     state_file = state_path(cfg.ckpt_dir, cfg.exp_name)
@@ -615,152 +692,42 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
                 f"--ckpt_dir/--exp_name: {out} is a folder, but the run writes a file there; "
                 "pass another --exp_name or move the folder"
             )
-    resume: dict[str, Any] | None = None
-    if cfg.resume is not None:
-        resume = read_state(cfg.resume)
-        check_same_settings(cfg.resume, resume["train"], cfg.as_record())
-        if resume["epoch"] >= cfg.max_epoch and not cfg.min_steps:
-            raise ResumeError(
-                f"--resume: {cfg.resume} has trained {resume['epoch']} epochs already and "
-                f"--max_epoch is {cfg.max_epoch}: nothing is left to train; pass a --max_epoch "
-                f"above {resume['epoch']} to train on (the finished model is {ckpt_path})"
-            )
-    seed_everything(cfg.seed)
-    event_dir = cfg.event_dir or spec.event_dir
-    rows = read_list(cfg.train_list, cfg.data_root, event_dir, cfg.image_dir)
-    check_labels(rows, spec, cfg.train_list)
-    warn_duplicates(rows, cfg.train_list)
+    return ckpt_path, state_file
 
-    val_bank: TrainBank | None = None
-    if cfg.select == "val":
-        tr_idx, va_idx = split_validation(rows, spec, cfg.val_fraction, cfg.seed)
-        if not va_idx:
-            raise UserInputError("--select val holds out no video: raise --val_fraction")
-        train_rows = [rows[i] for i in tr_idx]
-        val_rows = [rows[i] for i in va_idx]
-    else:
-        train_rows, val_rows = rows, []
 
-    # the test list and its ground truth (values and length, from the file headers) are
-    # checked before the long read and the first epoch
-    test_rows: list[ListRow] = []
-    gt = None
-    need_test = cfg.select == "test" or cfg.final_test
-    if need_test and cfg.test_list is not None and Path(cfg.test_list).is_file():
-        test_rows = read_list(cfg.test_list, cfg.data_root, event_dir, cfg.image_dir)
-        check_labels(test_rows, spec, cfg.test_list)
-        if cfg.gt_path is None:
-            raise UserInputError("a test list needs --gt_path")
-        gt = load_gt(cfg.gt_path)
-        check_gt_length(gt, [r.stem for r in test_rows], [num_snippets(r.path) for r in test_rows])
-    elif cfg.select == "test":
-        raise UserInputError(f"--select test needs a test list; {cfg.test_list} does not exist")
-    elif cfg.final_test:
-        _say(f"[train] no test list at {cfg.test_list}: the final evaluation is skipped")
-
-    dim = cfg.model.get("dim")
-    bank = build_bank(
-        train_rows,
-        spec,
-        dim,
-        cfg.nan_policy,
-        cfg.cache_dir,
-        cfg.workers,
-        n=cfg.train_len,
-        progress=cfg.progress,
-    )
-    if val_rows:
-        val_bank = build_bank(
-            val_rows,
-            spec,
-            bank.dim,
-            cfg.nan_policy,
-            None,
-            cfg.workers,
-            n=cfg.train_len,
-            progress=cfg.progress,
-        )
-
-    test_set: TestSet | None = None
-    if test_rows:
-        test_set = load_test_set(test_rows, bank.dim, cfg.nan_policy, cfg.workers, cfg.progress)
-
-    mcfg = ModelConfig.from_dict({**cfg.model, "dim": bank.dim})
-    model = IEFVAD(mcfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-    sampler = BatchSampler(bank.labels, cfg.batch_size, spec.paired, cfg.seed)
-    max_epoch, milestones = plan_budget(
-        len(sampler), cfg.max_epoch, cfg.milestones, cfg.min_steps, cfg.milestone_fractions
-    )
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), cfg.gamma)
-    if (max_epoch, milestones) != (cfg.max_epoch, tuple(cfg.milestones)):
-        _say(
-            f"[train] budget: {max_epoch} epochs x {len(sampler)} steps (min_steps "
-            f"{cfg.min_steps}); lr milestones at epochs {list(milestones)}"
-        )
-    if resume is not None and resume["epoch"] >= max_epoch:
+def _read_resume(cfg: TrainConfig, ckpt_path: Path) -> dict[str, Any] | None:
+    """The state ``--resume`` names, checked against the settings; None without it."""
+    if cfg.resume is None:
+        return None
+    resume = read_state(cfg.resume)
+    check_same_settings(cfg.resume, resume["train"], cfg.as_record())
+    if resume["epoch"] >= cfg.max_epoch and not cfg.min_steps:
         raise ResumeError(
-            f"--resume: {cfg.resume} has trained {resume['epoch']} epochs already, the whole "
-            f"budget ({max_epoch} epochs): nothing is left to train (the finished model is "
-            f"{ckpt_path})"
+            f"--resume: {cfg.resume} has trained {resume['epoch']} epochs already and "
+            f"--max_epoch is {cfg.max_epoch}: nothing is left to train; pass a --max_epoch "
+            f"above {resume['epoch']} to train on (the finished model is {ckpt_path})"
         )
-    dev_bank = DeviceBank(bank, device)
-    shift = kl_shift(mcfg)
-    noise_scale = feature_noise_scale(bank, cfg.feature_noise)
-    recipe = make_step(cfg.uncertainty, mcfg.modalities, cfg.seed)  # None: the plain step
+    return resume
 
-    eval_every = cfg.eval_every
-    best: dict[str, Any] = {"value": None}
-    best_state: dict[str, torch.Tensor] | None = None
-    start_epoch, start_step, global_step, secs_before = 0, 0, 0, 0.0
-    history: list[dict[str, float]] = []
-    last_good: tuple[str, dict[str, torch.Tensor]] | None = None
-    if resume is not None:
-        if resume["model_config"] != mcfg.to_dict():
-            diff = [
-                f"{k}: state {resume['model_config'].get(k)!r}, now {v!r}"
-                for k, v in mcfg.to_dict().items()
-                if resume["model_config"].get(k) != v
-            ]
-            raise ResumeError(
-                f"--resume: {cfg.resume} holds a model of another shape ({'; '.join(diff)}); "
-                "resume with the original features and model flags"
-            )
-        model.load_state_dict(resume["model_state_dict"])
-        opt.load_state_dict(resume["optimizer_state_dict"])
-        sched.load_state_dict(resume["scheduler_state_dict"])
-        if cfg.amp == "fp16" and resume["scaler_state_dict"]:
-            scaler.load_state_dict(resume["scaler_state_dict"])
-        sampler.rng.bit_generator.state = resume["sampler_rng"]
-        set_rng_states(resume["rng"])
-        if recipe is not None:
-            recipe.set_rng_state(resume.get("recipe_rng") or {})
-        best = dict(resume["best"])
-        best_state = resume["best_state_dict"]
-        if best_state is not None:
-            best_state = {k: v.to(device) for k, v in best_state.items()}
-        history = list(resume["history"])
-        start_epoch, start_step = resume["epoch"], resume["step_in_epoch"]
-        global_step, secs_before = resume["global_step"], resume["train_seconds"]
-        saved.state = Path(cfg.resume)
-        saved.state_label = f"at step {global_step}"
-        last_good = (f"at step {global_step}", resume["model_state_dict"])
-    step_model = torch.compile(model) if cfg.compile else model
 
-    cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
-    save_json(cfg.ckpt_dir / "config.json", {"train": cfg.as_record(), "model": mcfg.to_dict()})
-    log = RunLogger(cfg.ckpt_dir, cfg, resume_step=global_step if resume is not None else None)
-    steps = StepLosses(log, cfg.log_every)
+def _announce(
+    cfg: TrainConfig, data: TrainData, run: RunState, resumed: bool, state_file: Path
+) -> None:
+    """The lines a run prints before its first epoch."""
+    bank, mcfg = data.bank, run.mcfg
     _say(
-        f"[train] {spec.name}: {len(train_rows)} train rows ({int(bank.labels.sum())} abnormal)"
-        f", {len(val_rows)} val rows, {len(test_rows)} test videos; D={bank.dim}; "
-        f"{num_parameters(model):,} parameters; fusion {mcfg.fusion}"
-        f"{'' if mcfg.mask_padding else ' (padding not masked)'}; device {device}; "
+        f"[train] {cfg.spec.name}: {len(data.train_rows)} train rows "
+        f"({int(bank.labels.sum())} abnormal), {len(data.val_rows)} val rows, "
+        f"{len(data.test_rows)} test videos; D={bank.dim}; "
+        f"{num_parameters(run.model):,} parameters; fusion {mcfg.fusion}"
+        f"{'' if mcfg.mask_padding else ' (padding not masked)'}; device {run.device}; "
         f"select={cfg.select}"
     )
-    if resume is not None:
-        _say(f"[train] resuming from {cfg.resume}: epoch {start_epoch + 1}, step {global_step}")
+    if resumed:
+        _say(
+            f"[train] resuming from {cfg.resume}: epoch {run.start_epoch + 1}, "
+            f"step {run.global_step}"
+        )
     elif state_file.is_file():
         _say(f"[train] note: {state_file} (an earlier run's state) will be overwritten")
     if cfg.select == "test":
@@ -769,198 +736,17 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             "test metrics are optimistic and not comparable to a held-out evaluation"
         )
 
-    def check_weights(epoch: int, step: int) -> None:
-        bad = _nonfinite_weights(model)
-        if bad:
-            raise Diverged(epoch, step, {"non-finite weights": float("nan")})
 
-    def evaluate_now(epoch: int, step: int) -> None:
-        nonlocal best_state
-        check_weights(epoch, step)
-        if cfg.select == "val" and val_bank is not None:
-            vals = validation_metrics(model, val_bank, device, cfg.amp, cfg.topk_div)
-            key = (vals["val_auc"] if vals["val_auc"] is not None else 0.0, -vals["val_bce"])
-        else:
-            assert test_set is not None
-            # features already in memory; only the headline metrics (no per-class pass)
-            pred = predict(model, test_set, device, amp=cfg.amp)
-            m = selection_metrics(pred, gt, test_rows, spec)
-            vals = {k: m[k] for k in ("auc", "ap", "ano_auc")}
-            key = (m[spec.headline] or 0.0,)
-        vals, key = _plain(vals), _plain(key)
-        log.evaluation(epoch, step, vals)
-        if best["value"] is None or key > best["value"]:
-            best.update(value=key, epoch=epoch, step=step, metrics=vals)
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if cfg.select == "test":  # the reference's early checkpoint, wrapped layout
-                save_checkpoint(
-                    cfg.ckpt_dir / f"{cfg.exp_name}_best.pth",
-                    model,
-                    epoch=epoch,
-                    step=step,
-                    selection={"mode": "test", **vals},
-                )
-
-    def snapshot(epoch: int, step_in_epoch: int, sampler_rng: dict[str, Any]) -> dict[str, Any]:
-        """The resumable state at ``step_in_epoch`` steps into epoch index ``epoch``."""
-        return {
-            "train": cfg.as_record(),
-            "model_config": mcfg.to_dict(),
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "global_step": global_step,
-            "sampler_rng": sampler_rng,
-            "rng": rng_states(),
-            "recipe_rng": recipe.rng_state() if recipe is not None else {},
-            "model_state_dict": {
-                k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-            },
-            "optimizer_state_dict": opt.state_dict(),
-            "scheduler_state_dict": sched.state_dict(),
-            "scaler_state_dict": scaler.state_dict(),
-            "best": _plain(best),
-            "best_state_dict": None
-            if best_state is None
-            else {k: v.detach().cpu() for k, v in best_state.items()},
-            "history": _plain(history),
-            "loss_sums": steps.sums.tolist(),
-            "train_seconds": secs_before + time.perf_counter() - t0,
-        }
-
-    def keep(state: dict[str, Any], label: str) -> None:
-        nonlocal last_good
-        save_state(state_file, state)
-        saved.state, saved.state_label = state_file, label
-        last_good = (label, state["model_state_dict"])
-
-    steps_per_epoch = len(sampler)
-    if cfg.select == "test" and eval_every == 0:
-        eval_every = max(1, 1280 // (cfg.batch_size * (2 if spec.paired else 1)))
-    t0 = time.perf_counter()
-    pos: dict[str, Any] = {"epoch": start_epoch, "step": start_step, "rng": None}
-    try:
-        with DeferredInterrupt() as stop:
-            for epoch in range(start_epoch, max_epoch):
-                model.train()
-                skip = start_step if epoch == start_epoch else 0
-                pos.update(epoch=epoch, step=skip, rng=sampler.rng.bit_generator.state)
-                bar = tqdm(
-                    itertools.islice(sampler.epoch(), skip, None),
-                    total=steps_per_epoch,
-                    initial=skip,
-                    desc=f"epoch {epoch + 1}/{max_epoch}",
-                    disable=not cfg.progress,
-                    unit="step",
-                    leave=False,
-                )
-                steps.start_epoch(epoch + 1, bar)
-                if skip:
-                    steps.sums = np.asarray(resume["loss_sums"], dtype=np.float64)
-                for idx in bar:
-                    img, evt, lengths, labels = dev_bank.gather(idx)
-                    if cfg.feature_noise > 0:  # fresh noise each step: no exact row to memorise
-                        img = img + noise_scale[0] * torch.randn_like(img)
-                        evt = evt + noise_scale[1] * torch.randn_like(evt)
-                    with autocast(device, cfg.amp):
-                        if recipe is None:
-                            out = step_model(img, evt, lengths)
-                        else:
-                            out, extra = recipe(step_model, img, evt, lengths)
-                    parts = ief_vad_loss(
-                        out,
-                        labels,
-                        lengths,
-                        cfg.lam,
-                        shift,
-                        mcfg.mask_padding,
-                        mcfg.modalities,
-                        cfg.topk_div,
-                    )
-                    if recipe is not None:  # the reliability term counts in the logged loss
-                        parts = parts._replace(total=parts.total + extra)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(parts.total).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                    global_step += 1
-                    pos["step"] += 1
-                    steps.add(
-                        global_step,
-                        opt.param_groups[0]["lr"],
-                        secs_before + time.perf_counter() - t0,
-                        torch.stack(parts).detach(),
-                    )
-                    if cfg.select != "last" and eval_every and global_step % eval_every == 0:
-                        steps.flush()
-                        evaluate_now(epoch + 1, global_step)
-                    if stop.requested:
-                        raise StopRequested
-                steps.flush()
-                check_weights(epoch + 1, 0)
-                sched.step()
-                mean = steps.sums / max(1, steps_per_epoch)
-                history.append(
-                    {
-                        "epoch": epoch + 1,
-                        "loss": float(mean[0]),
-                        "cls": float(mean[1]),
-                        "align": float(mean[2]),
-                        "kl": float(mean[3]),
-                    }
-                )
-                msg = f"[train] epoch {epoch + 1}: loss {mean[0]:.4f} (cls {mean[1]:.4f})"
-                if cfg.select != "last" and not eval_every:
-                    evaluate_now(epoch + 1, global_step)
-                if cfg.select != "last" and best["value"] is not None:
-                    msg += f"; best {best['metrics']} at step {best['step']}"
-                if cfg.epoch_lines:
-                    _say(msg)
-                if cfg.epoch_hook is not None:
-                    cfg.epoch_hook(epoch + 1, global_step, model)
-                if cfg.select == "test" and best_state is not None:
-                    model.load_state_dict(best_state)  # reference: reload the best each epoch
-                pos.update(epoch=epoch + 1, step=0, rng=sampler.rng.bit_generator.state)
-                keep(snapshot(epoch + 1, 0, pos["rng"]), f"after epoch {epoch + 1}")
-                if stop.requested:
-                    raise StopRequested
-    except StopRequested:
-        try:
-            steps.flush()
-            check_weights(pos["epoch"] + 1, global_step)
-        except Diverged as d:
-            raise _diverged(cfg, model, d, last_good) from None
-        if pos["step"]:
-            keep(
-                snapshot(pos["epoch"], pos["step"], pos["rng"]),
-                f"at epoch {pos['epoch'] + 1}, step {global_step}",
-            )
-        cmd = resume_command(state_file)
-        _warn(
-            f"[train] stopped by Ctrl-C {saved.state_label}; the state is saved in "
-            f"{state_file}. Resume with:\n  {cmd}"
-        )
-        raise TrainingInterrupted(state_file, cmd) from None
-    except Diverged as d:
-        raise _diverged(cfg, model, d, last_good) from None
-    finally:
-        log.close()
-
-    if cfg.select != "last" and best_state is not None:
-        model.load_state_dict(best_state)
-        selection = {
-            "mode": cfg.select,
-            "epoch": best["epoch"],
-            "step": best["step"],
-            **best["metrics"],
-        }
-    else:
-        selection = {"mode": "last", "epoch": max_epoch, "step": global_step}
-    if cfg.select == "test":
-        selection["warning"] = "selected on the test set (reference protocol): optimistic"
-    train_secs = secs_before + time.perf_counter() - t0
+def _finish(
+    run: RunState, selector: Selector, data: TrainData, ckpt_path: Path, saved: _Saved
+) -> TrainResult:
+    """Load the selected weights, write the checkpoint, then evaluate it on the test set."""
+    cfg, model = run.cfg, run.model
+    selection = selector.finish(run.max_epoch, run.global_step)
+    train_secs = run.seconds()
     meta: dict[str, Any] = {
-        "dataset": spec.name,
-        "normal_label": spec.normal_label,
+        "dataset": cfg.spec.name,
+        "normal_label": cfg.spec.normal_label,
         "train": cfg.as_record(),
         "selection": selection,
         "train_seconds": train_secs,
@@ -969,75 +755,48 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     save_checkpoint(ckpt_path, model, **meta, test_metrics=None)
     saved.checkpoint = ckpt_path
     _say(f"[train] checkpoint {ckpt_path} ({train_secs:.1f} s of training)")
-
     test_metrics = None
-    if test_set is not None and cfg.final_test:
-        try:
-            pred = predict(model, test_set, device, amp=cfg.amp)
-            test_metrics = compute_metrics(pred, gt, test_rows, spec)
-        except Exception:
-            _warn(
-                f"[train] the final evaluation failed; the trained model is saved in "
-                f"{ckpt_path}. Once the cause below is fixed, evaluate it with: python test.py "
-                f"--ckpt_path {shlex.quote(str(ckpt_path))}"
-            )
-            raise
-        test_metrics["selection"] = selection["mode"]
-        save_json(cfg.ckpt_dir / "test_metrics.json", test_metrics)
-        _say(
-            f"[test] {headline(test_metrics)}"
-            + ("  (selected on the test set: optimistic)" if cfg.select == "test" else "")
-        )
-        save_checkpoint(
-            ckpt_path,
-            model,
-            **meta,
-            test_metrics={k: test_metrics[k] for k in ("auc", "ap", "ano_auc")},
-        )
-    bank.close()
+    if data.test_set is not None and cfg.final_test:
+        test_metrics = _final_test(run, data, ckpt_path, meta)
+    data.bank.close()
     return TrainResult(
         ckpt_path,
         selection,
         test_metrics,
         cfg.ckpt_dir,
-        history,
+        run.history,
         train_secs,
         num_used_parameters(model),
     )
 
 
-def _diverged(
-    cfg: TrainConfig,
-    model: IEFVAD,
-    d: Diverged,
-    last_good: tuple[str, dict[str, torch.Tensor]] | None,
-) -> TrainingDiverged:
-    """Save the last good weights (never the NaN ones) and say which flag to change."""
-    where = f"epoch {d.epoch}" + (f", step {d.step}" if d.step else " (end of epoch)")
-    values = ", ".join(f"{k} {v:.4g}" for k, v in d.values.items())
-    amp = " or --amp none instead of fp16" if cfg.amp == "fp16" else ""
-    msg = (
-        f"training diverged at {where}: {values}. The learning rate --lr {cfg.lr:g} is most "
-        f"likely too high: lower it (e.g. --lr {cfg.lr / 10:g}; the dataset presets use "
-        f"2e-05 to 0.0001){amp}."
-    )
-    if last_good is None:
-        return TrainingDiverged(
-            msg + " No epoch had finished, so nothing was saved and no checkpoint was written."
+def _final_test(
+    run: RunState, data: TrainData, ckpt_path: Path, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The full test metrics of the saved model, written to ``test_metrics.json`` and added
+    to the checkpoint."""
+    cfg, model = run.cfg, run.model
+    assert data.test_set is not None
+    try:
+        pred = predict(model, data.test_set, run.device, amp=cfg.amp)
+        test_metrics = compute_metrics(pred, data.gt, data.test_rows, cfg.spec)
+    except Exception:
+        _warn(
+            f"[train] the final evaluation failed; the trained model is saved in "
+            f"{ckpt_path}. Once the cause below is fixed, evaluate it with: python test.py "
+            f"--ckpt_path {shlex.quote(str(ckpt_path))}"
         )
-    label, weights = last_good
-    model.load_state_dict(weights)
-    path = cfg.ckpt_dir / f"{cfg.exp_name}_last_good.pth"
+        raise
+    test_metrics["selection"] = meta["selection"]["mode"]
+    save_json(cfg.ckpt_dir / "test_metrics.json", test_metrics)
+    _say(
+        f"[test] {headline(test_metrics)}"
+        + ("  (selected on the test set: optimistic)" if cfg.select == "test" else "")
+    )
     save_checkpoint(
-        path,
+        ckpt_path,
         model,
-        dataset=cfg.spec.name,
-        normal_label=cfg.spec.normal_label,
-        train=cfg.as_record(),
-        selection={"mode": "last_good", "warning": f"training diverged at {where}"},
+        **meta,
+        test_metrics={k: test_metrics[k] for k in ("auc", "ap", "ano_auc")},
     )
-    return TrainingDiverged(
-        f"{msg} The weights {label}, the last with a finite loss, are saved in {path} (the "
-        f"resume state {state_path(cfg.ckpt_dir, cfg.exp_name)} holds the same point); no "
-        "final checkpoint was written."
-    )
+    return test_metrics

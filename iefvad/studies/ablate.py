@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from iefvad.devices import resolve_device
+from iefvad.engine.config import TrainConfig
 from iefvad.engine.reliability import VARIANT_KEYS, variant_recipe
-from iefvad.engine.train import TrainConfig, resolve_device
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.model import FUSIONS, ModelConfig

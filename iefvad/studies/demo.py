@@ -34,6 +34,7 @@ from iefvad.data.csv_lists import ListRow, read_list
 from iefvad.data.groundtruth import load_gt
 from iefvad.data.lists import custom_lists, generate_gt, write_lists
 from iefvad.datasets.specs import get_spec
+from iefvad.engine.config import TrainConfig
 from iefvad.engine.evaluate import (
     Predictions,
     compute_metrics,
@@ -42,7 +43,7 @@ from iefvad.engine.evaluate import (
     video_results,
 )
 from iefvad.engine.metrics import auc_ap
-from iefvad.engine.train import TrainConfig, train
+from iefvad.engine.train import train
 from iefvad.errors import UserInputError
 from iefvad.extraction.encoders import (
     Encoder,

@@ -35,11 +35,11 @@ from tqdm import tqdm
 from iefvad.data.features import CLIP_LEN, num_chunks
 from iefvad.data.groundtruth import check_gt_length
 from iefvad.datasets.specs import SNIPPET_FRAMES
+from iefvad.devices import resolve_device
 from iefvad.engine.corruption import chunk_noise
 from iefvad.engine.evaluate import Predictions, TestSet, load_test_set, predict
 from iefvad.engine.metrics import auc_ap
 from iefvad.engine.report import EvaluationOptions, evaluation_inputs
-from iefvad.engine.train import resolve_device
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.checkpoint import load_model
