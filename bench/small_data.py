@@ -290,7 +290,7 @@ def main() -> None:
 
 
 LABELS = {
-    "paper": "published recipe (90 steps)",
+    "paper": "published recipe (batch 8, 15 epochs)",
     "nonoise_small": "400 steps, median centring, no noise",
     "nonoise_small_nonorm": "400 steps, no noise",
     "median_small": "400 steps, median centring, noise (global std)",
@@ -339,9 +339,10 @@ def plot() -> None:
             m = v.groupby("step").mean(numeric_only=True).reset_index()
             seeds = v["seed"].nunique()
             label = f"{LABELS[variant]} ({seeds} seed{'s' if seeds > 1 else ''})"
-            axes[0].plot(m["step"], m["test_frame_auc"], label=label)
-            axes[1].plot(m["step"], m["val_video_auc"], label=label)
-            axes[2].plot(m["step"], m["cls"], label=label)
+            style = {"marker": "o", "ms": 3}  # a run with one curve point is a dot
+            axes[0].plot(m["step"], m["test_frame_auc"], label=label, **style)
+            axes[1].plot(m["step"], m["val_video_auc"], label=label, **style)
+            axes[2].plot(m["step"], m["cls"], label=label, **style)
         for ax, t in zip(axes, ("test frame AUC", "val video AUC", "train top-k MIL loss")):
             ax.set_xlabel("optimizer step")
             ax.set_title(f"{data}, {n}+{n} videos: {t}", fontsize=9)
@@ -382,6 +383,9 @@ def _plot_sizes(summary, plt) -> None:
             capsize=3, label=label,
         )  # fmt: skip
     ax.set_xscale("log")
+    sizes = sorted(2 * part["n_per_class"].unique())
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training videos (half normal, half abnormal)")
     ax.set_ylabel("test frame AUC (mean ± std, 3 seeds)")
     ax.set_title("split: anomaly in one stream", fontsize=10)
