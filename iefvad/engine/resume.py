@@ -23,9 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from iefvad.data.features import CLIP_LEN
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 from iefvad.models.checkpoint import RESUME_FORMAT
+from iefvad.models.losses import TOPK_DIV
 
 FORMAT = RESUME_FORMAT
 SUFFIX = ".resume.pt"
@@ -53,6 +55,9 @@ FLAGS = {
     "topk_div": "--topk_div",
     "train_len": "--train_len",
 }
+PREDATING = {"feature_noise": 0.0, "topk_div": TOPK_DIV, "train_len": CLIP_LEN}
+"""Settings added after states were first written, with the value a run that predates them
+used: an older state is compared against these (resuming it with another value is refused)."""
 MODEL_FLAGS = {"dim": "--embed_dim", "mask_padding": "--mask_padding / --no_mask_padding"}
 
 
@@ -139,8 +144,8 @@ def _shown(v: Any) -> str:
 
 def differing_flags(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """``flag: state X, now Y`` for every setting of ``now`` (a ``TrainConfig.as_record()``)
-    that differs from the state's record ``saved`` (settings a state predates are not
-    compared)."""
+    that differs from the state's record ``saved`` (a setting the state predates counts as its
+    :data:`PREDATING` value)."""
     keys = dict(FLAGS)
     if now.get("select") == "val":
         keys["val_fraction"] = "--val_fraction"
@@ -149,9 +154,9 @@ def differing_flags(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     if now.get("select") == "test":
         keys.update(test_list="--test_list", gt_path="--gt_path")
     out = [
-        f"{flag}: state {_shown(saved.get(k))}, now {_shown(now.get(k))}"
+        f"{flag}: state {_shown(saved.get(k, PREDATING.get(k)))}, now {_shown(now.get(k))}"
         for k, flag in keys.items()
-        if k in saved and saved[k] != now.get(k)
+        if saved.get(k, PREDATING.get(k)) != now.get(k)
     ]
     sm, nm = saved.get("model", {}), now.get("model", {})
     for k in sorted(set(sm) | set(nm)):

@@ -215,3 +215,15 @@ def test_resume_continues_the_reliability_recipe_s_corruption_exactly(tiny, tmp_
     assert set(state["recipe_rng"]) == {"numpy", "torch"}
     resumed = train(cfg_of(tiny, tmp_path / "part", *recipe, "--resume"))
     assert_same_run(resumed, whole)
+
+
+def test_a_state_that_predates_a_setting_counts_as_its_reference_value():
+    from iefvad.engine.resume import differing_flags
+
+    old = {"lr": 1e-3, "seed": 1}  # written before topk_div / train_len / feature_noise existed
+    now = {"lr": 1e-3, "seed": 1, "topk_div": 16, "train_len": 256, "feature_noise": 0.0}
+    assert differing_flags(old, now) == []
+    assert differing_flags(old, {**now, "topk_div": 8}) == ["--topk_div: state 16, now 8"]
+    # a setting every state records is still compared when it is missing
+    diff = differing_flags({"seed": 1}, now)
+    assert len(diff) == 1 and diff[0].startswith("--lr: state ") and diff[0].endswith("now 0.001")
