@@ -1,0 +1,1 @@
+"""Self-contained HTML reports that play a video under its anomaly score and modality weights."""
