@@ -12,6 +12,7 @@ from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import exit_on_failure
 from iefvad.cli.weights import add_weights_flags, weights_options
 from iefvad.errors import UserInputError
+from iefvad.paths import check_inputs_outside
 from iefvad.studies import demo
 
 
@@ -68,6 +69,9 @@ def _main(args: argparse.Namespace) -> None:
             raise UserInputError(
                 f"{flag} {path}: no such file; pass a weights file or leave it out (random tower)"
             )
+    check_inputs_outside(
+        [("the demo", args.out_dir / d) for d in demo.OUTPUT_FOLDERS], weights.items()
+    )
     cfg = (
         demo.quick_config(args.out_dir, args.seed)
         if args.quick
