@@ -21,10 +21,12 @@ named pipe, a looping or broken link), without ever opening it.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,6 +53,41 @@ def shown(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
     raw in ``bytes``) become ``\\xNN``; everything else is unchanged."""
     raw = os.fsencode(path)
     return raw.decode("utf-8", "backslashreplace")
+
+
+ESCAPE_ERRORS = "iefvad-escape"
+"""Codec error handler of the scripts' stdout and stderr (:func:`safe_console`): a file
+name's undecodable byte (a lone surrogate) prints as ``\\xNN``, as :func:`shown` shows it, and
+any other character the console cannot encode as a backslash escape, instead of a
+``UnicodeEncodeError`` that would stop the run."""
+
+
+def _escape(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    text = err.object[err.start : err.end]
+    out = [
+        f"\\x{ord(c) - 0xDC00:02x}"
+        if 0xDC80 <= ord(c) <= 0xDCFF
+        else c.encode("ascii", "backslashreplace").decode("ascii")
+        for c in text
+    ]
+    return "".join(out), err.end
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape)
+
+
+def safe_console() -> None:
+    """Make printing any path safe: stdout and stderr escape what they cannot encode
+    (:data:`ESCAPE_ERRORS`). Streams that cannot be reconfigured are left alone."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors=ESCAPE_ERRORS)
+            except (ValueError, OSError):  # closed, or not a text wrapper after all
+                pass
 
 
 def path_problem(path: str | os.PathLike[str]) -> str | None:
