@@ -93,14 +93,14 @@ def safe_console() -> None:
 def path_problem(path: str | os.PathLike[str]) -> str | None:
     """None when ``path`` is a regular file (through links); else what it is instead:
     "does not exist", "is a folder, not a file", "is a named pipe (FIFO) ...", "is a symbolic
-    link that loops ...", "is a broken symbolic link ...". Nothing is opened, so a FIFO never
-    blocks."""
+    link that loops ...", "is a broken symbolic link (its target ... is missing)". Nothing is
+    opened, so a FIFO never blocks."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
             target = shown(os.readlink(path))
-            return f"is a broken symbolic link (to {target}, which does not exist)"
+            return f"is a broken symbolic link (its target {target} is missing)"
         return "does not exist"
     except OSError as e:
         if e.errno == errno.ELOOP:

@@ -209,16 +209,18 @@ def read_list(
     data_root: str | os.PathLike[str] | None = None,
     event_dir: str | None = None,
     image_dir: str = IMAGE_TREE,
+    flags: str = "--train_list/--test_list",
 ) -> list[ListRow]:
     """Read a ``path,label[,event_path]`` list.
 
     ``event_dir``: when given and the CSV has no ``event_path`` column, event paths are
-    derived from image paths (see :func:`derive_event_path`).
+    derived from image paths (see :func:`derive_event_path`). ``flags``: the flags that pass
+    the list, named when it is missing.
     """
     csv_path = Path(csv_path)
     problem = path_problem(csv_path)
     if problem is not None:
-        raise ListError(f"list file {shown(csv_path)} {problem} (pass --train_list/--test_list)")
+        raise ListError(f"list file {shown(csv_path)} {problem} (pass {flags})")
     base = Path(data_root) if data_root is not None else csv_path.parent
     text = read_text(csv_path, "list file", byte_names=True)
     if _has_raw_bytes(text.partition("\n")[0]):  # only paths may hold a file name's bytes

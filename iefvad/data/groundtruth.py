@@ -556,7 +556,7 @@ def generate_gt(
     """Write the frame ground truth (``.npy`` + ``.json`` sidecar) of a test list."""
     spec = get_list_spec(dataset)
     dspec = get_spec(dataset)
-    rows = read_list(csv_path, data_root)
+    rows = read_list(csv_path, data_root, flags="the test list with --csv_path")
     ann = load_annotations(dataset, frame_lbl_txt, split)
     videos = gt_videos(rows, dspec, ann, spec.key)
     if dspec.user_data and ann is not None:

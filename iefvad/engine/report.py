@@ -93,7 +93,7 @@ def evaluation_inputs(meta: dict[str, Any], opts: EvaluationOptions) -> Evaluati
     test_list = opts.test_list or lists.test
     gt_path = opts.gt_path or lists.gt
     event_dir = opts.event_dir_name or spec.event_dir
-    rows = read_list(test_list, opts.data_root, event_dir, opts.image_dir_name)
+    rows = read_list(test_list, opts.data_root, event_dir, opts.image_dir_name, "--test_list")
     check_labels(rows, spec, test_list)
     return EvaluationInputs(dataset, spec, test_list, gt_path, rows, load_gt(gt_path))
 

@@ -80,7 +80,7 @@ from iefvad.fileio import save_json
 from iefvad.models.checkpoint import save_checkpoint
 from iefvad.models.losses import LossParts, ief_vad_loss
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
-from iefvad.paths import check_name, check_outputs
+from iefvad.paths import check_name, check_outputs, shown
 
 __all__ = [
     "LOSS_NAMES",
@@ -169,12 +169,31 @@ def warn_duplicates(rows: Sequence[ListRow], path: Path) -> None:
         else:
             first[key] = r.line
     if dups:
-        shown = "; ".join(f"line {a} repeats line {b} ({p.name})" for a, b, p in dups[:5])
+        listed = "; ".join(f"line {a} repeats line {b} ({p.name})" for a, b, p in dups[:5])
         more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
         warnings.warn(
-            f"list {path}: {len(dups)} row(s) repeat an earlier row's features ({shown}{more}). "
+            f"list {path}: {len(dups)} row(s) repeat an earlier row's features ({listed}{more}). "
             "They are kept and weigh twice in training; delete them from the list unless that "
             "is intended",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def warn_shared_videos(
+    train: Sequence[ListRow], test: Sequence[ListRow], train_list: Path, test_list: Path | None
+) -> None:
+    """Warn once when videos of the training list are also in the test list (the same feature
+    folder and video name, any crop): their test scores measure memory, not detection."""
+    seen = {(os.path.abspath(r.path.parent), r.stem) for r in train}
+    shared = sorted({r.stem for r in test if (os.path.abspath(r.path.parent), r.stem) in seen})
+    if shared:
+        names = ", ".join(shown(s) for s in shared[:5])
+        more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+        warnings.warn(
+            f"{len(shared)} video(s) of the training list {train_list} are also in the test "
+            f"list {test_list} ({names}{more}): their test scores measure what the model "
+            "remembers, not what it detects; take them out of one of the lists",
             UserWarning,
             stacklevel=2,
         )
@@ -222,6 +241,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     warn_duplicates(rows, cfg.train_list)
     train_rows, val_rows = _split_rows(cfg, rows)
     test_rows, gt = _read_test_list(cfg, event_dir)
+    warn_shared_videos(rows, test_rows, cfg.train_list, cfg.test_list)
     bank = _bank(cfg, train_rows, cfg.model.get("dim"), cfg.cache_dir)
     val_bank = _bank(cfg, val_rows, bank.dim, None) if val_rows else None
     test_set: TestSet | None = None
