@@ -38,17 +38,25 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
 
     The temporary name starts with ``.`` and ends with ``.tmp`` so that globs for outputs
     (``*.npy``) never match it. The output's permissions honour the umask (0644 under the
-    usual 022), like a plainly written file's.
+    usual 022), like a plainly written file's. Text is UTF-8; file names that are not UTF-8
+    (lone surrogates, see :mod:`iefvad.paths`) are written as their original bytes. An OSError
+    of the write itself (a full disk) names ``path``; the earlier ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temporary(path.parent, path.name)
+    text = {} if "b" in mode else {"encoding": "utf-8", "errors": "surrogateescape"}
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        with os.fdopen(fd, mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename is None and e.errno is not None:  # write(), flush(), fsync(): no name
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

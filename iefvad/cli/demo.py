@@ -12,6 +12,7 @@ from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import exit_on_failure
 from iefvad.cli.weights import add_weights_flags, weights_options
 from iefvad.errors import UserInputError
+from iefvad.paths import check_inputs_outside, path_problem, shown
 from iefvad.studies import demo
 
 
@@ -64,10 +65,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _main(args: argparse.Namespace) -> None:
     weights = {"--clip_ckpt": args.clip_ckpt, "--event_clip_ckpt": args.event_clip_ckpt}
     for flag, path in weights.items():
-        if path is not None and not path.is_file():  # fail before minutes of video generation
+        problem = None if path is None else path_problem(path)
+        if problem is not None:  # fail before minutes of video generation
             raise UserInputError(
-                f"{flag} {path}: no such file; pass a weights file or leave it out (random tower)"
+                f"{flag} {shown(path)} {problem}; pass a weights file or leave it out (random "
+                "tower)"
             )
+    check_inputs_outside(
+        [("the demo", args.out_dir / d) for d in demo.OUTPUT_FOLDERS], weights.items()
+    )
     cfg = (
         demo.quick_config(args.out_dir, args.seed)
         if args.quick

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from iefvad.errors import UserInputError
+from iefvad.paths import safe_console
 
 USAGE_ERROR = 2
 """Exit status of bad input (as argparse uses for bad flags)."""
@@ -67,6 +68,7 @@ def run_entry(fn: Callable[[], object]) -> int:
     ``error:`` line to stderr and give 2, Ctrl-C gives 130, a bug propagates with its traceback
     (see the module doc). ``SystemExit`` (argparse, ``--help``) passes through.
     """
+    safe_console()
     try:
         result = fn()
     except UserInputError as e:

@@ -473,6 +473,48 @@ def _extract(cfg: RunConfig, encoders: Encoders, distributed: bool) -> int:
     return code
 
 
+def _check_inputs_apart(
+    args: argparse.Namespace,
+    roots: dict[str, Path],
+    image_ckpt: str | None,
+    event_ckpt: str | None,
+    rank: int,
+    world: int,
+) -> None:
+    """No output lands on an input: the summary and failures files of each root are not the
+    video list or a weights file, and neither of those lies in a root under a name the run
+    writes (``<stem>__<crop>.npy``, ``<stem>.manifest.json``)."""
+    from iefvad.extraction.layout import ExtractError, failures_name, summary_name
+    from iefvad.extraction.manifest import MANIFEST_SUFFIX
+    from iefvad.paths import check_outputs, shown
+
+    inputs = [("--videos", args.videos), ("--clip_ckpt", image_ckpt)]
+    inputs.append(("--event_clip_ckpt" if image_ckpt != event_ckpt else "--clip_ckpt", event_ckpt))
+    outputs = [
+        (f"the {m} features' {kind} file", root / name)
+        for m, root in roots.items()
+        for kind, name in (
+            ("failures", failures_name(rank, world)),
+            ("summary", summary_name(rank, world)),
+        )
+    ]
+    check_outputs(outputs, inputs)
+    for flag, path in inputs:
+        if path is None:
+            continue
+        name = Path(path).name
+        if not (re.fullmatch(r".*__\d\.npy", name) or name.endswith(MANIFEST_SUFFIX)):
+            continue
+        real = Path(os.path.realpath(path))
+        for m, root in roots.items():
+            if real.is_relative_to(os.path.realpath(root)):
+                raise ExtractError(
+                    f"{flag} {shown(path)} lies in the {m} feature folder {shown(root)} under a "
+                    "name extraction writes (<video>__<crop>.npy, <video>.manifest.json): it "
+                    f"could be overwritten; move it out of {shown(root)}. Nothing was written"
+                )
+
+
 def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) -> int:
     from iefvad.cli.weights import weights_options
     from iefvad.datasets.specs import get_spec
@@ -494,13 +536,14 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     image_ckpt, event_ckpt, clip_model = _encoder_choice(args, modality, compat)
     opts = RecipeOptions(args.crops, args.tail, args.threshold, args.event_norm, args.clamp)
     roots = _roots(args, modalities, event_tree_name(spec.event_dir, args.threshold))
-    if not args.dry_run:  # before the weights load: a read-only folder fails in a second
-        check_output_folders(roots.values())
     if args.shard:
         rank, world = parse_shard(args.shard)
         where = "--shard"
     else:
         rank, world, where = shard_from_env()
+    _check_inputs_apart(args, roots, image_ckpt, event_ckpt, rank, world)
+    if not args.dry_run:  # before the weights load: a read-only folder fails in a second
+        check_output_folders(roots.values())
     if args.workers < 1:
         raise ExtractError(f"--workers must be >= 1, found {args.workers}")
 

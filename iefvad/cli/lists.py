@@ -12,11 +12,12 @@ from pathlib import Path
 
 from iefvad.cli.entry import run_entry
 from iefvad.data.csv_lists import ListError
-from iefvad.data.groundtruth import generate_gt
+from iefvad.data.groundtruth import generate_gt, sidecar_path
 from iefvad.data.list_rules import DEFAULT_TEST_CROP, SPLITS, default_paths
 from iefvad.data.lists import benchmark_lists, custom_lists, write_lists
 from iefvad.datasets.specs import DATASETS, get_spec
 from iefvad.errors import UserInputError
+from iefvad.paths import check_outputs
 
 # --------------------------------------------------------------------------- command line
 
@@ -115,6 +116,10 @@ def _generate_file(
         for n in ("test_list", "test_fraction", "frame_lbl_txt")
         if getattr(args, n) is not None
     ]
+    check_outputs(
+        [("--train_save_path", train_path), ("--test_save_path", test_path)],
+        [("--test_list", args.test_list), ("--frame_lbl_txt", args.frame_lbl_txt)],
+    )
     with _cli_warnings():
         if get_spec(args.dataset).user_data:
             if args.split != "standard":
@@ -197,6 +202,10 @@ def _generate_gt(
     defaults = default_paths(args.dataset, list_dir)
     csv_path = Path(args.csv_path or defaults.test)
     save_path = Path(args.save_path or defaults.gt)
+    check_outputs(
+        [("--save_path", save_path), ("--save_path's sidecar", sidecar_path(save_path))],
+        [("--csv_path", csv_path), ("--frame_lbl_txt", args.frame_lbl_txt)],
+    )
     with _cli_warnings():
         s = generate_gt(
             args.dataset, csv_path, save_path, args.frame_lbl_txt, args.split, args.data_root

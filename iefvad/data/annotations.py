@@ -22,6 +22,7 @@ from pathlib import Path
 
 from iefvad.data.csv_lists import read_header_csv, read_text, video_stem
 from iefvad.errors import UserInputError
+from iefvad.paths import path_problem, shown
 
 Span = tuple[int, int]
 
@@ -232,8 +233,9 @@ def read_annotations(
 
 
 def _read_text(path: Path) -> str:
-    if not path.is_file():
+    problem = path_problem(path)
+    if problem is not None:
         raise AnnotationError(
-            f"annotation file {path} does not exist; pass the right file with --frame_lbl_txt"
+            f"annotation file {shown(path)} {problem}; pass the right file with --frame_lbl_txt"
         )
     return read_text(path, "annotation file", AnnotationError)

@@ -21,6 +21,7 @@ from iefvad.datasets.names import (  # noqa: F401 (MEDIA_EXTENSIONS: re-exported
 )
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
+from iefvad.paths import path_problem, shown
 
 IMAGE_TREE = "rgb"
 """Name of the image-feature tree whose event twin is found by renaming its folder."""
@@ -34,37 +35,46 @@ class ListError(UserInputError):
 
 
 def read_text(
-    path: str | os.PathLike[str], what: str, error: type[UserInputError] = ListError
+    path: str | os.PathLike[str],
+    what: str,
+    error: type[UserInputError] = ListError,
+    byte_names: bool = False,
 ) -> str:
     """The text of a UTF-8 file (a BOM is dropped); ``error`` names ``what`` and ``path``.
 
     A file in another encoding (Latin-1, UTF-16, Windows-1252 from a spreadsheet) raises
-    ``error`` naming the first undecodable byte, its offset and line, and how to convert it.
+    ``error`` naming the first undecodable byte, its offset and line, and how to convert it;
+    with ``byte_names`` such bytes are kept as lone surrogates instead (file names that are not
+    UTF-8, as :func:`write_list` writes them), for the caller to check (:func:`read_list`).
+    A path that is not a readable file (a folder, a pipe, a looping link) is named as such.
     """
     path = Path(path)
+    problem = path_problem(path)
+    if problem is not None:
+        raise error(f"{what} {shown(path)} {problem}")
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise error(f"{what} {path} does not exist") from None
     except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror or e}") from e
+        raise error(f"cannot read {what} {shown(path)}: {e.strerror or e}") from e
     fix = (
-        f"Save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path} > fixed` (or 'CSV UTF-8' in "
-        "a spreadsheet)"
+        f"Save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {shown(path)} > fixed` (or 'CSV "
+        "UTF-8' in a spreadsheet)"
     )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
+        if byte_names and b"\0" not in data:
+            return data.decode("utf-8-sig", "surrogateescape")
         line = data.count(b"\n", 0, e.start) + 1
         raise error(
-            f"{what} {path} is not UTF-8 text: byte 0x{data[e.start]:02x} at byte offset "
+            f"{what} {shown(path)} is not UTF-8 text: byte 0x{data[e.start]:02x} at byte offset "
             f"{e.start} (line {line}) cannot be decoded ({e.reason}). {fix}"
         ) from None
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise error(
-            f"{what} {path} is not UTF-8 text: it holds a NUL byte at byte offset {nul} "
+            f"{what} {shown(path)} is not UTF-8 text: it holds a NUL byte at byte offset {nul} "
             f"(line {line}), as UTF-16 or binary files do. {fix.replace('latin1', 'utf-16')}"
         )
     return text
@@ -156,6 +166,13 @@ def read_header_csv(
         if first is None:
             raise error(f"{what} {path} is empty: expected the header {expected}")
         header = [h.strip().lower() if fold_case else h.strip() for h in first]
+        twice = sorted({h for h in header if h and header.count(h) > 1})
+        if twice:
+            raise error(
+                f"{what} {shown(path)}: the header {','.join(first)!r} names the column "
+                f"{_names(twice)} twice; which one holds the values is ambiguous. Keep one "
+                f"column of each name; expected the header {expected}"
+            )
         missing = [c for c in required if c not in header]
         if missing:
             raise error(
@@ -166,6 +183,11 @@ def read_header_csv(
         for rec in reader:
             if not rec or all(not c.strip() for c in rec):
                 continue
+            if [c.strip().lower() for c in rec] == [h.lower() for h in header]:
+                raise error(
+                    f"{what} {shown(path)}, line {reader.line_num} repeats the header "
+                    f"{','.join(rec)!r} (two files joined into one?); delete that line"
+                )
             if len(rec) < len(header):
                 raise error(
                     f"{what} {path}, line {reader.line_num}: expected {len(header)} columns "
@@ -187,18 +209,24 @@ def read_list(
     data_root: str | os.PathLike[str] | None = None,
     event_dir: str | None = None,
     image_dir: str = IMAGE_TREE,
+    flags: str = "--train_list/--test_list",
 ) -> list[ListRow]:
     """Read a ``path,label[,event_path]`` list.
 
     ``event_dir``: when given and the CSV has no ``event_path`` column, event paths are
-    derived from image paths (see :func:`derive_event_path`).
+    derived from image paths (see :func:`derive_event_path`). ``flags``: the flags that pass
+    the list, named when it is missing.
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise ListError(f"list file {csv_path} does not exist (pass --train_list/--test_list)")
+    problem = path_problem(csv_path)
+    if problem is not None:
+        raise ListError(f"list file {shown(csv_path)} {problem} (pass {flags})")
     base = Path(data_root) if data_root is not None else csv_path.parent
+    text = read_text(csv_path, "list file", byte_names=True)
+    if _has_raw_bytes(text.partition("\n")[0]):  # only paths may hold a file name's bytes
+        read_text(csv_path, "list file")
     header, records = read_header_csv(
-        read_text(csv_path, "list file"),
+        text,
         csv_path,
         "list file",
         ("path", "label"),
@@ -228,8 +256,15 @@ def read_list(
                 raise ListError(f"list file {csv_path}, line {lineno}: {e}") from None
         else:
             event = None
+        if _has_raw_bytes(rec[il]) or (_has_raw_bytes(rec[ip]) and not os.path.lexists(path)):
+            read_text(csv_path, "list file")  # not a file name's bytes: the encoding error
         rows.append(ListRow(path, rec[il].strip(), event, lineno))
     return rows
+
+
+def _has_raw_bytes(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (lone surrogates, surrogateescape)."""
+    return any("\udc80" <= c <= "\udcff" for c in text)
 
 
 def write_list(

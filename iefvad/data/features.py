@@ -19,6 +19,7 @@ import numpy as np
 from iefvad.data.csv_lists import ListRow
 from iefvad.errors import UserInputError
 from iefvad.fileio import load_npy
+from iefvad.paths import path_problem, shown
 
 CLIP_LEN = 256
 """Snippets per training sample / test chunk."""
@@ -32,9 +33,10 @@ class FeatureError(UserInputError):
 
 def read_feature(path: Path, dim: int | None = None) -> np.ndarray:
     """Load one ``.npy`` as ``float32 [T, D]``; check shape and width ``dim`` when given."""
-    if not path.is_file():
+    problem = path_problem(path)
+    if problem is not None:
         raise FeatureError(
-            f"feature file {path} does not exist; check the list's paths (relative paths "
+            f"feature file {shown(path)} {problem}; check the list's paths (relative paths "
             "resolve against the CSV's folder, or --data_root when given)"
         )
     try:

@@ -26,6 +26,7 @@ from iefvad.data.list_rules import ListWarning, get_list_spec
 from iefvad.datasets.specs import SNIPPET_FRAMES, DatasetSpec, get_spec
 from iefvad.errors import UserInputError
 from iefvad.fileio import load_npy, read_npy_header, save_json, save_npy
+from iefvad.paths import path_problem, shown
 
 GT_FORMAT = "iefvad-gt/1"
 
@@ -80,12 +81,18 @@ def feature_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
     than its header promises (an interrupted write).
     """
     path = Path(path)
+    problem = path_problem(path)
+    if problem is not None:  # never opened: a pipe would wait forever
+        raise FeatureFileError(
+            f"feature file {shown(path)} {problem}; regenerate the list from the features you "
+            "have (list/generate_file.py) or fix the path"
+        )
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         raise FeatureFileError(
-            f"feature file {path} does not exist; regenerate the list from the features you "
-            "have (list/generate_file.py) or fix the path"
+            f"feature file {shown(path)} does not exist; regenerate the list from the features "
+            "you have (list/generate_file.py) or fix the path"
         ) from None
     except OSError as e:
         raise FeatureFileError(f"cannot open feature file {path}: {e}") from e
@@ -279,9 +286,10 @@ def load_gt(path: str | os.PathLike[str]) -> GroundTruth:
     malformed or describes another array.
     """
     path = Path(path)
-    if not path.is_file():
+    problem = path_problem(path)
+    if problem is not None:
         raise GroundTruthError(
-            f"ground-truth file {path} does not exist; create it with "
+            f"ground-truth file {shown(path)} {problem}; create it with "
             f"`python list/generate_gt.py --dataset ... --csv_path TEST_CSV --save_path {path}` "
             "or pass --gt_path"
         )
@@ -548,7 +556,7 @@ def generate_gt(
     """Write the frame ground truth (``.npy`` + ``.json`` sidecar) of a test list."""
     spec = get_list_spec(dataset)
     dspec = get_spec(dataset)
-    rows = read_list(csv_path, data_root)
+    rows = read_list(csv_path, data_root, flags="the test list with --csv_path")
     ann = load_annotations(dataset, frame_lbl_txt, split)
     videos = gt_videos(rows, dspec, ann, spec.key)
     if dspec.user_data and ann is not None:

@@ -11,7 +11,13 @@ import numpy as np
 from tqdm import tqdm
 
 from iefvad.data.csv_lists import ListRow, read_list
-from iefvad.data.groundtruth import GroundTruth, check_gt_length, load_gt, num_snippets
+from iefvad.data.groundtruth import (
+    GroundTruth,
+    check_gt_length,
+    load_gt,
+    num_snippets,
+    sidecar_path,
+)
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DatasetSpec, resolve_spec
 from iefvad.devices import resolve_device
@@ -28,6 +34,7 @@ from iefvad.engine.train import check_labels
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json, save_npy
 from iefvad.models.checkpoint import load_model
+from iefvad.paths import check_name, check_outputs, safe_name, same_file
 from iefvad.viz.figures import VideoTrace, plot_by_class
 
 
@@ -42,6 +49,14 @@ class EvaluationInputs:
     gt_path: Path
     rows: list[ListRow]
     gt: GroundTruth
+
+    def files(self) -> list[tuple[str, Path]]:
+        """The files read, labelled by their flags (the outputs must not land on them)."""
+        return [
+            ("--test_list", self.test_list),
+            ("--gt_path", self.gt_path),
+            ("--gt_path's sidecar", sidecar_path(self.gt_path)),
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,9 +93,21 @@ def evaluation_inputs(meta: dict[str, Any], opts: EvaluationOptions) -> Evaluati
     test_list = opts.test_list or lists.test
     gt_path = opts.gt_path or lists.gt
     event_dir = opts.event_dir_name or spec.event_dir
-    rows = read_list(test_list, opts.data_root, event_dir, opts.image_dir_name)
+    rows = read_list(test_list, opts.data_root, event_dir, opts.image_dir_name, "--test_list")
     check_labels(rows, spec, test_list)
     return EvaluationInputs(dataset, spec, test_list, gt_path, rows, load_gt(gt_path))
+
+
+def experiment_name(
+    exp_name: str | None, ckpt_path: Path | None, dataset: str | None
+) -> str:
+    """The name of an evaluation's output folder: ``--exp_name`` (a plain name, else an
+    error naming the flag), or the checkpoint's stem made into one, or the dataset."""
+    if exp_name is not None:
+        return check_name(exp_name, "--exp_name")
+    if ckpt_path is not None:
+        return safe_name(Path(ckpt_path).stem)
+    return dataset or "ucfcrime"
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -115,7 +142,7 @@ class TestConfig(EvaluationOptions):
 
 def run_test(cfg: TestConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` on the test list; write outputs; return the metrics."""
-    exp = cfg.exp_name or (Path(cfg.ckpt_path).stem if cfg.ckpt_path else cfg.dataset)
+    exp = experiment_name(cfg.exp_name, cfg.ckpt_path, cfg.dataset)
     ckpt_path = cfg.ckpt_path or Path("checkpoints") / exp / f"{exp}.pth"
     # every flag and output path is checked before the checkpoint and the features are read
     device = resolve_device(cfg.device)
@@ -131,8 +158,15 @@ def run_test(cfg: TestConfig) -> dict[str, Any]:
         check_output_file(out_dir / name, "--out_dir")
     if cfg.metrics_json:
         check_output_file(cfg.metrics_json, "--metrics_json")
+    files = ("metrics.json", "frame_scores.npy", "snippets.csv")
+    outputs = [("--out_dir", out_dir / n) for n in files]
+    if cfg.metrics_json and not same_file(cfg.metrics_json, out_dir / "metrics.json"):
+        outputs.append(("--metrics_json", cfg.metrics_json))  # the same file: the same metrics
+    given = [("--ckpt_path", ckpt_path), ("--test_list", cfg.test_list), ("--gt_path", cfg.gt_path)]
+    check_outputs(outputs, given)
     model, ckpt = load_model(ckpt_path, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise)
     inputs = evaluation_inputs(ckpt.meta, cfg)
+    check_outputs(outputs, [*given, *inputs.files()])  # the defaults, now known
     dataset, spec, rows, gt = inputs.dataset, inputs.spec, inputs.rows, inputs.gt
     test_list, gt_path = inputs.test_list, inputs.gt_path
     trained_on = ckpt.meta.get("dataset")
@@ -154,7 +188,7 @@ def run_test(cfg: TestConfig) -> dict[str, Any]:
     )
 
     save_json(out_dir / "metrics.json", metrics)
-    if cfg.metrics_json:
+    if cfg.metrics_json and not same_file(cfg.metrics_json, out_dir / "metrics.json"):
         save_json(cfg.metrics_json, metrics)
     save_npy(out_dir / "frame_scores.npy", pred.frame_scores().astype(np.float32))
     with atomic_write(out_dir / "snippets.csv", "w") as f:

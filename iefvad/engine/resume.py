@@ -28,6 +28,7 @@ from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 from iefvad.models.checkpoint import RESUME_FORMAT
 from iefvad.models.losses import TOPK_DIV
+from iefvad.paths import path_problem, shown
 
 FORMAT = RESUME_FORMAT
 SUFFIX = ".resume.pt"
@@ -115,9 +116,10 @@ def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
 def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a state written by :func:`save_state`, with a clear error for anything else."""
     path = Path(path)
-    if not path.is_file():
+    problem = path_problem(path)
+    if problem is not None:
         raise ResumeError(
-            f"--resume: {path} does not exist. A run keeps its state in "
+            f"--resume: {shown(path)} {problem}. A run keeps its state in "
             f"<ckpt_dir>/<exp_name>{SUFFIX}; pass the same --ckpt_dir and --exp_name as the "
             "run to resume, or the state's path after --resume"
         )

@@ -18,6 +18,7 @@ import torch
 
 from iefvad.engine.config import TrainConfig
 from iefvad.errors import UserInputError
+from iefvad.fileio import atomic_write
 
 LOSS_NAMES = ("loss", "cls", "align", "kl")
 
@@ -83,7 +84,7 @@ class RunLogger:
         row = {"epoch": epoch, "step": step, **flat}
         self._evals.append(row)
         keys = list(dict.fromkeys(k for r in self._evals for k in r))
-        with open(self.eval_path, "w", newline="") as f:
+        with atomic_write(self.eval_path, "w") as f:  # a full disk keeps the earlier log
             w = csv.DictWriter(f, keys)
             w.writeheader()
             w.writerows(self._evals)

@@ -33,7 +33,13 @@ from tqdm import tqdm
 
 from iefvad.data.bank import BatchSampler, DeviceBank, TrainBank, build_bank
 from iefvad.data.csv_lists import ListError, ListRow, read_list
-from iefvad.data.groundtruth import GroundTruth, check_gt_length, load_gt, num_snippets
+from iefvad.data.groundtruth import (
+    GroundTruth,
+    check_gt_length,
+    load_gt,
+    num_snippets,
+    sidecar_path,
+)
 from iefvad.datasets.specs import DatasetSpec
 from iefvad.devices import DeviceError, resolve_device
 from iefvad.engine.budget import plan_budget
@@ -74,6 +80,7 @@ from iefvad.fileio import save_json
 from iefvad.models.checkpoint import save_checkpoint
 from iefvad.models.losses import LossParts, ief_vad_loss
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
+from iefvad.paths import check_name, check_outputs, shown
 
 __all__ = [
     "LOSS_NAMES",
@@ -162,12 +169,31 @@ def warn_duplicates(rows: Sequence[ListRow], path: Path) -> None:
         else:
             first[key] = r.line
     if dups:
-        shown = "; ".join(f"line {a} repeats line {b} ({p.name})" for a, b, p in dups[:5])
+        listed = "; ".join(f"line {a} repeats line {b} ({p.name})" for a, b, p in dups[:5])
         more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
         warnings.warn(
-            f"list {path}: {len(dups)} row(s) repeat an earlier row's features ({shown}{more}). "
+            f"list {path}: {len(dups)} row(s) repeat an earlier row's features ({listed}{more}). "
             "They are kept and weigh twice in training; delete them from the list unless that "
             "is intended",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def warn_shared_videos(
+    train: Sequence[ListRow], test: Sequence[ListRow], train_list: Path, test_list: Path | None
+) -> None:
+    """Warn once when videos of the training list are also in the test list (the same feature
+    folder and video name, any crop): their test scores measure memory, not detection."""
+    seen = {(os.path.abspath(r.path.parent), r.stem) for r in train}
+    shared = sorted({r.stem for r in test if (os.path.abspath(r.path.parent), r.stem) in seen})
+    if shared:
+        names = ", ".join(shown(s) for s in shared[:5])
+        more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+        warnings.warn(
+            f"{len(shared)} video(s) of the training list {train_list} are also in the test "
+            f"list {test_list} ({names}{more}): their test scores measure what the model "
+            "remembers, not what it detects; take them out of one of the lists",
             UserWarning,
             stacklevel=2,
         )
@@ -215,6 +241,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     warn_duplicates(rows, cfg.train_list)
     train_rows, val_rows = _split_rows(cfg, rows)
     test_rows, gt = _read_test_list(cfg, event_dir)
+    warn_shared_videos(rows, test_rows, cfg.train_list, cfg.test_list)
     bank = _bank(cfg, train_rows, cfg.model.get("dim"), cfg.cache_dir)
     val_bank = _bank(cfg, val_rows, bank.dim, None) if val_rows else None
     test_set: TestSet | None = None
@@ -681,8 +708,14 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     return _finish(run, selector, data, ckpt_path, saved)
 
 
+RUN_FILES = ("config.json", "train_log.csv", "eval_log.csv", "test_metrics.json")
+"""Files every run writes into its ``--ckpt_dir`` besides ``<exp_name>*.pth``."""
+
+
 def _output_paths(cfg: TrainConfig) -> tuple[Path, Path]:
-    """``(checkpoint, resume state)`` of the run, once its outputs are known to be writable."""
+    """``(checkpoint, resume state)`` of the run, once its outputs are known to be writable,
+    inside ``--ckpt_dir`` and apart from its inputs."""
+    check_name(cfg.exp_name, "--exp_name", reserve=len("_last_good.pth"))
     check_output_dir(cfg.ckpt_dir, "--ckpt_dir")
     ckpt_path = cfg.ckpt_dir / f"{cfg.exp_name}.pth"
     state_file = state_path(cfg.ckpt_dir, cfg.exp_name)
@@ -692,6 +725,15 @@ def _output_paths(cfg: TrainConfig) -> tuple[Path, Path]:
                 f"--ckpt_dir/--exp_name: {out} is a folder, but the run writes a file there; "
                 "pass another --exp_name or move the folder"
             )
+    run_outputs = [ckpt_path, *(cfg.ckpt_dir / n for n in RUN_FILES)]
+    run_outputs += [cfg.ckpt_dir / f"{cfg.exp_name}{s}" for s in ("_best.pth", "_last_good.pth")]
+    check_outputs(
+        [("--ckpt_dir/--exp_name: output", p) for p in run_outputs]
+        + ([] if cfg.resume is not None else [("--ckpt_dir/--exp_name: output", state_file)]),
+        [("--train_list", cfg.train_list), ("--test_list", cfg.test_list),
+         ("--gt_path", cfg.gt_path), ("--gt_path's sidecar", sidecar_path(cfg.gt_path)),
+         ("--resume", cfg.resume)],
+    )  # fmt: skip
     return ckpt_path, state_file
 
 

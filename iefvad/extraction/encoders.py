@@ -38,6 +38,7 @@ from torch import nn
 
 from iefvad.devices import resolve_device
 from iefvad.extraction.weights import EncoderError, WeightsOptions, fetch_clip, fetch_event_clip
+from iefvad.paths import path_problem, shown
 
 log = logging.getLogger(__name__)
 
@@ -313,8 +314,9 @@ def read_weights_file(path: str | os.PathLike[str], trust: bool = False) -> Any:
     :class:`EncoderError` saying so.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EncoderError(f"weights file {path} does not exist; check the path you passed")
+    problem = path_problem(path)
+    if problem is not None:
+        raise EncoderError(f"weights file {shown(path)} {problem}; check the path you passed")
     size = path.stat().st_size
     if size == 0:
         raise EncoderError(

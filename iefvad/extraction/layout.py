@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy as np
 from iefvad.errors import UserInputError
 from iefvad.extraction.manifest import MANIFEST_FORMAT, MANIFEST_SUFFIX
 from iefvad.fileio import probe_writable, read_npy_header
+from iefvad.paths import name_problem, path_problem, shown
 from iefvad.video.decode import NUM_CROPS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,17 @@ class Discovery:
 
     jobs: list[VideoJob]
     unreadable: list[str]
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Video files that cannot be extracted, with why (a broken or looping symbolic link, a
+    pipe, a name too long for its feature files): reported as failures, the others go on."""
 
 
-def _walk_videos(root: Path) -> tuple[list[Path], list[str]]:
+def _walk_videos(root: Path) -> tuple[list[Path], list[str], dict[str, str]]:
     """Video files under ``root`` (hidden files and folders skipped, symlinked folders not
-    followed) and the sub-folders that could not be listed."""
+    followed), the sub-folders that could not be listed, and the video names that are not
+    readable files (broken or looping links, pipes) with what they are."""
     unreadable: list[str] = []
+    rejected: dict[str, str] = {}
 
     def skipped(err: OSError) -> None:
         where = Path(err.filename or root)
@@ -103,24 +109,23 @@ def _walk_videos(root: Path) -> tuple[list[Path], list[str]]:
             try:
                 if f.is_file():
                     videos.append(f)
+                    continue
             except OSError:  # a folder listable but not searchable (mode r--)
                 unreadable.append(f"{Path(folder).relative_to(root).as_posix()}/")
                 break
-    return sorted(videos), sorted(set(unreadable))
+            problem = path_problem(f)
+            if problem is not None and not problem.startswith("is a folder"):
+                rejected[f.relative_to(root).as_posix()] = f"{problem}; skipped"
+    return sorted(videos), sorted(set(unreadable)), rejected
 
 
 def _read_video_list(video_list: Path, root: Path) -> list[Path]:
     try:
-        text = video_list.read_text(encoding="utf-8")
+        text = video_list.read_text(encoding="utf-8", errors="surrogateescape")  # names are bytes
     except OSError as e:
         raise ExtractError(
             f"--videos {video_list}: cannot read it ({e.strerror}); pass a readable text file "
             "of video paths, one per line"
-        ) from None
-    except UnicodeDecodeError:
-        raise ExtractError(
-            f"--videos {video_list} is not UTF-8 text; pass a text file of video paths, one "
-            "per line"
         ) from None
     lines = [
         ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
@@ -172,10 +177,21 @@ def scan_videos(
             "readable (chmod a+rx) or run as a user who can read it"
         )
     unreadable: list[str] = []
+    rejected: dict[str, str] = {}
     if video_list is not None:
         videos = _read_video_list(Path(video_list), root)
     else:
-        videos, unreadable = _walk_videos(root)
+        videos, unreadable, rejected = _walk_videos(root)
+    for v in videos:  # features are named after the video: a name too long cannot be kept
+        problem = name_problem(v.stem, reserve=len(MANIFEST_SUFFIX))
+        if problem is not None:
+            rejected[v.relative_to(root).as_posix()] = (
+                f"its name {problem} ({v.stem[:20]}...{MANIFEST_SUFFIX}); rename the video, "
+                "since its features are named after it"
+            )
+    videos = [v for v in videos if v.relative_to(root).as_posix() not in rejected]
+    for rel, why in sorted(rejected.items()):
+        log.warning("%s: %s", shown(rel), why)
     if unreadable:
         log.warning(
             "%d folders under %s cannot be read (permission denied); their videos are skipped "
@@ -184,7 +200,7 @@ def scan_videos(
             root,
             ", ".join(unreadable),
         )
-    if not videos:
+    if not videos and not rejected:
         raise ExtractError(
             f"no video files under {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})"
             + (
@@ -213,7 +229,7 @@ def scan_videos(
                 root,
                 top[0].rel,
             )
-    return Discovery(jobs, unreadable)
+    return Discovery(jobs, unreadable, rejected)
 
 
 def discover_videos(

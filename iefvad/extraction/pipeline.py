@@ -264,6 +264,8 @@ class Plan:
     kept: frozenset[tuple[str, str]] = frozenset()
     """``(video, modality)`` pairs whose old outputs stay valid through a redo."""
     unreadable: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Video files found that cannot be extracted, with why (rank 0 reports them)."""
 
 
 def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
@@ -299,7 +301,10 @@ def plan(cfg: RunConfig, encoders: Encoders) -> Plan:
         if real:
             redo[job.rel] = "; ".join(f"{m}: {w}" for m, w in real.items())
     remove = {rel: paths for rel, paths in remove.items() if paths}
-    return Plan(todo, complete, redo, len(jobs), layout, remove, frozenset(kept), found.unreadable)
+    rejected = found.rejected if cfg.rank == 0 else {}
+    return Plan(
+        todo, complete, redo, len(jobs), layout, remove, frozenset(kept), found.unreadable, rejected
+    )
 
 
 def remove_stale(p: Plan) -> None:
@@ -487,9 +492,10 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
     p = plan(cfg, encoders)
     check_output_folders(p.layout.folder(m, job) for job, mods in p.todo for m in mods)
     summary = RunSummary(
-        total=len(p.todo) + len(p.complete),
+        total=len(p.todo) + len(p.complete) + len(p.rejected),
         skipped=[j.rel for j in p.complete],
         redone=p.redo,
+        failed=dict(p.rejected),
         unreadable=p.unreadable,
     )
     log.info(

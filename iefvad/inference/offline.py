@@ -4,6 +4,7 @@ output name per input (``infer.py VIDEO ...``)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ from iefvad.inference.scorer import (
     _features,
 )
 from iefvad.inference.session import InferError, InferSetup, check_finite_scores, frame_rate
+from iefvad.paths import check_outputs, safe_name, shown
 from iefvad.video.decode import VideoError, open_video
 from iefvad.viz.scores import plot_video_scores
 
@@ -186,6 +188,7 @@ def write_outputs(
     segs = find_segments(vs.scores, vs.frames, vs.fps, threshold, top_k)
     summary = {
         "video": vs.path,
+        "video_id": _identity(vs.path),
         "frames": vs.frames,
         "fps": vs.fps,
         "fps_assumed": vs.fps_assumed,
@@ -206,7 +209,7 @@ def write_outputs(
     if plot:
         spans = [(d["start_frame"], d["end_frame"]) for d in segs]
         paths["png"] = plot_video_scores(
-            name,
+            shown(name),
             vs.scores,
             vs.w_image,
             vs.w_event,
@@ -251,21 +254,79 @@ def output_names(videos: Sequence[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def score_files(cfg: OfflineConfig, s: InferSetup) -> int:
+OUTPUT_SUFFIXES = (".csv", ".json", ".png")
+"""The files of one video: ``<name>.csv``, ``<name>.json``, ``<name>.png``."""
+
+
+def _identity(video: str | os.PathLike[str]) -> str:
+    """What a result JSON records as the video's identity: its absolute, resolved path."""
+    return os.path.realpath(video)
+
+
+def _owner(json_path: Path) -> str | None:
+    """The video an earlier run's ``<name>.json`` belongs to (its identity); None when that
+    JSON is absent or unreadable (then nothing of that name is known to be another's)."""
+    try:
+        rec = json.loads(json_path.read_text(encoding="utf-8", errors="surrogateescape"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict):
+        return None
+    if isinstance(rec.get("video_id"), str):
+        return rec["video_id"]
+    return _identity(rec["video"]) if isinstance(rec.get("video"), str) else None
+
+
+def _taken_by_another(out: Path, name: str, video: str | os.PathLike[str]) -> bool:
+    """Whether ``<out>/<name>.*`` holds the results of another video than ``video``: its JSON
+    names another video, or its CSV/PNG exist without a JSON to tell whose they are."""
+    files = [out / f"{name}{x}" for x in OUTPUT_SUFFIXES]
+    if not any(os.path.lexists(f) for f in files):
+        return False
+    owner = _owner(files[1])
+    return owner is None or owner != _identity(video)
+
+
+def plan_outputs(cfg: OfflineConfig) -> list[str]:
+    """The output name of each of ``cfg.videos`` in ``cfg.out_dir``: :func:`output_names`, made
+    a plain file name (:func:`iefvad.paths.safe_name`), then ``-2``, ``-3`` ... where an earlier
+    run's results of *another* video hold that name (its JSON records the video); a video's
+    own earlier results are replaced. No output may be the same file as an input."""
+    out = Path(cfg.out_dir)
+    names = [safe_name(n, reserve=len(".json") + 4) for n in output_names(cfg.videos)]
+    used: set[str] = set()
+    planned = []
+    for v, name in zip(cfg.videos, names):
+        final, k = name, 1
+        while final.casefold() in used or _taken_by_another(out, final, v):
+            k += 1
+            final = f"{name}-{k}"
+        used.add(final.casefold())
+        planned.append(final)
+    suffixes = OUTPUT_SUFFIXES if cfg.plots else OUTPUT_SUFFIXES[:2]
+    check_outputs([("--out_dir", out / f"{n}{x}") for n in planned for x in suffixes])
+    return planned
+
+
+def score_files(cfg: OfflineConfig, s: InferSetup, names: Sequence[str] | None = None) -> int:
     """Score ``cfg.videos`` one by one, write their outputs and print a line each; a video
-    that cannot be decoded is reported and skipped (status 1 at the end)."""
+    that cannot be decoded is reported and skipped (status 1 at the end). ``names``: the
+    output names (default :func:`plan_outputs`)."""
     context = Context(cfg.context or "chunk", CLIP_LEN if cfg.window is None else cfg.window)
-    names = output_names(cfg.videos)
+    names = list(names) if names is not None else plan_outputs(cfg)
     for v, name in zip(cfg.videos, names):
         if name != Path(v).stem:
-            print(f"[infer] {v}: outputs named {name}.* (another input has the same name)")
+            print(
+                f"[infer] {shown(v)}: outputs named {shown(name)}.* (another input, or an "
+                "earlier run's results in --out_dir, have the same name)"
+            )
     failed: dict[str, str] = {}
     for v, name in zip(cfg.videos, names):
         try:
             vs = score_video(s, v, context, cfg.fps)
         except VideoError as e:
             failed[v] = e.reason
-            print(f"error: {v}: {e.reason}; skipped", file=sys.stderr)
+            print(f"error: {shown(v)}: {e.reason}; skipped", file=sys.stderr)
             continue
         paths = write_outputs(
             vs, s, cfg.out_dir, context, cfg.score_threshold, cfg.top_k, cfg.plots, name
@@ -274,20 +335,20 @@ def score_files(cfg: OfflineConfig, s: InferSetup) -> int:
         top = max(segs, key=lambda d: d["peak_score"]) if segs else None
         kept = f" ({cfg.top_k} in the JSON)" if 0 < cfg.top_k < len(segs) else ""
         print(
-            f"{v}: {vs.frames} frames, {vs.scores.size} snippets in {vs.seconds:.1f} s; max "
+            f"{shown(v)}: {vs.frames} frames, {vs.scores.size} snippets in {vs.seconds:.1f} s; max "
             f"score {vs.scores.max():.3f}; {len(segs)} segment(s) >= {cfg.score_threshold}{kept}"
             + (
                 f", top {top['start_s']:.2f}-{top['end_s']:.2f} s (peak {top['peak_score']:.3f})"
                 if top
                 else ""
             )
-            + f" -> {', '.join(str(p) for p in paths.values())}"
+            + f" -> {', '.join(shown(p) for p in paths.values())}"
         )
         for w in vs.warnings:
-            print(f"warning: {v}: {w}", file=sys.stderr)
+            print(f"warning: {shown(v)}: {w}", file=sys.stderr)
     if failed:
         print(f"{len(failed)} of {len(cfg.videos)} videos failed:", file=sys.stderr)
         for v, why in failed.items():
-            print(f"  {v}: {why}", file=sys.stderr)
+            print(f"  {shown(v)}: {why}", file=sys.stderr)
         return 1
     return 0

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from iefvad.inference.offline import OfflineConfig, score_files
+from iefvad.inference.offline import OUTPUT_SUFFIXES, OfflineConfig, plan_outputs, score_files
 from iefvad.inference.session import InferError, SessionConfig, open_session, unverified_encoders
 from iefvad.inference.stream import StreamConfig, score_stream
+from iefvad.paths import check_outputs
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,22 @@ def run_infer(cfg: InferConfig) -> int:
         raise InferError("pass video files to score, or --stream SOURCE (not both)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    names = None
+    if cfg.offline is not None:  # before any model loads: no output lands on an input
+        names = plan_outputs(cfg.offline)
+        out = Path(cfg.offline.out_dir)
+        planned = [out / f"{n}{x}" for n in names for x in OUTPUT_SUFFIXES]
+        session = cfg.session
+        check_outputs(
+            [("--out_dir", p) for p in planned],
+            [("--ckpt_path", session.ckpt_path), ("--clip_ckpt", session.clip_ckpt),
+             ("--event_clip_ckpt", session.event_clip_ckpt),
+             *(("video", v) for v in cfg.offline.videos)],
+        )  # fmt: skip
     s = open_session(cfg.session)
     if (note := unverified_encoders(s)) is not None:
         print(f"warning: {note}", file=sys.stderr)
     if cfg.stream is not None:
         return score_stream(cfg.stream, s)
     assert cfg.offline is not None
-    return score_files(cfg.offline, s)
+    return score_files(cfg.offline, s, names)

@@ -25,6 +25,8 @@ from iefvad.inference.session import (
     check_finite_scores,
     frame_rate,
 )
+from iefvad.paths import shown
+from iefvad.video.decode import capture
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +89,20 @@ def open_stream(source: str | int) -> tuple[cv2.VideoCapture, float]:
     """Open a camera index, a file or a URL with OpenCV; returns (capture, the frame rate it
     reports: may be 0, NaN or absurd, see :func:`frame_rate`)."""
     src: str | int = int(source) if isinstance(source, str) and source.isdigit() else source
-    if isinstance(src, str) and "://" not in src and not Path(src).exists():
+    url = isinstance(src, str) and "://" in src
+    if isinstance(src, str) and not url and not Path(src).exists():
         raise InferError(
-            f"--stream {source}: no such file; pass a camera index (0, 1, ...), a video file "
+            f"--stream {shown(src)}: no such file; pass a camera index (0, 1, ...), a video file "
             "or a URL that OpenCV can open (rtsp://..., http://...)"
         )
-    cap = cv2.VideoCapture(src)
+    if url and shown(src) != src:
+        raise InferError(f"--stream {shown(src)}: a URL must be UTF-8 text")
+    cap = cv2.VideoCapture(src) if isinstance(src, int) or url else capture(src)
     if not cap.isOpened():
         cap.release()
         raise InferError(
-            f"--stream {source}: OpenCV cannot open it (no such camera, unreachable URL, or a "
-            "codec this OpenCV build lacks)"
+            f"--stream {shown(source)}: OpenCV cannot open it (no such camera, unreachable URL, "
+            "or a codec this OpenCV build lacks)"
         )
     return cap, float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
 

@@ -29,6 +29,7 @@ import torch
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
 from iefvad.models.model import IEFVAD, ModelConfig
+from iefvad.paths import path_problem, shown
 
 FORMAT = "iefvad-ckpt/1"
 RESUME_FORMAT = "iefvad-resume/1"
@@ -104,9 +105,10 @@ def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoin
     """Read any supported checkpoint layout; ``overrides`` set config fields the file lacks
     (for released files: ``heads``, ``nu``, ``noise`` ...)."""
     path = Path(path)
-    if not path.is_file():
+    problem = path_problem(path)
+    if problem is not None:
         raise CheckpointError(
-            f"checkpoint {path} does not exist. Released checkpoints go to e.g. "
+            f"checkpoint {shown(path)} {problem}. Released checkpoints go to e.g. "
             "checkpoints/ucf/ucf.pth (see checkpoints/README.md)"
         )
     size = path.stat().st_size

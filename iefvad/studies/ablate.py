@@ -41,6 +41,7 @@ from iefvad.engine.reliability import VARIANT_KEYS, variant_recipe
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.model import FUSIONS, ModelConfig
+from iefvad.paths import check_outputs, safe_name
 from iefvad.synthetic.features import SynthSpec, make_feature_set
 
 DEFAULT_VARIANTS = FUSIONS
@@ -137,9 +138,13 @@ class RunRecord:
         return [f.name for f in fields(cls)]
 
 
+OUTPUT_FILES = ("runs.csv", "summary.csv", "ablation.md", "ablation.json", "ablation.png")
+"""What an ablation writes into its ``--out_dir`` (besides ``runs/`` and ``features/``)."""
+
+
 def run_dir(out_dir: Path, variant: Variant, seed: int) -> Path:
     safe = "".join(c if c.isalnum() or c in "._-=" else "_" for c in variant.label)
-    return out_dir / "runs" / safe / f"seed{seed}"
+    return out_dir / "runs" / safe_name(safe) / f"seed{seed}"
 
 
 def run_one(
@@ -258,7 +263,7 @@ def write_outputs(
 ) -> list[Path]:
     """runs.csv, summary.csv, ablation.md, ablation.json and (``plot``) ablation.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "runs.csv", out_dir / "summary.csv", out_dir / "ablation.md"]
+    paths = [out_dir / n for n in OUTPUT_FILES[:3]]
     with atomic_write(paths[0], "w") as f:
         w = csv.DictWriter(f, RunRecord.columns(), lineterminator="\n")
         w.writeheader()
@@ -336,6 +341,12 @@ def run_ablation(cfg: AblationConfig) -> list[dict[str, Any]]:
     dataset = cfg.dataset
     out_dir = cfg.out_dir
     base = cfg.base
+    if cfg.synth is None:  # the summary files must not land on the lists (a --synth set is new)
+        check_outputs(
+            [("--out_dir", out_dir / n) for n in OUTPUT_FILES],
+            [("--train_list", base.train_list), ("--test_list", base.test_list),
+             ("--gt_path", base.gt_path)],
+        )  # fmt: skip
     data_note = ""
     title = cfg.title or dataset
     if cfg.synth is not None:

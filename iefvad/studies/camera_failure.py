@@ -32,7 +32,7 @@ from iefvad.engine.evaluate import Predictions, compute_metrics, load_test_set, 
 from iefvad.engine.reliability import RECIPE_MODEL, RECIPES
 from iefvad.engine.train import train
 from iefvad.extraction.encoders import resolve_device
-from iefvad.fileio import save_json
+from iefvad.fileio import atomic_write, save_json
 from iefvad.models.checkpoint import load_model
 from iefvad.studies.demo import (
     DemoConfig,
@@ -227,8 +227,7 @@ def _run(cfg: FailureConfig) -> dict[str, Any]:
     preds, clean_auc = _train_recipes(cfg, lists, frows)
     table = _span_table(cfg, failed, preds, clean_auc)
     summary_path = cfg.summary or out / "results" / "demo_camera_failure" / "summary.csv"
-    summary_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(summary_path, "w", newline="") as fh:
+    with atomic_write(summary_path, "w") as fh:
         w = csv.DictWriter(fh, fieldnames=list(table[0]))
         w.writeheader()
         for r in table:

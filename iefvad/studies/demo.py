@@ -448,6 +448,10 @@ def _figures(
     return figure, plots
 
 
+OUTPUT_FOLDERS = ("data", "features", "lists", "checkpoints", "results", "camera_failure")
+"""The folders the demo (re)writes under its ``--out_dir``."""
+
+
 def _run_demo(cfg: DemoConfig) -> DemoResult:
     secs: dict[str, float] = {}
     out = cfg.out

@@ -39,10 +39,12 @@ from iefvad.devices import resolve_device
 from iefvad.engine.corruption import chunk_noise
 from iefvad.engine.evaluate import Predictions, TestSet, load_test_set, predict
 from iefvad.engine.metrics import auc_ap
-from iefvad.engine.report import EvaluationOptions, evaluation_inputs
+from iefvad.engine.outpaths import check_output_dir, check_output_file
+from iefvad.engine.report import EvaluationOptions, evaluation_inputs, experiment_name
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.checkpoint import load_model
+from iefvad.paths import check_outputs
 
 PERTURBATIONS = ("attenuate", "noise", "drop")
 MODALITIES = ("image", "event")
@@ -286,17 +288,27 @@ def run_explore(cfg: ExploreConfig) -> list[dict[str, Any]]:
     levels = check_levels(cfg)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    exp = cfg.exp_name or (cfg.ckpt_path[0].stem if cfg.ckpt_path else cfg.dataset)
+    exp = experiment_name(cfg.exp_name, cfg.ckpt_path[0] if cfg.ckpt_path else None, cfg.dataset)
     ckpts = cfg.ckpt_path or [Path("checkpoints") / str(exp) / f"{exp}.pth"]
+    out_dir = cfg.out_dir or Path("results") / str(exp) / "uncertainty"
+    csv_path, json_path = out_dir / "uncertainty.csv", out_dir / "uncertainty.json"
+    plot_paths = [out_dir / f"{n}.png" for n in ("auc_vs_level", "ap_vs_level", "weight_shift")]
+    # before any pass: the outputs can be written and none of them is an input
+    check_output_dir(out_dir, "--out_dir")
+    outputs = [("--out_dir", p) for p in (csv_path, json_path, *plot_paths)]
+    for _, p in outputs:
+        check_output_file(p, "--out_dir")
+    given = [("--ckpt_path", c) for c in ckpts]
+    given += [("--test_list", cfg.test_list), ("--gt_path", cfg.gt_path)]
+    check_outputs(outputs, given)
     device = resolve_device(cfg.device)
     loaded = [load_model(c, device, heads=cfg.heads, nu=cfg.nu, noise=cfg.noise) for c in ckpts]
     inputs = evaluation_inputs(loaded[0][1].meta, cfg)
+    check_outputs(outputs, [*given, *inputs.files()])
     dataset, rows, gt = inputs.dataset, inputs.rows, inputs.gt
     test_list, gt_path = inputs.test_list, inputs.gt_path
     labels = cfg.labels or _labels(ckpts, [c.config.fusion for _, c in loaded])
-    out_dir = cfg.out_dir or Path("results") / str(exp) / "uncertainty"
     progress = cfg.progress
-    csv_path, json_path = out_dir / "uncertainty.csv", out_dir / "uncertainty.json"
     meta = {
         "checkpoints": [str(c) for c in ckpts],
         "labels": labels,
@@ -312,10 +324,13 @@ def run_explore(cfg: ExploreConfig) -> list[dict[str, Any]]:
     sets: dict[int, TestSet] = {}
     grid = [Degradation(m, p, lv) for m in cfg.modality for p, lvs in levels.items() for lv in lvs]
     results: list[dict[str, Any]] = []
+    kept = 0  # rows on disk
 
     def save(complete: bool) -> None:
+        nonlocal kept
         write_rows(results, csv_path)
         save_json(json_path, {**meta, "complete": complete, "rows": results})
+        kept = len(results)
 
     try:
         for label, path, (model, ckpt) in zip(labels, ckpts, loaded):
@@ -351,10 +366,10 @@ def run_explore(cfg: ExploreConfig) -> list[dict[str, Any]]:
                 save(complete=False)
             tqdm.write(_summary_line(label, ckpt.config.fusion, results))
     except BaseException:
-        if results:
+        if kept:
             tqdm.write(
                 f"[test2] stopped after {len(results)} of {len(grid) * len(ckpts)} passes; the "
-                f"finished rows are in {csv_path} and {json_path} (marked incomplete)"
+                f"{kept} rows saved are in {csv_path} and {json_path} (marked incomplete)"
             )
         raise
     save(complete=True)
@@ -362,9 +377,9 @@ def run_explore(cfg: ExploreConfig) -> list[dict[str, Any]]:
     if cfg.plots:
         from iefvad.viz.degradation import plot_degradation, plot_weight_shift
 
-        written.append(plot_degradation(results, out_dir / "auc_vs_level.png"))
-        written.append(plot_degradation(results, out_dir / "ap_vs_level.png", "ap", "frame AP"))
-        written.append(plot_weight_shift(results, out_dir / "weight_shift.png"))
+        written.append(plot_degradation(results, plot_paths[0]))
+        written.append(plot_degradation(results, plot_paths[1], "ap", "frame AP"))
+        written.append(plot_weight_shift(results, plot_paths[2]))
     tqdm.write(f"[test2] wrote {', '.join(str(p) for p in written)}")
     return results
 

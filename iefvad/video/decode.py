@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,29 @@ def group_frames(
             handle.release()
 
 
+def capture(path: str | os.PathLike[str]) -> cv2.VideoCapture:
+    """``cv2.VideoCapture(path)``, safe for any file name. OpenCV's Python binding crashes the
+    process (a segmentation fault) on a path that is not UTF-8 (a name Python holds with lone
+    surrogates); such a file is opened through a symbolic link with a plain name in a fresh
+    temporary folder, removed as soon as the decoder holds the file."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return cv2.VideoCapture(text)
+    suffix = os.path.splitext(text)[1]
+    try:
+        suffix.encode("ascii")
+    except UnicodeEncodeError:
+        suffix = ".video"
+    with tempfile.TemporaryDirectory(prefix="iefvad-video-") as folder:
+        alias = os.path.join(folder, f"video{suffix}")
+        os.symlink(os.path.abspath(text), alias)
+        return cv2.VideoCapture(alias)
+
+
 def open_video(path: str | os.PathLike[str]) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open ``path`` with OpenCV; raise :class:`VideoError` when it cannot be opened."""
     p = Path(path)
@@ -272,7 +296,7 @@ def open_video(path: str | os.PathLike[str]) -> tuple[cv2.VideoCapture, VideoInf
         raise VideoError(path, "unreadable", f"cannot read the file: {e.strerror}") from None
     if size == 0:
         raise VideoError(path, "empty", "empty file (0 bytes)")
-    cap = cv2.VideoCapture(str(p))
+    cap = capture(p)
     if not cap.isOpened():
         cap.release()
         raise VideoError(

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from iefvad.datasets.specs import SNIPPET_FRAMES  # noqa: E402
+from iefvad.paths import safe_name as plain_name
 
 SCORE_COLOR = "#c0392b"
 IMAGE_COLOR = "#2874a6"
@@ -142,7 +143,10 @@ def save_figure(fig, path: str | os.PathLike[str], dpi: int = 110) -> Path:
 
 
 def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "plot"
+    """A plot's file name (less ``.png``) made of a class label: letters, digits, ``._-``,
+    never ``.``/``..``, at most 251 bytes (:func:`iefvad.paths.safe_name`)."""
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "plot"
+    return plain_name(plain, reserve=len(".png"))
 
 
 def plot_by_class(
