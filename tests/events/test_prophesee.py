@@ -127,3 +127,23 @@ def test_evt3_state_carries_across_chunks(tmp_path: Path, chunk: int) -> None:
     path = raw(tmp_path, "% evt 3.0\n% end\n", words, "<u2")
     assert read(path, chunk_events=chunk) == read(path, chunk_events=1000)
     assert len(read(path)) == 12 + 8 + 1 + 1
+
+
+@pytest.mark.parametrize("numpy_popcount", [True, False])
+def test_set_bits_in_word_then_bit_order(monkeypatch: pytest.MonkeyPatch, numpy_popcount) -> None:
+    from iefvad.events.formats import prophesee
+
+    if not numpy_popcount:  # the table path NumPy < 2 takes
+        monkeypatch.delattr(np, "bitwise_count", raising=False)
+    rng = np.random.default_rng(0)
+    valid = rng.integers(0, 2**32, 500, dtype=np.uint64).astype(np.uint32)
+    valid[::7] = 0
+    valid[1::7] = 1 << 31
+    valid[2::7] = 0xFFFFFFFF
+    rows, cols = prophesee.set_bits(valid)
+    bits = np.unpackbits(
+        valid.astype("<u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="little"
+    )
+    want_rows, want_cols = np.nonzero(bits)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_array_equal(cols, want_cols)

@@ -114,6 +114,37 @@ def _ffill_index(mask: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(idx) if len(idx) else idx
 
 
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def popcount(v: np.ndarray) -> np.ndarray:
+    """Set bits of each uint32."""
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
+        return np.bitwise_count(v).astype(np.int64)
+    return _BYTE_BITS[v.astype("<u4").view(np.uint8)].reshape(-1, 4).sum(1, dtype=np.int64)
+
+
+def set_bits(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The set bits of a vector word's mask, as (word index, bit index) in word order, then
+    bit order: one pass per bit rank (a word's k-th lowest set bit), over the words that
+    still have bits."""
+    counts = popcount(valid)
+    start = np.cumsum(counts) - counts
+    rows = np.repeat(np.arange(len(valid)), counts)
+    cols = np.empty(len(rows), np.int32)
+    idx = np.flatnonzero(counts)
+    v = valid[idx].astype(np.int64)
+    rank = 0
+    while len(idx):
+        low = v & -v
+        cols[start[idx] + rank] = popcount((low - 1).astype(np.uint32))
+        v ^= low
+        more = v != 0
+        idx, v = idx[more], v[more]
+        rank += 1
+    return rows, cols
+
+
 class _Evt2State:
     high: int | None = None  # unwrapped time base (us) of the last TIME_HIGH
     raw: int | None = None
@@ -146,10 +177,8 @@ def decode_evt2(w: np.ndarray, s: _Evt2State, wide: bool = False) -> tuple[np.nd
     p = typ[keep].astype(np.int8)
     if not wide:
         return ts, x, y, p
-    valid = (w[keep] & np.uint64(0xFFFFFFFF)).astype("<u4")
-    bits = np.unpackbits(valid.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
-    rows, cols = np.nonzero(bits)
-    return ts[rows], x[rows] + cols.astype(np.int32), y[rows], p[rows]
+    rows, cols = set_bits((w[keep] & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    return ts[rows], x[rows] + cols, y[rows], p[rows]
 
 
 class _Evt3State:
@@ -214,11 +243,10 @@ def decode_evt3(w: np.ndarray, s: _Evt3State) -> tuple[np.ndarray, ...]:
     is_x = typ == 2
     is_vec = (typ == 4) | (typ == 5)
     ev = (is_x | is_vec) & valid_time
-    mask = np.where(is_x, 1, np.where(typ == 4, pay & 0xFFF, pay & 0xFF))[ev].astype("<u2")
+    mask = np.where(is_x, 1, np.where(typ == 4, pay & 0xFFF, pay & 0xFF))[ev]
     start = np.where(is_x, pay & 0x7FF, base_at)[ev]
     pol = np.where(is_x, (pay >> 11) & 1, pol_at)[ev]
-    bits = np.unpackbits(mask.view(np.uint8).reshape(-1, 2), axis=1, bitorder="little")
-    rows, cols = np.nonzero(bits)
+    rows, cols = set_bits(mask.astype(np.uint32))
     return (
         time_at[ev][rows], (start[rows] + cols).astype(np.int32),
         y_at[ev][rows].astype(np.int32), pol[rows].astype(np.int8),
