@@ -350,3 +350,41 @@ def test_missing_extra_names_the_package(
     with pytest.raises(RecordingError, match=f"needs the package '{package}'") as info:
         open_recording(path)
     assert "pip install 'iefvad[events]'" in str(info.value) and str(path) in str(info.value)
+
+
+_PEAK = """
+import sys
+import numpy as np
+from iefvad.events.readers import open_recording
+
+def hwm():  # peak resident memory of this process since its exec, in MB
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+before = hwm()
+with open_recording(sys.argv[1], chunk_events=100_000) as rec:
+    first, last = rec.time_range()
+    edges = np.linspace(first + (last - first) // 2, last + 1, 50).astype(np.int64)
+    n = sum(len(w) for w in rec.windows(edges))
+print(n, hwm() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("kind", ["npz", "npy"])
+def test_memory_stays_bounded_by_the_chunk(tmp_path: Path, kind: str) -> None:
+    """Half of a 6M-event file read by windows: the peak grows by a few chunks, not by the
+    file (78 MB) nor one column (48 MB), the seek included."""
+    import subprocess
+    import sys
+
+    ev = random_events(6_000_000, seed=9, span_us=10**8)
+    path = write(tmp_path, kind, ev)
+    del ev
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, check=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    ).stdout.split()  # fmt: skip
+    assert int(out[0]) > 2_900_000
+    assert float(out[1]) < 30, f"peak memory grew by {out[1]} MB"
