@@ -35,9 +35,7 @@ class Events:
     @staticmethod
     def empty() -> Events:
         return Events(
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int32),
-            np.zeros(0, np.int32),
+            np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32),
             np.zeros(0, np.int8),
         )
 
@@ -46,10 +44,8 @@ class Events:
         if not parts:
             return Events.empty()
         return Events(
-            np.concatenate([e.t for e in parts]),
-            np.concatenate([e.x for e in parts]),
-            np.concatenate([e.y for e in parts]),
-            np.concatenate([e.p for e in parts]),
+            np.concatenate([e.t for e in parts]), np.concatenate([e.x for e in parts]),
+            np.concatenate([e.y for e in parts]), np.concatenate([e.p for e in parts]),
         )
 
     def slice_time(self, t0: int, t1: int) -> Events:
