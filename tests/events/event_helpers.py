@@ -94,3 +94,52 @@ def assert_same(a: Events, b: Events) -> None:
     for name in ("t", "x", "y", "p"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert (a.t.dtype, a.x.dtype, a.y.dtype, a.p.dtype) == (np.int64, np.int32, np.int32, np.int8)
+
+
+def save_hdf5(path, ev: Events, t_offset: int = 0, size: tuple[int, int] | None = None) -> None:
+    """DSEC's layout, written by h5py with DSEC's Blosc/zstd compression: ``t`` as uint32
+    relative to the root's ``t_offset``, x/y uint16, p uint8, ``ms_to_idx``."""
+    import h5py
+    import hdf5plugin
+
+    comp = hdf5plugin.Blosc(cname="zstd", clevel=1, shuffle=hdf5plugin.Blosc.SHUFFLE)
+    rel = ev.t - t_offset
+    with h5py.File(path, "w") as f:
+        g = f.create_group("events")
+        for name, col, dtype in (("t", rel, "u4"), ("x", ev.x, "u2"), ("y", ev.y, "u2"),
+                                 ("p", ev.p, "u1")):  # fmt: skip
+            g.create_dataset(
+                name,
+                data=col.astype(dtype),
+                chunks=(min(len(col), 4096),) if len(col) else None,
+                **comp,
+            )
+        f.create_dataset("t_offset", data=np.int64(t_offset))
+        ms = np.arange(0, (int(rel[-1]) // 1000 + 2) if len(rel) else 1)
+        f.create_dataset("ms_to_idx", data=np.searchsorted(rel, ms * 1000).astype("u8"))
+        if size is not None:
+            f.attrs["height"], f.attrs["width"] = size
+
+
+def save_aedat4(path, ev: Events, size: tuple[int, int] = SENSOR, packet: int = 5_000) -> None:
+    """AEDAT4 written by iniVation's dv-processing, in packets of ``packet`` events."""
+    import dv_processing as dv
+
+    writer = dv.io.MonoCameraWriter(
+        str(path), dv.io.MonoCameraWriter.EventOnlyConfig("DVXplorer_test", (size[1], size[0]))
+    )
+    for i in range(0, len(ev), packet):
+        store = dv.EventStore()
+        for t, x, y, p in zip(*(c[i : i + packet].tolist() for c in (ev.t, ev.x, ev.y, ev.p))):
+            store.push_back(t, x, y, bool(p))
+        writer.writeEvents(store)
+    del writer  # closes the file
+
+
+def save_expelliarmus(path, ev: Events, encoding: str) -> None:
+    """EVT 2.0 or DAT written by expelliarmus."""
+    from expelliarmus import Wizard
+
+    a = np.zeros(len(ev), [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
+    a["t"], a["x"], a["y"], a["p"] = ev.t, ev.x, ev.y, ev.p
+    Wizard(encoding=encoding).save(str(path), a)

@@ -9,19 +9,41 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prophesee_encoders import write_evt3, write_evt21
 
 from iefvad.errors import UserInputError
+from iefvad.events.formats.prophesee import read_header
 from iefvad.events.readers import SUPPORTED_FORMATS, RecordingError, open_recording
 from iefvad.events.types import Events
 
-from event_helpers import SENSOR, assert_same, random_events, save_npy, save_npz, video_events
+from event_helpers import (
+    SENSOR,
+    assert_same,
+    random_events,
+    save_aedat4,
+    save_expelliarmus,
+    save_hdf5,
+    save_npy,
+    save_npz,
+    video_events,
+)
 
-# name -> (suffix, writer(path, events))
+# kind -> (suffix, writer(path, events)): each format's own writer library where one writes it
+# correctly, else the byte-level encoders of prophesee_encoders.py (see there)
 WRITERS = {
     "npz": (".npz", save_npz),
     "npz_compressed": (".npz", lambda p, e: save_npz(p, e, compressed=True)),
     "npy": (".npy", save_npy),
+    "hdf5": (".h5", lambda p, e: save_hdf5(p, e, t_offset=int(e.t[0]) // 2, size=SENSOR)),
+    "aedat4": (".aedat4", save_aedat4),
+    "evt2": (".raw", lambda p, e: save_expelliarmus(p, e, "evt2")),
+    "dat": (".dat", lambda p, e: save_expelliarmus(p, e, "dat")),
+    "evt21": (".raw", lambda p, e: write_evt21(p, e, SENSOR)),
+    "evt21_legacy": (".raw", lambda p, e: write_evt21(p, e, SENSOR, legacy=True)),
+    "evt3": (".raw", lambda p, e: write_evt3(p, e, SENSOR)),
 }
+FORMAT_OF = {"npz_compressed": "npz", "evt21_legacy": "evt21"}
+SIZE_IN_FILE = {"hdf5", "aedat4", "evt21", "evt21_legacy", "evt3"}
 
 
 def write(tmp_path: Path, kind: str, ev: Events, name: str = "rec") -> Path:
@@ -36,12 +58,20 @@ def read_all(path: Path, **kw) -> Events:
         return Events.concat(list(rec))
 
 
+@pytest.fixture(scope="module")
+def video_recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sample video's events written once in every format."""
+    root = tmp_path_factory.mktemp("recordings")
+    return {kind: write(root, kind, video_events(), kind) for kind in WRITERS}
+
+
 @pytest.mark.parametrize("kind", list(WRITERS))
-def test_video_events_read_back_exactly(tmp_path: Path, kind: str) -> None:
+def test_video_events_read_back_exactly(video_recordings: dict[str, Path], kind: str) -> None:
     ev = video_events()
-    path = write(tmp_path, kind, ev)
-    with open_recording(path, sensor_size=SENSOR, chunk_events=100_000) as rec:
-        assert rec.format == kind.split("_")[0] and rec.path == path
+    path = video_recordings[kind]
+    size = None if kind in SIZE_IN_FILE else SENSOR
+    with open_recording(path, sensor_size=size, chunk_events=100_000) as rec:
+        assert rec.format == FORMAT_OF.get(kind, kind) and rec.path == path
         assert rec.sensor_size == SENSOR
         chunks = list(rec)
         assert max(len(c) for c in chunks) <= 100_000 and len(chunks) >= 4
@@ -199,3 +229,162 @@ def _dummy():
 
 def test_supported_formats_listed() -> None:
     assert {"npz", "npy"} <= set(SUPPORTED_FORMATS)
+
+
+# --- the other formats: bad input ---------------------------------------------------------
+
+
+def _unsorted(ev: Events) -> Events:
+    """Time goes back once, at event 300 (each part sorted: dv-processing refuses an unsorted
+    packet, so the AEDAT4 test cuts its packets there)."""
+    t = ev.t.copy()
+    t[299] = t[301] + 50
+    return Events(t, ev.x, ev.y, ev.p)
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "aedat4", "evt2", "dat", "evt21", "evt3"])
+def test_unsorted_timestamps_in_every_format(tmp_path: Path, kind: str) -> None:
+    ev = _unsorted(random_events(1_000, seed=5))
+    if kind == "aedat4":
+        path = tmp_path / "rec.aedat4"
+        save_aedat4(path, ev, packet=300)
+    else:
+        path = write(tmp_path, kind, ev)
+    with pytest.raises(RecordingError, match="back in time at event 300") as info:
+        read_all(path, sensor_size=None if kind in SIZE_IN_FILE else SENSOR)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "evt21", "evt3"])
+def test_coordinates_outside_the_size_the_file_states(tmp_path: Path, kind: str) -> None:
+    ev = random_events(500, seed=6)
+    ev = Events(ev.t, np.where(np.arange(500) == 123, SENSOR[1] + 5, ev.x), ev.y, ev.p)
+    path = write(tmp_path, kind, ev)
+    with pytest.raises(RecordingError, match=f"event 123 has x={SENSOR[1] + 5}, outside"):
+        read_all(path)
+
+
+def test_sensor_size_given_against_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "evt3", random_events(100))
+    with pytest.raises(RecordingError, match="the file says the sensor is 720x1280"):
+        open_recording(path, sensor_size=(480, 640))
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "aedat4", "evt2", "dat", "evt21", "evt3"])
+def test_no_events(tmp_path: Path, kind: str) -> None:
+    if kind == "aedat4":
+        path = tmp_path / "empty.aedat4"
+        save_aedat4(path, Events.empty())
+    elif kind == "hdf5":
+        path = tmp_path / "empty.h5"
+        save_hdf5(path, Events.empty())
+    else:
+        path = write(tmp_path, kind, random_events(50))
+        size = read_header(path).size + (2 if kind == "dat" else 0)  # DAT: + type and size bytes
+        path.write_bytes(path.read_bytes()[:size])
+    with pytest.raises(RecordingError, match="no events") as info:
+        read_all(path, sensor_size=SENSOR)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["evt2", "evt21", "evt3", "dat"])
+def test_truncated_prophesee_file_warns_and_keeps_whole_words(tmp_path: Path, kind: str) -> None:
+    ev = random_events(2_000, seed=7)
+    path = write(tmp_path, kind, ev)
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.warns(UserWarning, match=f"{path}.*ends inside an event word"):
+        got = read_all(path, sensor_size=None if kind in SIZE_IN_FILE else SENSOR)
+    assert 0 < len(got) <= len(ev)
+    assert_same(got, Events(ev.t[: len(got)], ev.x[: len(got)], ev.y[: len(got)], ev.p[: len(got)]))
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "aedat4"])
+def test_truncated_container(tmp_path: Path, kind: str) -> None:
+    path = write(tmp_path, kind, random_events(20_000, seed=8))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(RecordingError, match="truncated") as info:
+        read_all(path, sensor_size=SENSOR)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fmt", "match"),
+    [
+        ("evt3", "evt2", "not a evt2 recording \\(its header says evt3\\)"),
+        ("evt21", "evt3", "its header says evt21"),
+        ("evt2", "npz", "looks like a Prophesee"),
+        ("hdf5", "aedat4", "looks like hdf5"),
+        ("aedat4", "hdf5", "looks like aedat4"),
+        ("npz", "evt3", "looks like npz"),
+        ("dat", "npy", "looks like a Prophesee"),
+    ],
+)
+def test_wrong_format_flag_every_family(tmp_path: Path, kind: str, fmt: str, match: str) -> None:
+    path = write(tmp_path, kind, random_events(100))
+    with pytest.raises(RecordingError, match=match) as info:
+        open_recording(path, fmt)
+    assert str(path) in str(info.value)
+
+
+def test_raw_without_a_format_in_its_header(tmp_path: Path) -> None:
+    ev = random_events(100)
+    path = write(tmp_path, "evt3", ev)
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"% evt 3.0\n", b"").replace(b"% format EVT3;", b"% size "))
+    with pytest.raises(RecordingError, match="names no event format.*evt2, evt21 or evt3"):
+        open_recording(path)
+    assert_same(read_all(path, fmt="evt3", sensor_size=SENSOR), ev)
+
+
+@pytest.mark.parametrize(
+    ("kind", "module", "package"),
+    [("hdf5", "h5py", "h5py"), ("hdf5", "hdf5plugin", "hdf5plugin"), ("aedat4", "aedat", "aedat")],
+)
+def test_missing_extra_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, module: str, package: str
+) -> None:
+    import sys
+
+    path = write(tmp_path, kind, random_events(100))
+    monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    with pytest.raises(RecordingError, match=f"needs the package '{package}'") as info:
+        open_recording(path)
+    assert "pip install 'iefvad[events]'" in str(info.value) and str(path) in str(info.value)
+
+
+_PEAK = """
+import sys
+import numpy as np
+from iefvad.events.readers import open_recording
+
+def hwm():  # peak resident memory of this process since its exec, in MB
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+before = hwm()
+with open_recording(sys.argv[1], chunk_events=100_000) as rec:
+    first, last = rec.time_range()
+    edges = np.linspace(first + (last - first) // 2, last + 1, 50).astype(np.int64)
+    n = sum(len(w) for w in rec.windows(edges))
+print(n, hwm() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("kind", ["npz", "npy"])
+def test_memory_stays_bounded_by_the_chunk(tmp_path: Path, kind: str) -> None:
+    """Half of a 6M-event file read by windows: the peak grows by a few chunks, not by the
+    file (78 MB) nor one column (48 MB), the seek included."""
+    import subprocess
+    import sys
+
+    ev = random_events(6_000_000, seed=9, span_us=10**8)
+    path = write(tmp_path, kind, ev)
+    del ev
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, check=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    ).stdout.split()  # fmt: skip
+    assert int(out[0]) > 2_900_000
+    assert float(out[1]) < 30, f"peak memory grew by {out[1]} MB"
