@@ -207,6 +207,8 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     )
     if compat:
         r.add_argument("--chunk_size", type=int, default=16, help="seed flag: must be 16")
+    if modality != "image":
+        _add_event_flags(p)
 
     s = p.add_argument_group("speed and scale")
     s.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK or cpu), cpu, cuda:N")
@@ -272,6 +274,99 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     o.add_argument("--no_progress", action="store_true", help="no progress bar")
     o.add_argument("--log_level", default="INFO")
     return p
+
+
+def sensor_size(text: str) -> tuple[int, int]:
+    """``720x1280`` (height x width) -> ``(720, 1280)``."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        h = w = 0
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"HEIGHTxWIDTH expected (e.g. 720x1280), found {text!r}")
+    return h, w
+
+
+def _add_event_flags(p: argparse.ArgumentParser) -> None:
+    """Where the event stream comes from (docs/extraction.md, "Event cameras")."""
+    from iefvad.events.representations import EVENT_REPRS
+    from iefvad.extraction.event_sources import EVENT_SOURCES
+
+    e = p.add_argument_group("event sensor (docs/extraction.md, Event cameras)")
+    e.add_argument(
+        "--event_source",
+        default="frames",
+        choices=EVENT_SOURCES,
+        help="frames: thresholded frame differences (reference); simulator: a simulated event "
+        "camera watching the video; recordings: event files in --event_dir",
+    )
+    e.add_argument(
+        "--event_repr",
+        default=None,
+        choices=EVENT_REPRS,
+        help="event maps: framediff (frames' default), counts (event-CLIP's training picture, "
+        "the default for events) or polarity (ON, OFF, mean in 3 channels)",
+    )
+    e.add_argument(
+        "--event_dir",
+        default=None,
+        help="folder of recordings named like the videos (<stem>.npz/.h5/.aedat4/.raw/.dat)",
+    )
+    e.add_argument(
+        "--event_time_offset",
+        type=int,
+        default=0,
+        help="µs of video before the recording's clock reads 0 (> 0: it starts later)",
+    )
+    e.add_argument(
+        "--event_sensor_size",
+        type=sensor_size,
+        default=None,
+        help="HEIGHTxWIDTH of recordings that do not store it (UCF-Crime-DVS: 720x1280)",
+    )
+    e.add_argument(
+        "--sim_threshold",
+        type=positive_float,
+        default=0.2,
+        help="simulator contrast threshold (log intensity, ON and OFF)",
+    )
+    e.add_argument(
+        "--sim_sigma",
+        type=float,
+        default=0.03,
+        help="simulator per-pixel threshold mismatch (std; 0: none)",
+    )
+    e.add_argument(
+        "--sim_refractory_us", type=int, default=100, help="simulator refractory period (µs)"
+    )
+    e.add_argument("--sim_seed", type=int, default=0, help="seed of the simulator's mismatch")
+
+
+def event_options(args: argparse.Namespace) -> Any:
+    """The :class:`iefvad.extraction.event_sources.EventOptions` of the flags."""
+    from iefvad.events.simulator import SimulatorConfig
+    from iefvad.extraction.event_sources import EventOptions, EventSourceError
+
+    if not hasattr(args, "event_source"):
+        return EventOptions()
+    try:
+        sim = SimulatorConfig(
+            threshold_on=args.sim_threshold,
+            threshold_off=args.sim_threshold,
+            threshold_sigma=args.sim_sigma,
+            refractory_us=args.sim_refractory_us,
+            seed=args.sim_seed,
+        )
+    except ValueError as e:
+        raise EventSourceError(f"simulator flags: {e}") from None
+    return EventOptions(
+        source=args.event_source,
+        repr=args.event_repr,
+        event_dir=Path(args.event_dir).expanduser() if args.event_dir else None,
+        time_offset_us=args.event_time_offset,
+        sensor_size=args.event_sensor_size,
+        simulator=sim,
+    )
 
 
 def _roots(args: argparse.Namespace, modalities: tuple[str, ...], event_tree: str) -> dict:
@@ -423,7 +518,7 @@ def _log_setup(cfg: RunConfig, encoders: Encoders, device: Any, where: str) -> N
     opts = cfg.opts
     log.info(
         "device %s, %s, %d images per batch, %d decode workers; shard %d/%d (%s); crops %s, "
-        "tail %s, threshold %g, event norm %s",
+        "tail %s, threshold %g, event norm %s; events from %s drawn as %s",
         device,
         cfg.precision,
         encoders.batch_size,
@@ -435,6 +530,8 @@ def _log_setup(cfg: RunConfig, encoders: Encoders, device: Any, where: str) -> N
         opts.tail,
         opts.threshold,
         opts.event_norm,
+        cfg.events.source,
+        cfg.events.repr,
     )
 
 
@@ -493,7 +590,13 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     modalities = ("image", "event") if modality == "both" else (modality,)
     image_ckpt, event_ckpt, clip_model = _encoder_choice(args, modality, compat)
     opts = RecipeOptions(args.crops, args.tail, args.threshold, args.event_norm, args.clamp)
-    roots = _roots(args, modalities, event_tree_name(spec.event_dir, args.threshold))
+    events = event_options(args)
+    if events.source != "frames" and "event" not in modalities:
+        raise ExtractError(f"--event_source {events.source} needs event features (--modality)")
+    tree = event_tree_name(spec.event_dir, args.threshold)
+    if not events.from_frames:
+        tree = f"event_{'sim' if events.source == 'simulator' else 'dvs'}_{events.repr}"
+    roots = _roots(args, modalities, tree)
     if not args.dry_run:  # before the weights load: a read-only folder fails in a second
         check_output_folders(roots.values())
     if args.shard:
@@ -537,6 +640,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         world=world,
         progress=not args.no_progress,
         dataset=spec.name,
+        events=events,
     )
     _log_setup(cfg, ready.encoders, ready.device, where)
     if args.dry_run:
