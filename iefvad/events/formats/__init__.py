@@ -1,0 +1,1 @@
+"""One module per family of event-recording formats; each defines a Recording subclass."""
