@@ -218,3 +218,67 @@ def test_cli_simulator_run_names_its_tree_and_records_the_source(tmp_path) -> No
     assert m["events"]["simulator"]["seed"] == 4 and m["events"]["repr"] == "polarity"
     bad = argv[:-8] + ["--event_source", "frames", "--event_repr", "counts"]
     assert main(bad) == 2
+
+
+def test_an_npz_recording_gives_the_features_of_its_events_in_memory(tmp_path, encoders) -> None:
+    """The same simulated events as a UCF-Crime-DVS-style .npz (read by the real reader) and
+    as an in-memory recording: equal features (1e-6)."""
+    videos = tmp_path / "videos"
+    write_video(videos / "A" / "a.mp4", 64, fps=FPS)
+    ev = simulated_recording(videos / "A" / "a.mp4")
+    assert len(ev) > 1000
+    save_npz(tmp_path / "dvs" / "A" / "a.npz", ev)
+    from_file = EventOptions("recordings", "counts", tmp_path / "dvs", sensor_size=(256, 340))
+    run(tmp_path / "file", encoders, from_file, videos)
+    mem = EventOptions(
+        "recordings", "counts", tmp_path / "dvs",
+        opener=lambda path, size: MemoryRecording(ev, (256, 340), path=str(path)),
+    )  # fmt: skip
+    run(tmp_path / "mem", encoders, mem, videos)
+    for c in (0, 7):
+        a = np.load(tmp_path / "file" / "out" / "ev" / "A" / f"a__{c}.npy")
+        b = np.load(tmp_path / "mem" / "out" / "ev" / "A" / f"a__{c}.npy")
+        assert a.shape == (4, encoders.event.embed_dim) and np.abs(a).sum() > 0
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    m = json.loads((tmp_path / "file" / "out" / "ev" / "A" / "a.manifest.json").read_text())
+    assert m["events"]["format"] == "npz" and m["events"]["events"] == len(ev)
+
+
+@pytest.mark.slow
+def test_video_and_its_simulated_recording_to_features_to_lists(tmp_path) -> None:
+    """End to end, as a user would: generated videos and their simulated recordings (.npz) ->
+    ``extract`` with ``--event_source recordings`` -> ``list/generate_file.py`` (custom)."""
+    import subprocess
+    import sys
+
+    from extract_helpers import ROOT
+
+    videos = tmp_path / "videos"
+    for folder, n, seed in (("normal", 48, 0), ("normal", 40, 1), ("abnormal/Fight", 64, 2)):
+        v = write_video(videos / folder / f"v{seed}.mp4", n, fps=FPS, seed=seed)
+        save_npz(tmp_path / "dvs" / f"{v.stem}.npz", simulated_recording(v))
+    argv = ["--video_dir", str(videos), "--out_root", str(tmp_path / "feats"),
+            "--random_init", "--random_arch", "tiny", "--device", "cpu", "--no_progress",
+            "--workers", "1", "--crops", "0,5", "--event_source", "recordings",
+            "--event_dir", str(tmp_path / "dvs"), "--event_sensor_size", "256x340"]  # fmt: skip
+    assert main(argv) == 0
+    (tmp_path / "test.txt").write_text("v2\n")
+    (tmp_path / "ann.csv").write_text("video,start_frame,end_frame\nv2,10,40\n")
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "list" / "generate_file.py"), "--dataset", "custom",
+         "--base_path", str(tmp_path / "feats" / "rgb"), "--event_base_path",
+         str(tmp_path / "feats" / "event_dvs_counts"), "--test_list", str(tmp_path / "test.txt"),
+         "--frame_lbl_txt", str(tmp_path / "ann.csv"), "--test_crop", "0",
+         "--train_save_path", str(tmp_path / "train.csv"),
+         "--test_save_path", str(tmp_path / "test.csv")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    train = (tmp_path / "train.csv").read_text().splitlines()
+    test = (tmp_path / "test.csv").read_text().splitlines()
+    assert len(train) == 1 + 2 * 2 and len(test) == 1 + 1  # header + crops 0,5 of 2 videos
+    assert "event_dvs_counts" in test[1] and "v2__0.npy" in test[1]
+    for row in train[1:] + test[1:]:
+        for cell in row.split(","):
+            if cell.endswith(".npy"):
+                assert (tmp_path / cell).exists() or Path(cell).exists()
