@@ -101,7 +101,11 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
             choices=DATASETS,
             help="decides class folders (XD is flat) and the event tree name",
         )
-    g.add_argument("--video_dir", required=True, help="folder of videos (<Class>/<video> or flat)")
+    g.add_argument(
+        "--video_dir",
+        help="folder of videos (<Class>/<video> or flat); required unless --event_window_us or "
+        "--event_count extract recordings alone",
+    )
     g.add_argument(
         "--save_dir",
         action="append",
@@ -323,6 +327,18 @@ def _add_event_flags(p: argparse.ArgumentParser) -> None:
         type=sensor_size,
         default=None,
         help="HEIGHTxWIDTH of recordings that do not store it (UCF-Crime-DVS: 720x1280)",
+    )
+    e.add_argument(
+        "--event_window_us",
+        type=positive_int,
+        default=None,
+        help="event-only data (no videos): snippets of this many µs of each recording",
+    )
+    e.add_argument(
+        "--event_count",
+        type=positive_int,
+        default=None,
+        help="event-only data (no videos): snippets of this many events of each recording",
     )
     e.add_argument(
         "--sim_threshold",
@@ -585,6 +601,10 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     from iefvad.extraction.setup import EncoderSetup, prepare_encoders
 
     spec = get_spec(dataset)
+    if getattr(args, "event_window_us", None) or getattr(args, "event_count", None):
+        return _run_event_only(args, spec, compat)
+    if not args.video_dir:
+        raise ExtractError("--video_dir is required (the folder of the videos)")
     if not Path(args.video_dir).expanduser().is_dir():
         raise ExtractError(f"--video_dir {args.video_dir} is not a folder; pass the video folder")
     modalities = ("image", "event") if modality == "both" else (modality,)
@@ -648,3 +668,58 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         return 0
     distributed = init_distributed() if not args.shard else False
     return _extract(cfg, ready.encoders, distributed)
+
+
+def _run_event_only(args: argparse.Namespace, spec: Any, compat: bool) -> int:
+    """Event features of recordings without videos (``--event_window_us``/``--event_count``)."""
+    from iefvad.cli.weights import weights_options
+    from iefvad.extraction.event_only import EventOnlyConfig, run_event_only
+    from iefvad.extraction.layout import ExtractError, check_output_folders
+    from iefvad.extraction.setup import EncoderSetup, prepare_encoders
+
+    events = event_options(args)
+    if events.source != "recordings":
+        raise ExtractError(
+            "--event_window_us and --event_count cut recordings: add "
+            "--event_source recordings --event_dir DIR"
+        )
+    if args.event_window_us and args.event_count:
+        raise ExtractError("give one of --event_window_us and --event_count, not both")
+    if args.video_dir:
+        log.warning("--video_dir is not used: --event_window_us/--event_count cut recordings alone")
+    tree = f"event_dvs_{events.repr}"
+    root = _roots(args, ("event",), tree)["event"]
+    check_output_folders([root])
+    _, event_ckpt, clip_model = _encoder_choice(args, "event", compat)
+    ready = prepare_encoders(
+        EncoderSetup(
+            modalities=("event",),
+            event_ckpt=event_ckpt,
+            clip_model=clip_model,
+            clip_format=args.clip_format,
+            random_init=args.random_init,
+            random_arch=args.random_arch,
+            weights=weights_options(args),
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            images_per_batch=args.images_per_batch,
+            threads=args.threads,
+        )
+    )
+    cfg = EventOnlyConfig(
+        event_dir=events.event_dir,  # type: ignore[arg-type]
+        root=root,
+        crops=args.crops,
+        repr=events.repr,  # type: ignore[arg-type]
+        window_us=args.event_window_us,
+        per_snippet=args.event_count,
+        sensor_size=events.sensor_size,
+        class_folders=spec.class_folders,
+        overwrite=args.overwrite,
+    )
+    enc = ready.encoders.event
+    assert enc is not None
+    summary = run_event_only(cfg, enc, ready.encoders.batch_size)
+    print(summary.text(), file=sys.stderr)
+    return summary.exit_code

@@ -215,7 +215,7 @@ def _encode_event_crops(
     return out.view(len(opts.crops), s, enc.embed_dim)
 
 
-def _encode_count_crops(
+def encode_event_counts(
     enc: Encoder, counts: torch.Tensor, crops: tuple[int, ...], repr: str, batch_size: int
 ) -> torch.Tensor:
     """One embedding per snippet and crop of event count maps ``[S, 2, 256, 340]`` (ON, OFF at
@@ -262,7 +262,7 @@ def encode_snippets(
         else:
             if event_counts.shape[0] != s:
                 raise ValueError(f"{event_counts.shape[0]} event count maps for {s} snippets")
-            ev = _encode_count_crops(
+            ev = encode_event_counts(
                 encoders.event, event_counts, opts.crops, event_repr, encoders.batch_size
             ).cpu()
         feats.event = {c: ev[i] for i, c in enumerate(opts.crops)}

@@ -282,3 +282,40 @@ def test_video_and_its_simulated_recording_to_features_to_lists(tmp_path) -> Non
         for cell in row.split(","):
             if cell.endswith(".npy"):
                 assert (tmp_path / cell).exists() or Path(cell).exists()
+
+
+def test_event_only_recordings_by_window_and_by_count(tmp_path) -> None:
+    """No videos: recordings cut by a fixed window or a fixed count of events; a recording
+    that cannot be read fails alone; a rerun skips what is complete."""
+    from iefvad.extraction.event_only import EventOnlyConfig, run_event_only
+
+    rng = np.random.default_rng(3)
+    n = 5_000
+    t = np.sort(rng.integers(1_000, 1_001_000, n))
+    ev = Events(t, rng.integers(0, 64, n).astype(np.int32), rng.integers(0, 48, n).astype(np.int32),
+                rng.integers(0, 2, n).astype(np.int8))  # fmt: skip
+    save_npz(tmp_path / "rec" / "walk" / "r1.npz", ev)
+    (tmp_path / "rec" / "walk" / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    enc = random_encoder("tiny", 1, normalise=False)
+    argv = ["--dataset", "custom", "--event_source", "recordings", "--event_dir",
+            str(tmp_path / "rec"), "--event_sensor_size", "48x64", "--out_root",
+            str(tmp_path / "out"), "--random_init", "--random_arch", "tiny", "--seed", "0",
+            "--device", "cpu", "--crops", "0,9", "--event_window_us", "300000"]  # fmt: skip
+    assert main(argv) == 1  # bad.npz failed, r1 extracted
+    tree = tmp_path / "out" / "event_dvs_counts"
+    got = np.load(tree / "walk" / "r1__9.npy")
+    edges = int(t[0]) + 300_000 * np.arange(5)  # windows from the first event past the last
+    counts = snippet_counts([ev.slice_time(a, b) for a, b in zip(edges[:-1], edges[1:])], (48, 64))
+    with torch.no_grad():
+        want = enc.encode(crop_maps(counts, 9, "counts")).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert "walk/bad.npz" in (tree / "extract_failures.txt").read_text()
+    assert main(argv) == 1  # r1 skipped (complete), bad fails again
+    cfg = EventOnlyConfig(tmp_path / "rec", tmp_path / "cnt", (0,), "polarity", per_snippet=2_000,
+                          sensor_size=(48, 64))  # fmt: skip
+    summary = run_event_only(cfg, enc)
+    assert summary.done == ["walk/r1.npz"] and "walk/bad.npz" in summary.failed
+    assert np.load(tmp_path / "cnt" / "walk" / "r1__0.npy").shape == (3, enc.embed_dim)  # 2k+2k+1k
+    assert run_event_only(cfg, enc).skipped == ["walk/r1.npz"]
+    assert main(argv[:-2] + ["--event_window_us", "5", "--event_count", "5"]) == 2
+    assert main(argv[:4] + argv[6:]) == 2  # no --event_source recordings
