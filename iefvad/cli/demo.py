@@ -53,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
         "while, the fused model trained with the released and the reliable recipe, their "
         "weights inside vs outside the failure (docs/demo.md)",
     )
+    p.add_argument(
+        "--two_sensors",
+        action="store_true",
+        help="with --camera_failure: the events come from a simulated event camera watching "
+        "the clean scene, so the failing RGB camera does not fail them (docs/demo.md)",
+    )
     return p
 
 
@@ -93,11 +99,15 @@ def _main(args: argparse.Namespace) -> None:
     if args.camera_failure:
         from iefvad.studies import camera_failure
 
-        out = camera_failure.run_camera_failure(camera_failure.FailureConfig(demo=cfg))
+        out = camera_failure.run_camera_failure(
+            camera_failure.FailureConfig(demo=cfg, two_sensors=args.two_sensors)
+        )
         print()
         print(camera_failure.format_summary(out["table"]))
         print(f"[demo] {out['summary']}, {out['figure']}")
         return
+    if args.two_sensors:
+        raise UserInputError("--two_sensors is a variant of --camera_failure: pass both")
     res = demo.run_demo(cfg)
     print()
     print(demo.format_table(res.table))

@@ -101,7 +101,11 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
             choices=DATASETS,
             help="decides class folders (XD is flat) and the event tree name",
         )
-    g.add_argument("--video_dir", required=True, help="folder of videos (<Class>/<video> or flat)")
+    g.add_argument(
+        "--video_dir",
+        help="folder of videos (<Class>/<video> or flat); required unless --event_window_us or "
+        "--event_count extract recordings alone",
+    )
     g.add_argument(
         "--save_dir",
         action="append",
@@ -207,6 +211,8 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     )
     if compat:
         r.add_argument("--chunk_size", type=int, default=16, help="seed flag: must be 16")
+    if modality != "image":
+        _add_event_flags(p)
 
     s = p.add_argument_group("speed and scale")
     s.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK or cpu), cpu, cuda:N")
@@ -272,6 +278,111 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     o.add_argument("--no_progress", action="store_true", help="no progress bar")
     o.add_argument("--log_level", default="INFO")
     return p
+
+
+def sensor_size(text: str) -> tuple[int, int]:
+    """``720x1280`` (height x width) -> ``(720, 1280)``."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        h = w = 0
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"HEIGHTxWIDTH expected (e.g. 720x1280), found {text!r}")
+    return h, w
+
+
+def _add_event_flags(p: argparse.ArgumentParser) -> None:
+    """Where the event stream comes from (docs/extraction.md, "Event cameras")."""
+    from iefvad.events.representations import EVENT_REPRS
+    from iefvad.extraction.event_sources import EVENT_SOURCES
+
+    e = p.add_argument_group("event sensor (docs/extraction.md, Event cameras)")
+    e.add_argument(
+        "--event_source",
+        default="frames",
+        choices=EVENT_SOURCES,
+        help="frames: thresholded frame differences (reference); simulator: a simulated event "
+        "camera watching the video; recordings: event files in --event_dir",
+    )
+    e.add_argument(
+        "--event_repr",
+        default=None,
+        choices=EVENT_REPRS,
+        help="event maps: framediff (frames' default), counts (event-CLIP's training picture, "
+        "the default for events) or polarity (ON, OFF, mean in 3 channels)",
+    )
+    e.add_argument(
+        "--event_dir",
+        default=None,
+        help="folder of recordings named like the videos (<stem>.npz/.h5/.aedat4/.raw/.dat)",
+    )
+    e.add_argument(
+        "--event_time_offset",
+        type=int,
+        default=0,
+        help="µs of video before the recording's clock reads 0 (> 0: it starts later)",
+    )
+    e.add_argument(
+        "--event_sensor_size",
+        type=sensor_size,
+        default=None,
+        help="HEIGHTxWIDTH of recordings that do not store it (UCF-Crime-DVS: 720x1280)",
+    )
+    e.add_argument(
+        "--event_window_us",
+        type=positive_int,
+        default=None,
+        help="event-only data (no videos): snippets of this many µs of each recording",
+    )
+    e.add_argument(
+        "--event_count",
+        type=positive_int,
+        default=None,
+        help="event-only data (no videos): snippets of this many events of each recording",
+    )
+    e.add_argument(
+        "--sim_threshold",
+        type=positive_float,
+        default=0.2,
+        help="simulator contrast threshold (log intensity, ON and OFF)",
+    )
+    e.add_argument(
+        "--sim_sigma",
+        type=float,
+        default=0.03,
+        help="simulator per-pixel threshold mismatch (std; 0: none)",
+    )
+    e.add_argument(
+        "--sim_refractory_us", type=int, default=100, help="simulator refractory period (µs)"
+    )
+    e.add_argument("--sim_seed", type=int, default=0, help="seed of the simulator's mismatch")
+
+
+def event_options(args: argparse.Namespace) -> Any:
+    """The :class:`iefvad.extraction.event_sources.EventOptions` of the flags."""
+    from iefvad.events.simulator import SimulatorConfig
+    from iefvad.extraction.event_sources import EventOptions, EventSourceError
+
+    if not hasattr(args, "event_source"):
+        return EventOptions()
+    try:
+        sim = SimulatorConfig(
+            threshold_on=args.sim_threshold,
+            threshold_off=args.sim_threshold,
+            threshold_sigma=args.sim_sigma,
+            refractory_us=args.sim_refractory_us,
+            seed=args.sim_seed,
+        )
+    except ValueError as e:
+        raise EventSourceError(f"simulator flags: {e}") from None
+    return EventOptions(
+        source=args.event_source,
+        repr=args.event_repr,
+        event_dir=Path(args.event_dir).expanduser() if args.event_dir else None,
+        time_offset_us=args.event_time_offset,
+        sensor_size=args.event_sensor_size,
+        simulator=sim,
+    )
 
 
 def _roots(args: argparse.Namespace, modalities: tuple[str, ...], event_tree: str) -> dict:
@@ -423,7 +534,7 @@ def _log_setup(cfg: RunConfig, encoders: Encoders, device: Any, where: str) -> N
     opts = cfg.opts
     log.info(
         "device %s, %s, %d images per batch, %d decode workers; shard %d/%d (%s); crops %s, "
-        "tail %s, threshold %g, event norm %s",
+        "tail %s, threshold %g, event norm %s; events from %s drawn as %s",
         device,
         cfg.precision,
         encoders.batch_size,
@@ -435,6 +546,8 @@ def _log_setup(cfg: RunConfig, encoders: Encoders, device: Any, where: str) -> N
         opts.tail,
         opts.threshold,
         opts.event_norm,
+        cfg.events.source,
+        cfg.events.repr,
     )
 
 
@@ -530,12 +643,22 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
     from iefvad.extraction.setup import EncoderSetup, prepare_encoders
 
     spec = get_spec(dataset)
+    if getattr(args, "event_window_us", None) or getattr(args, "event_count", None):
+        return _run_event_only(args, spec, compat)
+    if not args.video_dir:
+        raise ExtractError("--video_dir is required (the folder of the videos)")
     if not Path(args.video_dir).expanduser().is_dir():
         raise ExtractError(f"--video_dir {args.video_dir} is not a folder; pass the video folder")
     modalities = ("image", "event") if modality == "both" else (modality,)
     image_ckpt, event_ckpt, clip_model = _encoder_choice(args, modality, compat)
     opts = RecipeOptions(args.crops, args.tail, args.threshold, args.event_norm, args.clamp)
-    roots = _roots(args, modalities, event_tree_name(spec.event_dir, args.threshold))
+    events = event_options(args)
+    if events.source != "frames" and "event" not in modalities:
+        raise ExtractError(f"--event_source {events.source} needs event features (--modality)")
+    tree = event_tree_name(spec.event_dir, args.threshold)
+    if not events.from_frames:
+        tree = f"event_{'sim' if events.source == 'simulator' else 'dvs'}_{events.repr}"
+    roots = _roots(args, modalities, tree)
     if args.shard:
         rank, world = parse_shard(args.shard)
         where = "--shard"
@@ -580,6 +703,7 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         world=world,
         progress=not args.no_progress,
         dataset=spec.name,
+        events=events,
     )
     _log_setup(cfg, ready.encoders, ready.device, where)
     if args.dry_run:
@@ -587,3 +711,58 @@ def _run(args: argparse.Namespace, dataset: str, modality: str, compat: bool) ->
         return 0
     distributed = init_distributed() if not args.shard else False
     return _extract(cfg, ready.encoders, distributed)
+
+
+def _run_event_only(args: argparse.Namespace, spec: Any, compat: bool) -> int:
+    """Event features of recordings without videos (``--event_window_us``/``--event_count``)."""
+    from iefvad.cli.weights import weights_options
+    from iefvad.extraction.event_only import EventOnlyConfig, run_event_only
+    from iefvad.extraction.layout import ExtractError, check_output_folders
+    from iefvad.extraction.setup import EncoderSetup, prepare_encoders
+
+    events = event_options(args)
+    if events.source != "recordings":
+        raise ExtractError(
+            "--event_window_us and --event_count cut recordings: add "
+            "--event_source recordings --event_dir DIR"
+        )
+    if args.event_window_us and args.event_count:
+        raise ExtractError("give one of --event_window_us and --event_count, not both")
+    if args.video_dir:
+        log.warning("--video_dir is not used: --event_window_us/--event_count cut recordings alone")
+    tree = f"event_dvs_{events.repr}"
+    root = _roots(args, ("event",), tree)["event"]
+    check_output_folders([root])
+    _, event_ckpt, clip_model = _encoder_choice(args, "event", compat)
+    ready = prepare_encoders(
+        EncoderSetup(
+            modalities=("event",),
+            event_ckpt=event_ckpt,
+            clip_model=clip_model,
+            clip_format=args.clip_format,
+            random_init=args.random_init,
+            random_arch=args.random_arch,
+            weights=weights_options(args),
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            images_per_batch=args.images_per_batch,
+            threads=args.threads,
+        )
+    )
+    cfg = EventOnlyConfig(
+        event_dir=events.event_dir,  # type: ignore[arg-type]
+        root=root,
+        crops=args.crops,
+        repr=events.repr,  # type: ignore[arg-type]
+        window_us=args.event_window_us,
+        per_snippet=args.event_count,
+        sensor_size=events.sensor_size,
+        class_folders=spec.class_folders,
+        overwrite=args.overwrite,
+    )
+    enc = ready.encoders.event
+    assert enc is not None
+    summary = run_event_only(cfg, enc, ready.encoders.batch_size)
+    print(summary.text(), file=sys.stderr)
+    return summary.exit_code

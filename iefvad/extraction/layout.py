@@ -398,7 +398,8 @@ def completion(
     if isinstance(found, str):
         return found
     m, shape = found
-    changed = [k for k, v in settings.items() if m.get("settings", {}).get(k) != v]
+    had = m.get("settings", {})
+    changed = [k for k, v in settings.items() if had.get(k, SETTING_DEFAULTS.get(k)) != v]
     if changed:
         return "settings changed: " + ", ".join(changed)
     src = m.get("video", {})
@@ -418,6 +419,10 @@ def completion(
         return "crops missing"
     return None
 
+
+SETTING_DEFAULTS: dict[str, Any] = {"event_source": "frames", "event_repr": "framediff"}
+"""Settings added after manifests were first written, as those manifests' features were made:
+an older manifest counts as written with these (its features stay complete)."""
 
 KEEP_REASONS: frozenset[str | None] = frozenset({None, "crops missing"})
 """Completion results under which a video's old outputs are valid for the run (same video and

@@ -29,6 +29,14 @@ import numpy as np
 import torch
 
 from iefvad import __version__
+from iefvad.datasets.specs import SNIPPET_FRAMES
+from iefvad.errors import UserInputError
+from iefvad.extraction.event_sources import (
+    EventOptions,
+    RecordingIndex,
+    SnippetEventSource,
+    open_source,
+)
 from iefvad.extraction.layout import (
     KEEP_REASONS,
     MANIFEST_FORMAT,
@@ -73,6 +81,8 @@ class RunConfig:
     world: int = 1
     progress: bool = True
     dataset: str = ""
+    events: EventOptions = field(default_factory=EventOptions)
+    """Where the event stream comes from and how it is drawn (default: frame differences)."""
 
 
 @dataclass
@@ -188,6 +198,7 @@ def settings_of(modality: str, encoders: Encoders, cfg: RunConfig) -> dict[str, 
     }
     if modality == "event":
         s.update(threshold=cfg.opts.threshold, event_norm=cfg.opts.event_norm, clamp=cfg.opts.clamp)
+        s.update(cfg.events.settings())
     return s
 
 
@@ -198,9 +209,10 @@ def _manifest(
     encoders: Encoders,
     cfg: RunConfig,
     layout: OutputLayout,
+    events: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     enc = encoders.of(modality)
-    return {
+    m = {
         "format": MANIFEST_FORMAT,
         "modality": modality,
         "video": {
@@ -230,6 +242,9 @@ def _manifest(
         "iefvad_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if modality == "event":
+        m["events"] = {"source": cfg.events.source, "repr": cfg.events.repr, **(events or {})}
+    return m
 
 
 def write_video(
@@ -348,6 +363,8 @@ def _decode_worker(
                 if stop.is_set():
                     group.buffer.release()
                     return
+                if group.index == 0:  # the video is open: its frame rate is known
+                    out.put(("open", idx, info))
                 out.put(("group", idx, group))
         except VideoError as e:
             err = e
@@ -419,6 +436,10 @@ class _Collector:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iefvad-writer")
         self.writes: dict[str, Future] = {}
         self.jobs_of: dict[str, tuple[VideoJob, tuple[str, ...]]] = {}
+        ev = cfg.events
+        self.index = RecordingIndex(ev.event_dir) if ev.source == "recordings" else None  # type: ignore[arg-type]
+        self.sources: dict[int, SnippetEventSource] = {}
+        self.event_failed: dict[int, str] = {}
 
     def _encoders_for(self, mods: tuple[str, ...]) -> Encoders:
         """The encoders of ``mods`` only (a video may need one modality redone)."""
@@ -431,13 +452,46 @@ class _Collector:
             )
         return enc
 
+    def start_video(self, idx: int, job: VideoJob, mods: tuple[str, ...], info: Any) -> None:
+        """Video ``idx`` is open: set up its event source (a recording or the simulator)."""
+        if "event" not in mods or self.cfg.events.from_frames:
+            return
+        try:
+            src = open_source(self.cfg.events, self.index, job.stem, job.out_dir, info.fps)
+        except (UserInputError, OSError) as e:
+            self.event_failed[idx] = f"events: {e}"
+            return
+        if src is not None:
+            self.sources[idx] = src
+
+    def _event_counts(self, idx: int, frames: torch.Tensor, start: int) -> torch.Tensor | None:
+        src = self.sources.get(idx)
+        if src is None:
+            return None
+        try:
+            return src.counts(frames, start // SNIPPET_FRAMES)
+        except (UserInputError, OSError) as e:
+            self.event_failed[idx] = f"events: {e}"
+            return None
+
     def add_group(self, idx: int, mods: tuple[str, ...], group: Any) -> None:
         """Encode one decoded group of video ``idx`` and keep its features."""
         crops = self.cfg.opts.crops
         n = group.frames.shape[0]
         try:
+            if idx in self.event_failed:
+                return
+            frames = group.buffer.tensor[:n]
+            counts = self._event_counts(idx, frames, group.start) if "event" in mods else None
+            if idx in self.event_failed:
+                return
             feats = encode_snippets(
-                self._encoders_for(mods), group.buffer.tensor[:n], self.cfg.opts, bgr=False
+                self._encoders_for(mods),
+                frames,
+                self.cfg.opts,
+                bgr=False,
+                event_counts=counts,
+                event_repr=self.cfg.events.repr or "counts",
             )
         finally:
             group.buffer.release()
@@ -454,6 +508,9 @@ class _Collector:
         info, err = payload
         acc = self.parts.pop(idx, None)
         self.progress.video_done()
+        source = self.sources.pop(idx, None)
+        if err is None and idx in self.event_failed:
+            err = VideoError(job.video, "events", self.event_failed.pop(idx))
         if err is not None:
             _discard_failed(self.p, self.cfg, job, mods)
             self.summary.failed[job.rel] = err.reason + (
@@ -466,8 +523,14 @@ class _Collector:
         assert acc is not None  # a video without error has at least one group
         crops = self.cfg.opts.crops
         features = {m: {c: torch.cat(acc[m][c]).numpy() for c in crops} for m in mods}
+        try:
+            events = source.report(info.num_snippets) if source is not None else None
+        except (UserInputError, OSError) as e:
+            self.summary.failed[job.rel] = f"events: {e}"
+            _discard_failed(self.p, self.cfg, job, mods)
+            return
         manifests = {
-            m: _manifest(m, job, info, self.encoders, self.cfg, self.p.layout) for m in mods
+            m: _manifest(m, job, info, self.encoders, self.cfg, self.p.layout, events) for m in mods
         }
         self.writes[job.rel] = self.writer.submit(
             write_video, self.p.layout, job, features, manifests
@@ -536,7 +599,9 @@ def _extract_locked(cfg: RunConfig, encoders: Encoders, t0: float) -> RunSummary
                     ) from None
                 continue
             job, mods = order[idx]
-            if kind == "group":
+            if kind == "open":
+                collector.start_video(idx, job, mods, payload)
+            elif kind == "group":
                 collector.add_group(idx, mods, payload)
             else:
                 finished += 1

@@ -32,6 +32,7 @@ import torch
 
 from iefvad.datasets.specs import SNIPPET_FRAMES
 from iefvad.errors import UserInputError
+from iefvad.events.representations import crop_maps
 from iefvad.extraction.encoders import Encoder
 from iefvad.video.decode import (
     CROP_SIZE,
@@ -214,12 +215,27 @@ def _encode_event_crops(
     return out.view(len(opts.crops), s, enc.embed_dim)
 
 
+def encode_event_counts(
+    enc: Encoder, counts: torch.Tensor, crops: tuple[int, ...], repr: str, batch_size: int
+) -> torch.Tensor:
+    """One embedding per snippet and crop of event count maps ``[S, 2, 256, 340]`` (ON, OFF at
+    rescaled coordinates) drawn as ``repr`` (:mod:`iefvad.events.representations`):
+    ``[C, S, D]``."""
+    counts = counts.to(enc.device)
+    s = counts.shape[0]
+    maps = torch.cat([crop_maps(counts, c, repr) for c in crops])  # [C*S, 3, 224, 224]
+    out = torch.cat([enc.encode(maps[a : a + batch_size]) for a in range(0, len(maps), batch_size)])
+    return out.view(len(crops), s, enc.embed_dim)
+
+
 @torch.inference_mode()
 def encode_snippets(
     encoders: Encoders,
     frames: np.ndarray | torch.Tensor,
     opts: RecipeOptions = RecipeOptions(),
     bgr: bool = True,
+    event_counts: torch.Tensor | None = None,
+    event_repr: str = "counts",
 ) -> SnippetFeatures:
     """Image and event features of S snippets of resized frames.
 
@@ -227,6 +243,10 @@ def encode_snippets(
     the device asynchronously), BGR as OpenCV decodes unless ``bgr=False``. Event maps are
     normalised over all S snippets in ``group`` mode (pass the reference's groups of up to 32
     snippets to match it) or per snippet. Returns CPU float32 ``{crop: [S, D]}`` per modality.
+
+    ``event_counts``: the snippets' events as count maps ``[S, 2, 256, 340]`` (a recording or the
+    simulator, :mod:`iefvad.extraction.event_sources`), drawn as ``event_repr`` (``counts`` or
+    ``polarity``) instead of the frame differences.
     """
     x = _as_frames(frames).to(encoders.device, non_blocking=True)
     rgb = x.flip(-1) if bgr else x
@@ -237,7 +257,14 @@ def encode_snippets(
         snip = emb.view(len(opts.crops), s, SNIPPET_FRAMES, -1).mean(dim=2).cpu()
         feats.image = {c: snip[i] for i, c in enumerate(opts.crops)}
     if encoders.event is not None:
-        ev = _encode_event_crops(encoders.event, rgb, opts, encoders.batch_size).cpu()
+        if event_counts is None:
+            ev = _encode_event_crops(encoders.event, rgb, opts, encoders.batch_size).cpu()
+        else:
+            if event_counts.shape[0] != s:
+                raise ValueError(f"{event_counts.shape[0]} event count maps for {s} snippets")
+            ev = encode_event_counts(
+                encoders.event, event_counts, opts.crops, event_repr, encoders.batch_size
+            ).cpu()
         feats.event = {c: ev[i] for i, c in enumerate(opts.crops)}
     return feats
 

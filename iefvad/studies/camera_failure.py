@@ -13,6 +13,14 @@ weights leave the image stream while the camera is black, frozen or noise?
 The events are computed from the same frames, so a failing camera corrupts them too: black and
 frozen frames make no events at all, noise makes events everywhere. Whether the event stream
 "carries the score" then is what the figure shows, not an assumption.
+
+``two_sensors`` (``--camera_failure --two_sensors``): a second sensor. The event stream comes
+from a simulated event camera (:mod:`iefvad.events.simulator`, ``--event_source simulator``)
+watching the clean scene, not the RGB camera's output: the models are trained on the demo's
+image features and the simulator's event features (``counts`` maps; the event tower
+standardised on the simulator's maps of the calibration footage), and a failing copy gets the
+image features of its failing video with the event features of the clean video, the same
+scene as the other camera sees it. Outputs go to ``..._two_sensors`` names.
 """
 
 from __future__ import annotations
@@ -31,13 +39,18 @@ from iefvad.datasets.specs import SNIPPET_FRAMES, get_spec
 from iefvad.engine.evaluate import Predictions, compute_metrics, load_test_set, predict
 from iefvad.engine.reliability import RECIPE_MODEL, RECIPES
 from iefvad.engine.train import train
-from iefvad.extraction.encoders import resolve_device
+from iefvad.extraction.encoders import random_encoder, resolve_device, resolve_precision
+from iefvad.extraction.event_sources import EventOptions, SimulatedSource
+from iefvad.extraction.pipeline import RunConfig, run_extraction
+from iefvad.extraction.recipe import Encoders, RecipeOptions, encode_event_counts
+from iefvad.extraction.standardize import fit_standardizer, standardized
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.checkpoint import load_model
 from iefvad.studies.demo import (
     DemoConfig,
     _say,
     _train_config,
+    calibration_frames,
     default_threads,
     extract_features,
     make_lists,
@@ -51,6 +64,8 @@ from iefvad.synthetic.videos import (
 )
 
 RECIPE_NAMES: tuple[str, ...] = ("released", "reliable")
+SIM_TREE = "event_sim_counts"
+"""Event tree of the simulated second sensor, beside the demo's ``rgb`` tree."""
 
 
 @dataclass
@@ -66,6 +81,12 @@ class FailureConfig:
     """Default: ``<out>/results/demo_camera_failure.png``."""
     summary: Path | None = None
     """Default: ``<out>/results/demo_camera_failure/summary.csv``."""
+    two_sensors: bool = False
+    """Events from a simulated event camera watching the clean scene (see the module doc)."""
+
+    @property
+    def tag(self) -> str:
+        return "demo_camera_failure" + ("_two_sensors" if self.two_sensors else "")
 
 
 @dataclass
@@ -137,7 +158,10 @@ def _failing_copies(
     frows = []
     for f in failed:
         img = next(froots["image"].rglob(f"{f.name}__{crop}.npy"))
-        evt = next(froots["event"].rglob(f"{f.name}__{crop}.npy"))
+        if cfg.two_sensors:  # the event camera watches the clean scene
+            evt = d.out / "features" / SIM_TREE / f.plan.folder / f"{f.plan.name}__{crop}.npy"
+        else:
+            evt = next(froots["event"].rglob(f"{f.name}__{crop}.npy"))
         frows.append(ListRow(img, f.plan.label, evt))
     _say(d, f"{len(failed)} failing-camera videos extracted under {root}")
     return failed, frows
@@ -151,7 +175,8 @@ def _train_recipes(
     d = cfg.demo
     device = resolve_device(d.device)
     spec = get_spec("custom")
-    test_rows = read_list(lists / "test.csv", None, spec.event_dir)
+    event_dir = SIM_TREE if cfg.two_sensors else spec.event_dir
+    test_rows = read_list(lists / "test.csv", None, event_dir)
     gt = load_gt(lists / "gt.npy")
     clean_set = load_test_set(test_rows, None, progress=False)
     fail_set = load_test_set(frows, None, progress=False)
@@ -159,9 +184,11 @@ def _train_recipes(
     clean_auc: dict[str, float] = {}
     for recipe in RECIPE_NAMES:
         tc = _train_config(d, f"fused-{recipe}", None, lists)
+        ckpts = "checkpoints_two_sensors" if cfg.two_sensors else "checkpoints"
         tc = replace(
             tc,
-            ckpt_dir=d.out / "camera_failure" / "checkpoints" / recipe,
+            event_dir=event_dir,
+            ckpt_dir=d.out / "camera_failure" / ckpts / recipe,
             model={**tc.model, **RECIPE_MODEL[recipe]},
             uncertainty=RECIPES[recipe].to_record() if recipe != "released" else {},
         )
@@ -223,10 +250,12 @@ def _run(cfg: FailureConfig) -> dict[str, Any]:
     if summary.failed:
         raise RuntimeError(f"feature extraction failed:\n{summary.text()}")
     lists = make_lists(d, out / "features", vids)
+    if cfg.two_sensors:
+        simulated_event_features(d, vids.video_dir)
     failed, frows = _failing_copies(cfg, vids)
     preds, clean_auc = _train_recipes(cfg, lists, frows)
     table = _span_table(cfg, failed, preds, clean_auc)
-    summary_path = cfg.summary or out / "results" / "demo_camera_failure" / "summary.csv"
+    summary_path = cfg.summary or out / "results" / cfg.tag / "summary.csv"
     with atomic_write(summary_path, "w") as fh:
         w = csv.DictWriter(fh, fieldnames=list(table[0]))
         w.writeheader()
@@ -237,9 +266,51 @@ def _run(cfg: FailureConfig) -> dict[str, Any]:
         [{"video": f.name, "mode": f.mode, "span": list(f.span)} for f in failed],
     )
     figure = plot_failures(
-        failed, preds, clean_auc, cfg.figure or out / "results" / "demo_camera_failure.png", d
+        failed, preds, clean_auc, cfg.figure or out / "results" / f"{cfg.tag}.png", d
     )
     return {"table": table, "summary": summary_path, "figure": figure, "clean_auc": clean_auc}
+
+
+def simulated_event_encoder(d: DemoConfig, opts: RecipeOptions, events: EventOptions) -> Encoders:
+    """The demo's random event tower, standardised on the simulator's ``counts`` maps of the
+    calibration footage (as the demo standardises it on frame differences)."""
+    device = resolve_device(d.device)
+    enc = random_encoder(d.event_arch, d.encoder_seed + 1, normalise=False)
+    frames = calibration_frames(d.videos, d.calibration_clips)
+    source = SimulatedSource(events.simulator, d.videos.fps)
+    crop = opts.crops[0]
+    outs = []
+    with torch.inference_mode():
+        for a in range(0, len(frames), 512):
+            counts = source.counts(torch.from_numpy(frames[a : a + 512]), a // SNIPPET_FRAMES)
+            outs.append(encode_event_counts(enc, counts, (crop,), events.repr or "counts", 64)[0])
+    mean, std = fit_standardizer(torch.cat(outs))
+    enc = standardized(enc, mean, std).to(device, resolve_precision("auto", device))
+    return Encoders(event=enc, batch_size=256 if device.type == "cuda" else 64)
+
+
+def simulated_event_features(d: DemoConfig, video_dir: Path) -> None:
+    """Event features of the demo's (clean) videos from the simulated event camera, in
+    ``<out>/features/event_sim_counts`` beside the image tree (resumed when complete)."""
+    events = EventOptions("simulator", "counts")
+    opts = RecipeOptions(crops=d.crops, tail="reference", event_norm=d.event_norm)  # type: ignore[arg-type]
+    encoders = simulated_event_encoder(d, opts, events)
+    summary = run_extraction(
+        RunConfig(
+            video_dir=video_dir,
+            roots={"event": d.out / "features" / SIM_TREE},
+            opts=opts,
+            precision=resolve_precision("auto", encoders.device),
+            workers=1,
+            progress=d.progress,
+            dataset="custom",
+            events=events,
+        ),
+        encoders,
+    )
+    if summary.failed:
+        raise RuntimeError(f"simulated event features failed:\n{summary.text()}")
+    _say(d, f"simulated event camera: {summary.total} videos -> {d.out / 'features' / SIM_TREE}")
 
 
 def format_summary(table: list[dict[str, Any]]) -> str:

@@ -103,3 +103,23 @@ def test_camera_failure_study_reports_every_recipe_and_mode(demo):
         assert r["w_image_inside"] + r["w_event_inside"] == pytest.approx(1.0, abs=1e-3)
     assert out["summary"].is_file() and out["figure"].stat().st_size > 10_000
     assert len(out["summary"].read_text().splitlines()) == len(table) + 1
+
+
+def test_two_sensor_camera_failure_keeps_the_events_of_the_clean_scene(demo):
+    """``--two_sensors``: event features from the simulator watching the clean videos; a
+    failing copy pairs its own image features with the clean video's event features."""
+    from iefvad.studies.camera_failure import SIM_TREE, FailureConfig, run_camera_failure
+
+    cfg, _ = demo
+    out = run_camera_failure(FailureConfig(demo=cfg, two_sensors=True))
+    assert out["figure"].name == "demo_camera_failure_two_sensors.png"
+    assert "two_sensors" in str(out["summary"]) and len(out["table"]) == 8
+    sim = sorted((cfg.out / "features" / SIM_TREE).rglob("*.manifest.json"))
+    assert sim and all(json.loads(p.read_text())["events"]["source"] == "simulator" for p in sim)
+    crop = cfg.crops[0]
+    for p in sim[:3]:  # the simulated events differ from the frame differences of the video
+        stem = p.name.removesuffix(".manifest.json")
+        a = np.load(p.parent / f"{stem}__{crop}.npy")
+        rel = p.parent.relative_to(cfg.out / "features" / SIM_TREE)
+        b = np.load(cfg.out / "features" / "event_thr_10" / rel / f"{stem}__{crop}.npy")
+        assert a.shape == b.shape and not np.allclose(a, b)
