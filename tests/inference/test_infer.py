@@ -278,8 +278,12 @@ def test_videos_with_the_same_name_do_not_overwrite_each_other(ckpt, tmp_path, c
         js = json.loads((out / f"{name}.json").read_text())
         assert js["video"] == str(video) and js["frames"] == frames
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{n}.{ext}" for n in ("a__x", "b__x.mp4", "b__x.avi") for ext in ("csv", "json")
+        [f"{n}.{ext}" for n in ("a__x", "b__x.mp4", "b__x.avi") for ext in ("csv", "json")]
+        + ["report.html", "report_videos"]
     )
+    # the report's playable copies (mp4v and MJPG are not) are named as the outputs
+    copies = sorted(p.stem for p in (out / "report_videos").iterdir())
+    assert copies == ["a__x", "b__x.avi", "b__x.mp4"]
     said = capsys.readouterr().out
     assert (
         f"{vids[2]}: outputs named b__x.avi.*" in said
