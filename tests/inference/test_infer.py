@@ -16,9 +16,7 @@ from iefvad.cli.infer import main
 from iefvad.data.csv_lists import ListRow
 from iefvad.data.features import CLIP_LEN, chunk, num_chunks
 from iefvad.engine import evaluate
-from iefvad.extraction.encoders import VisionArch, random_encoder
-from iefvad.extraction.provenance import attach_to_checkpoint, encoder_record, feature_record
-from iefvad.extraction.recipe import RecipeOptions
+from iefvad.extraction.encoders import random_encoder
 from iefvad.inference import offline as infer
 from iefvad.inference.offline import find_segments, output_names, score_video
 from iefvad.inference.scorer import Context, Scorer
@@ -28,28 +26,14 @@ from iefvad.models.checkpoint import save_checkpoint
 from iefvad.models.model import IEFVAD, ModelConfig
 from iefvad.synthetic.videos import DemoVideoSpec, plan_video, write_video
 
-from extract_helpers import torch_threads
+from extract_helpers import TINY, tiny_scoring_checkpoint, torch_threads
 from extract_helpers import write_video as write_mp4
-
-TINY = VisionArch(width=64, layers=1, patch_size=32, embed_dim=32)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A small untrained model whose checkpoint records two random towers (snippet events)."""
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    torch.manual_seed(0)
-    model = IEFVAD(ModelConfig(dim=32, heads=1, refine_steps=1, dropout=0.0))
-    save_checkpoint(path, model, dataset="custom")
-    img, evt = random_encoder(TINY, 0), random_encoder(TINY, 1, normalise=False)
-    rec = feature_record(
-        encoder_record(img, TINY, 0),
-        encoder_record(evt, TINY, 1),
-        RecipeOptions(crops=(5,), event_norm="snippet"),
-        test_crop=5,
-    )
-    attach_to_checkpoint(path, rec)
-    return path
+    return tiny_scoring_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
 
 
 @pytest.fixture(scope="module")
