@@ -133,8 +133,8 @@
     svg.appendChild(sv("rect", { x: 0, y: HS + GAP, width: W, height: HW, class: "panel" }));
     for (const s of v.truth) svg.appendChild(band(v.frames, s[0], s[1], 0, HS, "truth"));
     for (const s of v.segments) svg.appendChild(band(v.frames, s.start_frame, s.end_frame, 0, HS, "segment"));
-    const ys = (x) => HS * (1 - x);
-    const yw = (x) => HS + GAP + HW * (1 - x);
+    const ys = (x) => 3 + (HS - 6) * (1 - x); // 3 units of margin: 0 and 1 stay visible
+    const yw = (x) => HS + GAP + 3 + (HW - 6) * (1 - x);
     svg.appendChild(sv("line", { x1: 0, x2: W, y1: ys(data.threshold), y2: ys(data.threshold), class: "threshold" }));
     svg.appendChild(sv("polyline", { points: steps(v.w_image, v.frames, yw), class: "w-image" }));
     svg.appendChild(sv("polyline", { points: steps(v.w_event, v.frames, yw), class: "w-event" }));
