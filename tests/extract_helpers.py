@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from iefvad.extraction.encoders import VisionArch
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -191,23 +193,26 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a64 * b64).sum(1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
 
 
+TINY = VisionArch(width=64, layers=1, patch_size=32, embed_dim=32)
+"""The towers of :func:`tiny_scoring_checkpoint`."""
+
+
 def tiny_scoring_checkpoint(path: Path) -> Path:
-    """A small untrained model (D = 32) whose checkpoint records two random towers (snippet
-    events), enough for ``infer.py`` to score any video on CPU in a second."""
-    from iefvad.extraction.encoders import VisionArch, random_encoder
+    """A small untrained model (seed 0) whose checkpoint records two random :data:`TINY`
+    towers (per-snippet events): what ``infer.py`` needs to score a video in about a second."""
+    from iefvad.extraction.encoders import random_encoder
     from iefvad.extraction.provenance import attach_to_checkpoint, encoder_record, feature_record
     from iefvad.extraction.recipe import RecipeOptions
     from iefvad.models.checkpoint import save_checkpoint
     from iefvad.models.model import IEFVAD, ModelConfig
 
-    tiny = VisionArch(width=64, layers=1, patch_size=32, embed_dim=32)
     torch.manual_seed(0)
     model = IEFVAD(ModelConfig(dim=32, heads=1, refine_steps=1, dropout=0.0))
     save_checkpoint(path, model, dataset="custom")
-    img, evt = random_encoder(tiny, 0), random_encoder(tiny, 1, normalise=False)
+    img, evt = random_encoder(TINY, 0), random_encoder(TINY, 1, normalise=False)
     rec = feature_record(
-        encoder_record(img, tiny, 0),
-        encoder_record(evt, tiny, 1),
+        encoder_record(img, TINY, 0),
+        encoder_record(evt, TINY, 1),
         RecipeOptions(crops=(5,), event_norm="snippet"),
         test_crop=5,
     )

@@ -29,9 +29,27 @@ OLD_SPELLINGS = frozenset({"--no_plot", "--out", "--threshold", "--epochs"})
 """Option strings accepted for compatibility and hidden from ``--help``."""
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``ArgumentDefaultsHelpFormatter`` that leaves the :data:`OLD_SPELLINGS` out of
-    ``--help`` (the usage line shows the first, canonical, option string anyway)."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Every script's ``--help``: one default per flag, the true one, and the
+    :data:`OLD_SPELLINGS` left out (the usage line shows the first, canonical, option string
+    anyway).
+
+    ``(default: VALUE)`` is appended, VALUE being the parser's default, unless the help already
+    says what the default is in words (``(default ...``: a default that depends on the dataset
+    or the checkpoint, which the parser holds as None), the default is None (not set), or the
+    flag takes no value (``store_true``: off unless given).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or "%(default)" in text:
+            return text
+        if action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0:
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            shown = shown_default(action.default).replace("%", "%%")
+            return f"{text} (default: {shown})" if text else f"(default: {shown})"
+        return text
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
         shown = [s for s in action.option_strings if s not in OLD_SPELLINGS]
@@ -39,6 +57,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             action = copy.copy(action)
             action.option_strings = shown
         return super()._format_action_invocation(action)
+
+
+def shown_default(value: object) -> str:
+    """A default as ``--help`` shows it: a list as its items, space-separated (as typed)."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)
 
 
 class Spelled(argparse._StoreAction):

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import exit_on_failure
 from iefvad.cli.options import add_data_args, add_model_args, add_runtime_args, evaluation_config
 from iefvad.studies.explore import (
@@ -21,7 +22,7 @@ def explore_parser() -> argparse.ArgumentParser:
         description="Uncertainty explorer: degrade one modality at test time (attenuate, "
         "noise, drop) and measure AUC/AP, Brier score, KL(clean||noisy) and the fusion "
         "weights. Several checkpoints (fusion variants) can be compared.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--ckpt_path",
@@ -34,8 +35,20 @@ def explore_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp_name", help="names the output folder (default: first checkpoint stem)")
     add_data_args(p)
     g = p.add_argument_group("degradations")
-    g.add_argument("--modality", nargs="+", choices=MODALITIES, default=list(MODALITIES))
-    g.add_argument("--perturbation", nargs="+", choices=PERTURBATIONS, default=list(PERTURBATIONS))
+    g.add_argument(
+        "--modality",
+        nargs="+",
+        choices=MODALITIES,
+        default=list(MODALITIES),
+        help="modalities degraded, one at a time",
+    )
+    g.add_argument(
+        "--perturbation",
+        nargs="+",
+        choices=PERTURBATIONS,
+        default=list(PERTURBATIONS),
+        help="degradations applied",
+    )
     g.add_argument(
         "--attenuate_levels",
         type=float,

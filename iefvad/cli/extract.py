@@ -78,7 +78,9 @@ def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0 <= v < 1, "a fraction 0 <= f < 1 (default 0.02)")
 
 
-def build_parser(dataset: str | None = None, modality: str | None = None, compat: bool = False):
+def build_parser(
+    dataset: str | None = None, modality: str | None = None, compat: bool = False
+) -> argparse.ArgumentParser:
     """The argument parser; ``dataset``/``modality`` fixed by a per-dataset front end."""
     from iefvad.cli.aliases import HelpFormatter
     from iefvad.cli.weights import add_weights_flags
@@ -276,7 +278,7 @@ def build_parser(dataset: str | None = None, modality: str | None = None, compat
     )
     o.add_argument("--dry_run", action="store_true", help="list what would be done and stop")
     o.add_argument("--no_progress", action="store_true", help="no progress bar")
-    o.add_argument("--log_level", default="INFO")
+    o.add_argument("--log_level", default="INFO", help="logging level: DEBUG, INFO, WARNING")
     return p
 
 

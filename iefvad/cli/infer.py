@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="infer.py",
         description="Anomaly scores for your own videos (per-frame CSV, top segments JSON, "
-        "plot) or a live stream (camera, file or URL).",
+        "plot, an HTML report that plays them) or a live stream (camera, file or URL).",
         formatter_class=HelpFormatter,
     )
     p.add_argument("videos", nargs="*", help="video files to score")
@@ -80,6 +80,13 @@ def parser() -> argparse.ArgumentParser:
         "impossible one)",
     )
     g.add_argument("--no_plots", "--no_plot", action="store_true", help="skip the PNG")
+    g.add_argument(
+        "--report",
+        action="store_true",
+        default=True,
+        help="write report.html: each video playing above its score and weights (default: on)",
+    )
+    g.add_argument("--no_report", dest="report", action="store_false", help="skip report.html")
     g = p.add_argument_group("streams")
     g.add_argument("--alert", type=float, help="print ALERT when a snippet scores >= this")
     g.add_argument(
@@ -179,6 +186,7 @@ def config_of(args: argparse.Namespace) -> InferConfig:
             args.top_k,
             args.fps,
             not args.no_plots,
+            args.report,
         )
     return InferConfig(session, offline, stream, args.threads)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import run_entry
 from iefvad.data.csv_lists import ListError
 from iefvad.data.groundtruth import generate_gt, sidecar_path
@@ -45,6 +46,7 @@ def _dataset_arg(p: argparse.ArgumentParser, dataset: str | None) -> None:
 def file_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Write the train/test list CSVs (path,label) of a feature tree.",
+        formatter_class=HelpFormatter,
     )
     _dataset_arg(p, dataset)
     p.add_argument(
@@ -58,13 +60,13 @@ def file_parser(dataset: str | None = None) -> argparse.ArgumentParser:
         "--split",
         choices=SPLITS,
         default="standard",
-        help="benchmark split: standard (default) or the reference's ief-vad lists",
+        help="benchmark split: standard or the reference's ief-vad lists",
     )
     p.add_argument(
         "--test_crop",
         type=int,
         default=DEFAULT_TEST_CROP,
-        help="crop used for test rows (default 5)",
+        help="crop used for test rows",
     )
     p.add_argument(
         "--absolute",
@@ -85,7 +87,7 @@ def file_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     g.add_argument(
         "--test_fraction", type=float, help="draw this fraction of every class as test videos"
     )
-    g.add_argument("--seed", type=int, default=0, help="seed of --test_fraction (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of --test_fraction")
     g.add_argument(
         "--frame_lbl_txt",
         help="annotations CSV video,start_frame,end_frame[,class] of the test videos",
@@ -166,6 +168,7 @@ def _generate_file(
 def gt_parser(dataset: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Write the frame-level ground truth (.npy + .json sidecar) of a test list.",
+        formatter_class=HelpFormatter,
     )
     _dataset_arg(p, dataset)
     p.add_argument("--csv_path", help="test CSV (default list/<dataset>/test.csv)")

@@ -13,6 +13,7 @@ from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.reliability import add_recipe_args, recipe_model_fields, recipe_record
 from iefvad.data.features import CLIP_LEN
 from iefvad.data.list_rules import default_paths
@@ -59,8 +60,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         "--nan_policy",
         choices=("error", "zero"),
         default="error",
-        help="NaN/Inf in features: stop and list the files (default), or replace "
-        "by 0 as the reference silently does",
+        help="NaN/Inf in features: error stops and lists the files; zero replaces them "
+        "by 0, as the reference silently does",
     )
     g.add_argument("--workers", type=int, default=8, help="threads reading feature files")
 
@@ -117,19 +118,19 @@ def model_fields(args: argparse.Namespace) -> dict[str, Any]:
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train IEF-VAD on extracted image + event features (video-level labels).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_data_args(p)
     p.add_argument("--train_list", type=Path, help="train CSV (default list/<dataset>/train.csv)")
     g = p.add_argument_group("optimisation (default: the dataset's preset)")
     g.add_argument("--batch_size", type=int, help="videos per loader per step")
     g.add_argument("--lr", type=float)
-    g.add_argument("--weight_decay", type=float, default=0.01)
+    g.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay")
     g.add_argument("--max_epoch", type=int)
     g.add_argument("--milestones", type=int, nargs="*", help="epochs at which lr *= gamma")
     g.add_argument("--gamma", type=float)
     g.add_argument("--lam", type=float, help="weight of the alignment + KL terms")
-    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--seed", type=int, default=42, help="training seed")
     g.add_argument(
         "--preset",
         choices=PRESETS,
@@ -155,14 +156,14 @@ def train_parser() -> argparse.ArgumentParser:
         type=int,
         default=TOPK_DIV,
         help="MIL loss: each training video's score is the mean of its top "
-        "len // topk_div + 1 snippets (reference: 16)",
+        "len // topk_div + 1 snippets (16 as the reference)",
     )
     g.add_argument(
         "--train_len",
         type=int,
         default=CLIP_LEN,
         help="snippets per training row: longer videos are averaged into this many bins, "
-        "shorter ones padded (reference: 256)",
+        "shorter ones padded (256 as the reference)",
     )
     g = p.add_argument_group("model selection and outputs")
     g.add_argument(
@@ -172,7 +173,12 @@ def train_parser() -> argparse.ArgumentParser:
         help="last: final model; val: best on held-out training videos; test: the "
         "reference protocol (optimistic)",
     )
-    g.add_argument("--val_fraction", type=float, default=0.1)
+    g.add_argument(
+        "--val_fraction",
+        type=float,
+        default=0.1,
+        help="share of the training videos --select val holds out",
+    )
     g.add_argument(
         "--eval_every",
         type=int,
@@ -282,7 +288,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
 def test_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Evaluate an IEF-VAD checkpoint: frame AUC/AP, per class, plots.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--ckpt_path",
@@ -299,6 +305,17 @@ def test_parser() -> argparse.ArgumentParser:
     g.add_argument("--plot_max_videos", type=int, default=4, help="videos per class plot")
     g.add_argument(
         "--map_iou", action="store_true", help="compute mAP@IoU for any dataset (always on for xd)"
+    )
+    g.add_argument(
+        "--report",
+        action="store_true",
+        help="also write report.html: every test video's score and weights over time, its "
+        "ground truth, AUC / AP, a table sorted by error (worst first)",
+    )
+    g.add_argument(
+        "--video_root",
+        type=Path,
+        help="folder of the test videos (found by name, any depth): the report plays them",
     )
     g.add_argument("--batch_size", type=int, default=64, help="chunks of 256 snippets per batch")
     add_model_args(p, ("heads", "nu", "noise"), "released checkpoints (not recorded in the file)")

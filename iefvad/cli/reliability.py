@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from iefvad.cli.aliases import HelpFormatter
 from iefvad.engine.corruption import KINDS, MODALITY_CHOICES
 from iefvad.engine.reliability import (
     DEFAULT_RECIPE,
@@ -115,20 +116,35 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
 def bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Reliability benchmark: corrupt one modality at test time; AUC, the "
-        "degraded modality's weight and how well it detects the corruption."
+        "degraded modality's weight and how well it detects the corruption.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--ckpt_path", type=Path, nargs="+", required=True)
     p.add_argument("--labels", nargs="+", help="variant label per checkpoint (default: stem)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seed per checkpoint (default 0)")
     p.add_argument("--test_list", type=Path, required=True)
     p.add_argument("--gt_path", type=Path, required=True)
-    p.add_argument("--event_dir_name", default="event_thr_10")
-    p.add_argument("--fractions", type=float, nargs="+", default=[1.0])
-    p.add_argument("--noise_levels", type=float, nargs="+", default=list(DEFAULT_NOISE))
+    p.add_argument("--event_dir_name", default="event_thr_10", help="event feature tree")
+    p.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="shares of the snippets corrupted",
+    )
+    p.add_argument(
+        "--noise_levels",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_NOISE),
+        help="Gaussian noise levels, in feature stds",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption")
     p.add_argument("--baseline", help="variant whose AUC loss the others are compared with")
-    p.add_argument("--out_dir", type=Path, default=Path("results/reliability"))
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--out_dir", type=Path, default=Path("results/reliability"), help="output folder"
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return p
 
 

@@ -30,11 +30,13 @@ from iefvad.engine.evaluate import (
     video_results,
 )
 from iefvad.engine.outpaths import check_output_dir, check_output_file
+from iefvad.engine.report_page import evaluation_report
 from iefvad.engine.train import check_labels
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json, save_npy
 from iefvad.models.checkpoint import load_model
 from iefvad.paths import check_name, check_outputs, safe_name, same_file
+from iefvad.report.page import number, write_report
 from iefvad.viz.figures import VideoTrace, plot_by_class
 
 
@@ -138,6 +140,10 @@ class TestConfig(EvaluationOptions):
     plots: bool = True
     plot_max_videos: int = 4
     map_iou: bool = False
+    report: bool = False
+    """Also write ``report.html`` (:mod:`iefvad.engine.report_page`)."""
+    video_root: Path | None = None
+    """Where the test videos are, for the report to play them."""
 
 
 def run_test(cfg: TestConfig) -> dict[str, Any]:
@@ -154,7 +160,11 @@ def run_test(cfg: TestConfig) -> dict[str, Any]:
         if value < low:
             raise UserInputError(f"{flag} {value} is out of range: it must be an integer >= {low}")
     out_dir = check_output_dir(cfg.out_dir or Path("results") / exp, "--out_dir")
-    for name in ("metrics.json", "frame_scores.npy", "snippets.csv"):
+    if cfg.video_root is not None and not Path(cfg.video_root).is_dir():
+        raise UserInputError(f"--video_root {cfg.video_root}: no such folder")
+    for name in ("metrics.json", "frame_scores.npy", "snippets.csv") + (
+        ("report.html",) if cfg.report else ()
+    ):
         check_output_file(out_dir / name, "--out_dir")
     if cfg.metrics_json:
         check_output_file(cfg.metrics_json, "--metrics_json")
@@ -196,18 +206,33 @@ def run_test(cfg: TestConfig) -> dict[str, Any]:
         w.writerow(["video", "snippet", "start_frame", "score", "w_image", "w_event"])
         for r, s, wi, we in zip(rows, pred.scores, pred.w_image, pred.w_event):
             for i in range(s.size):
-                w.writerow([r.stem, i, 16 * i, f"{s[i]:.6f}", f"{wi[i]:.6f}", f"{we[i]:.6f}"])
+                w.writerow([r.stem, i, 16 * i, number(s[i]), number(wi[i]), number(we[i])])
 
+    videos = video_results(rows, [s.size for s in pred.scores], spec)
+    segs = segments_of(gt, videos)
     plots: list[Path] = []
     if cfg.plots:
-        videos = video_results(rows, [s.size for s in pred.scores], spec)
-        segs = segments_of(gt, videos)
         by_class: dict[str, list[VideoTrace]] = {}
         for i, v in enumerate(videos):
             trace = VideoTrace(v.name, pred.scores[i], pred.w_image[i], pred.w_event[i], segs[i])
             for c in v.classes:
                 by_class.setdefault(c, []).append(trace)
         plots = plot_by_class(by_class, out_dir / "plots", cfg.plot_max_videos)
+
+    page = None
+    if cfg.report:
+        report = evaluation_report(
+            rows,
+            videos,
+            pred,
+            gt.frames,
+            segs,
+            out_dir,
+            f"test.py: {exp} on {dataset} ({len(rows)} videos)",
+            [headline(metrics), f"checkpoint {ckpt_path}, test list {test_list}"],
+            cfg.video_root,
+        )
+        page = write_report(out_dir / "report.html", report)
 
     tqdm.write(f"[test] {headline(metrics)}")
     if ckpt.meta.get("selection", {}) and ckpt.meta["selection"].get("mode") == "test":
@@ -217,4 +242,6 @@ def run_test(cfg: TestConfig) -> dict[str, Any]:
         f"[test] wrote {out_dir}/metrics.json, frame_scores.npy, snippets.csv"
         + (f" and {len(plots)} plots in {out_dir / 'plots'}" if plots else "")
     )
+    if page is not None:
+        tqdm.write(f"[test] report: {page} (open it in a browser)")
     return metrics

@@ -29,8 +29,16 @@ from iefvad.inference.scorer import (
     _Counter,
     _features,
 )
-from iefvad.inference.session import InferError, InferSetup, check_finite_scores, frame_rate
+from iefvad.inference.session import (
+    InferError,
+    InferSetup,
+    check_finite_scores,
+    frame_rate,
+    unverified_encoders,
+)
 from iefvad.paths import check_outputs, safe_name, shown
+from iefvad.report.page import Column, Report, Timeline, number, write_report
+from iefvad.report.playable import make_playable, relative_url
 from iefvad.video.decode import VideoError, open_video
 from iefvad.viz.scores import plot_video_scores
 
@@ -55,6 +63,13 @@ class OfflineConfig:
     fps: float | None = None
     """Frame rate of the times (default: the video's, when plausible)."""
     plots: bool = True
+    report: bool = True
+    """Also write ``report.html``: every video playing above its timeline."""
+
+
+REPORT_NAME = "report.html"
+REPORT_VIDEOS = "report_videos"
+"""Folder (in ``out_dir``) of the browser-playable copies the report makes when needed."""
 
 
 @dataclass
@@ -160,9 +175,9 @@ def write_frame_csv(vs: VideoScores, path: str | os.PathLike[str]) -> Path:
                 [
                     i,
                     f"{i / vs.fps:.3f}",
-                    f"{vs.scores[k]:.6f}",
-                    f"{vs.w_image[k]:.6f}",
-                    f"{vs.w_event[k]:.6f}",
+                    number(vs.scores[k]),
+                    number(vs.w_image[k]),
+                    number(vs.w_event[k]),
                 ]
             )
     return Path(path)
@@ -308,6 +323,70 @@ def plan_outputs(cfg: OfflineConfig) -> list[str]:
     return planned
 
 
+def video_timeline(
+    vs: VideoScores,
+    name: str,
+    out_dir: str | os.PathLike[str],
+    segments: Sequence[dict[str, Any]],
+    paths: dict[str, Path],
+) -> Timeline:
+    """The report's entry of one scored video: the arrays its CSV was written from, every
+    segment, and the video itself (or a browser-playable copy in ``out_dir/report_videos``)."""
+    playable = make_playable(vs.path, Path(out_dir) / REPORT_VIDEOS, name, vs.fps)
+    return Timeline(
+        name=vs.path,
+        scores=vs.scores,
+        w_image=vs.w_image,
+        w_event=vs.w_event,
+        frames=vs.frames,
+        fps=vs.fps,
+        segments=segments,
+        video=None if playable.path is None else relative_url(playable.path, out_dir),
+        note=playable.note,
+        stats={
+            "max_score": float(vs.scores.max()),
+            "segments": len(segments),
+            "duration": vs.frames / vs.fps,
+            "frames": vs.frames,
+        },
+        files=[(p.name, relative_url(p, out_dir)) for p in paths.values()],
+    )
+
+
+def infer_report(
+    timelines: Sequence[Timeline],
+    s: InferSetup,
+    context: Context,
+    threshold: float,
+    failed: dict[str, str],
+) -> Report:
+    """``infer.py``'s page: the scored videos, highest score first."""
+    notes = [
+        f"checkpoint {s.checkpoint.path} ({s.model.cfg.fusion} fusion), context "
+        f"{context.mode} of {context.window} snippets",
+        f"one score and one pair of weights per snippet of {SNIPPET_FRAMES} frames, as in each "
+        f"video's CSV; segments: every run of snippets scoring at least {threshold} (the JSON "
+        "keeps the top ones); click the timeline or a segment to seek",
+    ]
+    if (warning := unverified_encoders(s)) is not None:
+        notes.append(f"warning: {warning}")
+    notes += [f"not scored: {v}: {why}" for v, why in failed.items()]
+    return Report(
+        title=f"infer.py: {len(timelines)} video{'s' * (len(timelines) != 1)}",
+        timelines=timelines,
+        threshold=threshold,
+        notes=notes,
+        columns=[
+            Column("max_score", "max score"),
+            Column("segments", "segments", 0),
+            Column("duration", "seconds", 1),
+            Column("frames", "frames", 0),
+        ],
+        sort="max_score",
+        descending=True,
+    )
+
+
 def score_files(cfg: OfflineConfig, s: InferSetup, names: Sequence[str] | None = None) -> int:
     """Score ``cfg.videos`` one by one, write their outputs and print a line each; a video
     that cannot be decoded is reported and skipped (status 1 at the end). ``names``: the
@@ -321,6 +400,7 @@ def score_files(cfg: OfflineConfig, s: InferSetup, names: Sequence[str] | None =
                 "earlier run's results in --out_dir, have the same name)"
             )
     failed: dict[str, str] = {}
+    timelines: list[Timeline] = []
     for v, name in zip(cfg.videos, names):
         try:
             vs = score_video(s, v, context, cfg.fps)
@@ -346,6 +426,14 @@ def score_files(cfg: OfflineConfig, s: InferSetup, names: Sequence[str] | None =
         )
         for w in vs.warnings:
             print(f"warning: {shown(v)}: {w}", file=sys.stderr)
+        if cfg.report:
+            timelines.append(video_timeline(vs, name, cfg.out_dir, segs, paths))
+    if timelines:
+        page = write_report(
+            Path(cfg.out_dir) / REPORT_NAME,
+            infer_report(timelines, s, context, cfg.score_threshold, failed),
+        )
+        print(f"report: {page} (open it in a browser)")
     if failed:
         print(f"{len(failed)} of {len(cfg.videos)} videos failed:", file=sys.stderr)
         for v, why in failed.items():

@@ -16,7 +16,7 @@ from iefvad.cli.infer import main
 from iefvad.data.csv_lists import ListRow
 from iefvad.data.features import CLIP_LEN, chunk, num_chunks
 from iefvad.engine import evaluate
-from iefvad.extraction.encoders import VisionArch, random_encoder
+from iefvad.extraction.encoders import random_encoder
 from iefvad.inference import offline as infer
 from iefvad.inference.offline import find_segments, output_names, score_video
 from iefvad.inference.scorer import Context, Scorer
@@ -26,10 +26,8 @@ from iefvad.models.checkpoint import save_checkpoint
 from iefvad.models.model import IEFVAD, ModelConfig
 from iefvad.synthetic.videos import DemoVideoSpec, plan_video, write_video
 
-from extract_helpers import tiny_scoring_checkpoint, torch_threads
+from extract_helpers import TINY, tiny_scoring_checkpoint, torch_threads
 from extract_helpers import write_video as write_mp4
-
-TINY = VisionArch(width=64, layers=1, patch_size=32, embed_dim=32)
 
 
 @pytest.fixture(scope="module")
@@ -264,8 +262,12 @@ def test_videos_with_the_same_name_do_not_overwrite_each_other(ckpt, tmp_path, c
         js = json.loads((out / f"{name}.json").read_text())
         assert js["video"] == str(video) and js["frames"] == frames
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{n}.{ext}" for n in ("a__x", "b__x.mp4", "b__x.avi") for ext in ("csv", "json")
+        [f"{n}.{ext}" for n in ("a__x", "b__x.mp4", "b__x.avi") for ext in ("csv", "json")]
+        + ["report.html", "report_videos"]
     )
+    # the report's playable copies (mp4v and MJPG are not) are named as the outputs
+    copies = sorted(p.stem for p in (out / "report_videos").iterdir())
+    assert copies == ["a__x", "b__x.avi", "b__x.mp4"]
     said = capsys.readouterr().out
     assert (
         f"{vids[2]}: outputs named b__x.avi.*" in said
