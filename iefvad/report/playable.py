@@ -25,6 +25,8 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
+from iefvad.video.decode import capture
+
 PLAYABLE: dict[str, frozenset[str]] = {
     "mp4": frozenset({"h264", "vp9", "av1"}),
     "webm": frozenset({"vp8", "vp9", "av1"}),
@@ -68,7 +70,7 @@ def codec_of(path: str | os.PathLike[str]) -> str | None:
                     return str(c.streams.video[0].codec_context.name)
         except (av.error.FFmpegError, OSError, ValueError):
             pass
-    cap = cv2.VideoCapture(str(path))
+    cap = capture(path)
     try:
         code = int(cap.get(cv2.CAP_PROP_FOURCC)) if cap.isOpened() else 0
     finally:
@@ -89,7 +91,7 @@ def browser_plays(path: str | os.PathLike[str]) -> tuple[bool, str]:
 
 
 def _frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
+    cap = capture(path)
     try:
         while True:
             ok, frame = cap.read()
@@ -187,4 +189,4 @@ def relative_url(path: str | os.PathLike[str], page_dir: str | os.PathLike[str])
         rel = os.path.relpath(path, os.path.abspath(page_dir))
     except ValueError:
         return path.as_uri()
-    return "/".join(quote(p) for p in Path(rel).parts)
+    return "/".join(quote(os.fsencode(p)) for p in Path(rel).parts)  # a name's own bytes
