@@ -31,6 +31,7 @@ import numpy as np
 from iefvad.errors import UserInputError
 from iefvad.extraction.manifest import MANIFEST_FORMAT, MANIFEST_SUFFIX
 from iefvad.fileio import probe_writable, read_npy_header
+from iefvad.stored import Bound, StoredValueError, check_value
 from iefvad.video.decode import NUM_CROPS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -351,20 +352,30 @@ def npy_problem(path: Path, rows: int, dim: int) -> str | None:
     return None
 
 
-def _manifest_shape(m: Mapping[str, Any]) -> tuple[int, int] | None:
-    t, d = m.get("T"), m.get("dim")
-    ok = isinstance(t, int) and isinstance(d, int) and t >= 0 and d > 0
-    return (t, d) if ok else None
+MANIFEST_BOUNDS = {"T": Bound("int", 0, 10**7), "dim": Bound("int", 1, 8192)}
+"""A manifest's shape: up to ten million snippets (over 40 days of video at 30 fps) of up to
+8192 values: anything else is a damaged or edited file, never an array to expect."""
+
+
+def _manifest_shape(m: Mapping[str, Any], path: Path) -> tuple[int, int] | str:
+    """``(T, dim)`` of manifest ``m``, or what is wrong with them."""
+    try:
+        for key in ("T", "dim"):
+            check_value(m.get(key), MANIFEST_BOUNDS[key], str(path), key)
+    except StoredValueError as e:
+        return f"manifest unreadable ({e})"
+    return m["T"], m["dim"]
 
 
 def _read_sized_manifest(path: Path, absent: str) -> tuple[dict[str, Any], tuple[int, int]] | str:
     """``(manifest, (T, D))`` of ``path``, or the problem: ``absent`` when there is no file,
-    ``manifest unreadable`` when it cannot be parsed or names no valid shape."""
+    ``manifest unreadable`` when it cannot be parsed or names no valid shape (then with the
+    key and value)."""
     m = read_manifest(path)
     if m is None:
         return "manifest unreadable" if path.exists() else absent
-    shape = _manifest_shape(m)
-    return "manifest unreadable" if shape is None else (m, shape)
+    shape = _manifest_shape(m, path)
+    return shape if isinstance(shape, str) else (m, shape)
 
 
 def completion(

@@ -77,6 +77,53 @@ def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sd
 
 
+def _state_dict(sd: Any, path: Path) -> dict[str, torch.Tensor]:
+    """``sd`` when it is a dict of named tensors, else :class:`CheckpointError`."""
+    if not isinstance(sd, dict):
+        raise CheckpointError(
+            f"checkpoint {path}: 'model_state_dict' is a {type(sd).__name__}, not a dict of "
+            "tensors: the file is damaged; use an intact copy or retrain"
+        )
+    for k, v in sd.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise CheckpointError(
+                f"checkpoint {path}: 'model_state_dict' entry {k!r} is a {type(v).__name__}, "
+                "not a named tensor: the file is damaged; use an intact copy or retrain"
+            )
+    return sd
+
+
+def _count(sd: dict[str, torch.Tensor], pattern: str) -> int:
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in sd if (m := rx.match(k))})
+
+
+LAYER_KEY = r"temporal\.image_attn_layers\.(\d+)\.in_proj_weight$"
+REFINE_KEY = r"temporal\.refinement_blocks\.(\d+)\.0\.weight$"
+
+
+def _check_shapes(cfg: ModelConfig, sd: dict[str, torch.Tensor], path: Path) -> None:
+    """The stored configuration's width, layer and refinement counts against the weights it
+    comes with, before a model of that configuration is built (a configuration that says
+    ``dim=8192`` over weights of width 32 would allocate gigabytes only to fail)."""
+    w = sd.get("temporal.classifier.weight")
+    read = {"dim": int(w.shape[-1]) if w is not None and w.ndim == 2 else None}
+    if "image" in cfg.modalities:
+        read["layers"] = _count(sd, LAYER_KEY)
+    read["refine_steps"] = _count(sd, REFINE_KEY)
+    wrong = [
+        f"{k} {getattr(cfg, k)} (the weights hold {v})"
+        for k, v in read.items()
+        if v is not None and getattr(cfg, k) != v
+    ]
+    if wrong:
+        raise CheckpointError(
+            f"checkpoint {path}: its model_config does not match its weights: "
+            f"{'; '.join(wrong)}. The file is damaged or was edited; use an intact copy or "
+            "retrain"
+        )
+
+
 def infer_config(sd: dict[str, torch.Tensor], path: Path, **overrides: Any) -> ModelConfig:
     """Architecture of a released state_dict, read off its weight shapes; behaviour of the
     released code (``reference`` fusion, no padding mask) unless ``overrides`` say otherwise."""
@@ -87,14 +134,10 @@ def infer_config(sd: dict[str, torch.Tensor], path: Path, **overrides: Any) -> M
             f"checkpoint (first keys: {', '.join(list(sd)[:5])})"
         )
 
-    def count(pattern: str) -> int:
-        rx = re.compile(pattern)
-        return len({m.group(1) for k in sd if (m := rx.match(k))})
-
     inferred = {
         "dim": int(w.shape[1]),
-        "layers": count(r"temporal\.image_attn_layers\.(\d+)\.in_proj_weight$"),
-        "refine_steps": count(r"temporal\.refinement_blocks\.(\d+)\.0\.weight$"),
+        "layers": _count(sd, LAYER_KEY),
+        "refine_steps": _count(sd, REFINE_KEY),
     }
     inferred.update({k: v for k, v in overrides.items() if v is not None})
     return ModelConfig.released(**inferred)
@@ -162,11 +205,12 @@ def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoin
             )
         # files written before a field existed get the behaviour they were trained with
         saved = {"attention_sink": False, **obj["model_config"]}
-        cfg_dict = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        cfg = ModelConfig.from_stored(saved, f"checkpoint {path}, model_config", given)
+        sd = _state_dict(obj["model_state_dict"], path)
+        _check_shapes(cfg, sd, path)
         meta = {k: v for k, v in obj.items() if k not in ("model_state_dict", "model_config")}
-        return Checkpoint(
-            path, "iefvad", ModelConfig.from_dict(cfg_dict), obj["model_state_dict"], meta
-        )
+        return Checkpoint(path, "iefvad", cfg, sd, meta)
     if "model_state_dict" in obj:
         sd = _strip_prefixes(obj["model_state_dict"])
         meta = {k: v for k, v in obj.items() if k in ("epoch", "ap", "auc")}
