@@ -73,15 +73,15 @@ class Bound:
         return shown if below or above else None
 
 
-def check_value(value: Any, bound: Bound, where: str, key: str) -> Any:
+DAMAGED = "the file is damaged or was edited by hand; use an intact copy (or retrain / re-extract)"
+
+
+def check_value(value: Any, bound: Bound, where: str, key: str, fix: str = DAMAGED) -> Any:
     """``value`` when it fits ``bound``; else :class:`StoredValueError` naming ``where`` (the
-    file and the record in it) and ``key``."""
+    file and the record in it, or a flag) and ``key``; ``fix`` ends the message."""
     problem = bound.problem(value)
     if problem is not None:
-        raise StoredValueError(
-            f"{where}: '{key}' is {problem}, expected {bound.describe()}: the file is damaged "
-            "or was edited by hand; use an intact copy (or retrain / re-extract)"
-        )
+        raise StoredValueError(f"{where}: '{key}' is {problem}, expected {bound.describe()}: {fix}")
     return value
 
 

@@ -38,6 +38,7 @@ from torch import nn
 
 from iefvad.devices import resolve_device
 from iefvad.extraction.weights import EncoderError, WeightsOptions, fetch_clip, fetch_event_clip
+from iefvad.models.checkpoint import non_float
 from iefvad.stored import StoredValueError, check_fields, dataclass_bounds
 
 log = logging.getLogger(__name__)
@@ -486,9 +487,26 @@ def fingerprint_module(module: nn.Module, arch: str = "") -> str:
 # ---------------------------------------------------------------- building encoders
 
 
+INTEGER_BUFFERS = ("num_batches_tracked", "position_ids")
+"""Tensors of an image tower that are integers by nature (counters, indices)."""
+
+
+def check_float_weights(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """The image tower's weights are floating point: an integer tensor (a file converted to
+    int8, say) would be cast silently and give features that are all zero or constant, so it
+    is refused, naming the key and its dtype."""
+    bad = non_float(tensors, INTEGER_BUFFERS)
+    if bad:
+        raise EncoderError(
+            f"weights {source}: {bad} in the image tower: CLIP weights are float32/float16; "
+            "the file was converted or written wrongly; use the original weights file"
+        )
+
+
 def _from_openai_layout(
     sd: dict[str, torch.Tensor], vis: dict[str, torch.Tensor], source: str, normalise: bool
 ) -> Encoder:
+    check_float_weights(vis, source)
     arch = arch_from_state_dict(vis, source)
     module = build_vision(arch)
     try:
@@ -508,6 +526,7 @@ def _from_openai_resnet(sd: dict[str, torch.Tensor], source: str, normalise: boo
         raise EncoderError(
             f"weights {source}: a ResNet CLIP needs the full OpenAI state dict (text keys too)"
         )
+    check_float_weights({k: v for k, v in sd.items() if k.startswith("visual.")}, source)
     model = build_model_from_openai_state_dict(dict(sd), cast_dtype=None)
     visual = model.visual.float()
     # build_model_from_openai_state_dict rounds weights to fp16; reload them at full precision.

@@ -192,3 +192,16 @@ def test_manifest_shape_out_of_bounds_is_named(tmp_path, key, value):
     (tmp_path / "x.manifest.json").write_text(json.dumps(m))
     status = feature_file_status(tmp_path / "x__0.npy")
     assert status.startswith("manifest unreadable") and f"'{key}'" in status, status
+
+
+def test_integer_model_weights_are_refused_naming_key_and_dtype(tmp_path):
+    # an int64 state dict was cast silently before: a model of 0/1 weights, AUC 50.00
+    path = tmp_path / "int64.pth"
+    save_checkpoint(path, _small())
+    obj = torch.load(path, weights_only=True)
+    obj["model_state_dict"] = {k: v.to(torch.int64) for k, v in obj["model_state_dict"].items()}
+    torch.save(obj, path)
+    with pytest.raises(CheckpointError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert str(path) in msg and "int64" in msg and "temporal." in msg, msg
