@@ -95,6 +95,12 @@ def ablation_config(args: argparse.Namespace, argv: Sequence[str]) -> AblationCo
             "--resume does not apply to ablate.py: it runs many trainings; a rerun with the "
             "same --out_dir already reuses every finished run"
         )
+    bad = [s for s in args.seeds or [] if not 0 <= s < 2**32]
+    if bad:
+        raise UserInputError(
+            f"--seeds {' '.join(map(str, args.seeds))}: seeds are integers in 0..4294967295, "
+            f"got {bad[0]}"
+        )
     synth = parse_synth(args.synth) if args.synth is not None else None
     dataset = args.dataset or "ucfcrime"
     base, _ = resolve_train(args)

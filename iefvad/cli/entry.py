@@ -5,7 +5,9 @@
 - :class:`~iefvad.errors.UserInputError` -> ``error: <message>``, exit status 2;
 - an OSError about a user's path (missing, no permission, a folder, read-only, disk full) ->
   ``error: <file>: <reason> (<what to do>)``, exit status 2;
-- Ctrl-C -> ``interrupted``, exit status 130 (code that saves state on Ctrl-C re-raises after);
+- Ctrl-C or SIGTERM -> ``interrupted``, exit status 130 (code that saves state on Ctrl-C
+  re-raises after); the process then ends within seconds even if a thread is stuck in a read
+  (:mod:`iefvad.interrupts`);
 - anything else is a bug and keeps its traceback.
 
 ``IEFVAD_TRACEBACK=1`` shows the traceback of every error.
@@ -19,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from iefvad.errors import UserInputError
+from iefvad.interrupts import exit_promptly, sigterm_as_interrupt
 from iefvad.paths import safe_console
 
 USAGE_ERROR = 2
@@ -70,7 +73,8 @@ def run_entry(fn: Callable[[], object]) -> int:
     """
     safe_console()
     try:
-        result = fn()
+        with sigterm_as_interrupt():
+            result = fn()
     except UserInputError as e:
         if _traceback_wanted():
             raise
@@ -83,6 +87,7 @@ def run_entry(fn: Callable[[], object]) -> int:
         _report(f"error: {message}")
         return USAGE_ERROR
     except KeyboardInterrupt as e:
+        exit_promptly(INTERRUPTED)  # threads stuck in a read cannot hold the process open
         if _traceback_wanted():
             raise
         _report(f"interrupted{f' ({e})' if str(e) else ''}")

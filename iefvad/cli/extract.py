@@ -12,10 +12,11 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from iefvad.interrupts import sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from iefvad.extraction.pipeline import RunConfig
@@ -440,27 +441,6 @@ def _roots(args: argparse.Namespace, modalities: tuple[str, ...], event_tree: st
     return roots
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SLURM preemption and ``kill`` send SIGTERM: stop like Ctrl-C, with the summary written
-    and every finished video kept (the rerun resumes). The old handler is restored after."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    before = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
-
-
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -571,7 +551,7 @@ def _extract(cfg: RunConfig, encoders: Encoders, distributed: bool) -> int:
     exit status is the worst of them."""
     from iefvad.extraction.pipeline import gather_summaries, run_extraction
 
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         summary = run_extraction(cfg, encoders)
     total = gather_summaries(summary, cfg) if distributed else summary
     print(

@@ -18,6 +18,7 @@ from iefvad.inference.offline import OfflineConfig
 from iefvad.inference.run import InferConfig
 from iefvad.inference.scorer import CONTEXTS
 from iefvad.inference.session import FPS_RANGE, InferError, SessionConfig
+from iefvad.inference.source import DEFAULT_STREAM_TIMEOUT
 from iefvad.inference.stream import MIN_CONTEXT, STREAM_WINDOW, StreamConfig
 
 
@@ -98,6 +99,14 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--max_snippets", type=int, help="stop after this many snippets")
     g.add_argument("--realtime", action="store_true", help="read a file at its frame rate")
     g.add_argument("--quiet", action="store_true", help="print only alerts and the summary")
+    g.add_argument(
+        "--stream_timeout",
+        type=float,
+        default=DEFAULT_STREAM_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up on a source that sends nothing for this long, to open or between two "
+        f"frames (default {DEFAULT_STREAM_TIMEOUT:g}); the snippets scored before are kept",
+    )
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument("--precision", default="auto", help="encoders: auto, fp32, fp16, bf16")
@@ -123,6 +132,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.top_k < 0:
         raise InferError(f"--top_k {args.top_k}: give the number of segments to keep, or 0 for all")
     _positive("--min_context", args.min_context, 0)
+    if not (math.isfinite(args.stream_timeout) and 0 < args.stream_timeout <= 86400):
+        raise InferError(
+            f"--stream_timeout {args.stream_timeout}: give the seconds to wait, 0 < s <= 86400"
+        )
     for flag in ("--max_snippets", "--threads", "--group_snippets"):
         _positive(flag, getattr(args, flag[2:]))
     if args.crop is not None and not 0 <= args.crop <= 9:
@@ -175,6 +188,7 @@ def config_of(args: argparse.Namespace) -> InferConfig:
             args.realtime,
             args.fps,
             args.quiet,
+            args.stream_timeout,
         )
     if args.videos:
         offline = OfflineConfig(

@@ -16,7 +16,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from iefvad.data.features import CLIP_LEN, VideoFeatures, check_finite, read_pai
 from iefvad.datasets.specs import DatasetSpec
 from iefvad.errors import UserInputError
 from iefvad.fileio import save_json
+from iefvad.interrupts import thread_pool
 
 
 @dataclass
@@ -185,7 +185,7 @@ def build_bank(
             bad.append(VideoFeatures(v.row, v.image[:0], v.event[:0], v.nonfinite))
 
     try:
-        with ThreadPoolExecutor(max(1, workers)) as pool:
+        with thread_pool(workers, "iefvad-read") as pool:
             it = pool.map(work, range(len(rows)))
             for _ in tqdm(
                 it,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from iefvad.data.csv_lists import ListRow
 from iefvad.errors import UserInputError
 from iefvad.fileio import load_npy
+from iefvad.interrupts import thread_pool
 from iefvad.paths import path_problem, shown
 
 CLIP_LEN = 256
@@ -58,6 +58,28 @@ def read_feature(path: Path, dim: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+MAX_FEATURE_ABS = 1e4
+"""Largest magnitude a feature value may have. CLIP embeddings (normalised or not, image or
+event) stay within a few tens; 10^4 leaves room for any standardisation while values like
+1e30 (a damaged or mis-scaled file) would overflow the model's float32 products and make
+training diverge for a reason no --lr explains."""
+
+
+def check_magnitude(path: Path, arr: np.ndarray) -> None:
+    """Stop on a finite feature value above :data:`MAX_FEATURE_ABS`, naming the file, the
+    value and where it is (NaN/Inf are counted and reported elsewhere)."""
+    top = float(np.max(np.abs(arr), initial=0.0, where=np.isfinite(arr)))
+    if top > MAX_FEATURE_ABS:
+        t, d = np.unravel_index(
+            int(np.argmax(np.where(np.isfinite(arr), np.abs(arr), 0.0))), arr.shape
+        )
+        raise FeatureError(
+            f"feature file {path} holds the value {float(arr[t, d]):g} (snippet {t}, "
+            f"column {d}): feature values beyond +-{MAX_FEATURE_ABS:g} are not CLIP "
+            "embeddings and would make training diverge; re-extract the file or fix its scale"
+        )
+
+
 @dataclass
 class VideoFeatures:
     """Image and event features of one list row, both ``float32 [T, D]``."""
@@ -82,6 +104,8 @@ def read_pair(row: ListRow, dim: int | None, nan_policy: str = "error") -> Video
             "(re-extract one of them)"
         )
     bad = int(np.count_nonzero(~np.isfinite(img)) + np.count_nonzero(~np.isfinite(evt)))
+    for path, arr in ((row.path, img), (row.event_path, evt)):
+        check_magnitude(path, arr)
     if bad and nan_policy == "zero":
         img = np.nan_to_num(img, nan=0.0, posinf=0.0, neginf=0.0)
         evt = np.nan_to_num(evt, nan=0.0, posinf=0.0, neginf=0.0)
@@ -102,7 +126,7 @@ def read_pairs(
         raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     if dim is None and rows:
         dim = read_pair(rows[0], None, nan_policy).image.shape[1]
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with thread_pool(workers, "iefvad-read") as pool:
         it = pool.map(lambda r: read_pair(r, dim, nan_policy), rows)
         out = list(tqdm(it, total=len(rows), desc=desc, disable=desc is None, unit="file"))
     check_finite(out, nan_policy)

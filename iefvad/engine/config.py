@@ -129,6 +129,12 @@ def validate_config(cfg: TrainConfig) -> None:
         "an integer >= 1",
     )
     _check(
+        _int(cfg.seed) and 0 <= cfg.seed < 2**32,
+        "--seed",
+        cfg.seed,
+        "an integer in 0..4294967295",
+    )
+    _check(
         _finite(cfg.lr) and cfg.lr > 0,
         "--lr",
         cfg.lr,

@@ -10,12 +10,15 @@ gives the same weights as a run that was never stopped.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shlex
 import signal
 import sys
 import threading
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +26,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from iefvad.data.csv_lists import ListRow
 from iefvad.data.features import CLIP_LEN
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write
-from iefvad.models.checkpoint import RESUME_FORMAT
+from iefvad.models.checkpoint import RESUME_FORMAT, pickled_code
 from iefvad.models.losses import TOPK_DIV
 from iefvad.paths import path_problem, shown
 
@@ -128,9 +132,16 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every unreadable file gets the same message
+        code = pickled_code(path)
+        if code:
+            raise ResumeError(
+                f"--resume: {path} holds pickled Python code or objects "
+                f"({', '.join(sorted(set(code))[:4])}), not a training state of this toolkit; "
+                "unpickling them could run arbitrary code, so it was not loaded"
+            ) from e
         raise ResumeError(
-            f"--resume: {path} is truncated or not a torch file ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); start afresh without --resume"
+            f"--resume: {path} is truncated or not a torch file ({type(e).__name__}); start "
+            "afresh without --resume"
         ) from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ResumeError(
@@ -166,6 +177,35 @@ def differing_flags(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
             flag = MODEL_FLAGS.get(k, f"--{k}")
             out.append(f"{flag}: state {_shown(sm.get(k))}, now {_shown(nm.get(k))}")
     return out
+
+
+def list_fingerprint(rows: Sequence[ListRow]) -> str:
+    """sha256 of a training list's rows (feature files and labels, in order): a state is only
+    resumed on the rows it was trained on."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(f"{r.path}\t{r.label}\t{r.event_path or ''}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def check_same_list(path: Path, saved: dict[str, Any], now: str, train_list: Path) -> None:
+    """Stop when the training list's rows changed since the state was saved; warn when the
+    state predates list fingerprints (nothing to compare)."""
+    before = saved.get("train_list_sha256")
+    if before is None:
+        warnings.warn(
+            f"--resume: {path} was written before states recorded their training list, so it "
+            f"cannot be checked that {train_list} still holds the same rows; resume only if "
+            "the list is unchanged",
+            UserWarning,
+            stacklevel=2,
+        )
+    elif before != now:
+        raise ResumeError(
+            f"--resume: {path} was trained on other rows than {train_list} holds now (rows "
+            f"sha256 {before[:12]}... in the state, {now[:12]}... in the list): the list "
+            "changed since. Resume with the original list, or start afresh without --resume"
+        )
 
 
 def check_same_settings(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
@@ -210,34 +250,46 @@ class StopRequested(Exception):
     """Internal: Ctrl-C was pressed; the loop stops at the next step boundary."""
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 class DeferredInterrupt:
-    """Within ``with``: the first Ctrl-C (SIGINT) only sets :attr:`requested`, so that the
-    training loop can finish its step and save a consistent state; a second one raises
-    ``KeyboardInterrupt`` at once. Only in the main thread, and only where SIGINT is not
-    ignored; elsewhere Ctrl-C behaves as usual."""
+    """Within ``with``: the first Ctrl-C (SIGINT) or SIGTERM (``kill``, SLURM preemption) only
+    sets :attr:`requested`, so that the training loop can finish its step and save a
+    consistent state; a second one raises ``KeyboardInterrupt`` at once. Only in the main
+    thread, and only for signals that are not ignored; elsewhere they behave as usual."""
+
+    SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self.by = ""
+        """What stopped the run: ``Ctrl-C`` or ``SIGTERM``."""
+        self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
         self.requested = True
+        self.by = self.SIGNALS.get(signum, f"signal {signum}")
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signal.SIGTERM in self._old:
+            signal.signal(signal.SIGTERM, _raise_interrupt)
         tqdm.write(
-            "[train] Ctrl-C: stopping after this step to save a resumable state "
+            f"[train] {self.by}: stopping after this step to save a resumable state "
             "(press Ctrl-C again to stop at once)",
             file=sys.stderr,
         )
 
     def __enter__(self) -> DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
-            old = signal.getsignal(signal.SIGINT)
-            if old is not signal.SIG_IGN:
-                self._old = old
-                signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                old = signal.getsignal(sig)
+                if old is not signal.SIG_IGN:
+                    self._old[sig] = old
+                    signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}

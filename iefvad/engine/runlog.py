@@ -2,7 +2,9 @@
 
 :class:`RunLogger` writes ``train_log.csv`` (one row per step) and ``eval_log.csv`` (one row per
 model-selection evaluation) in the run's folder, mirrored to TensorBoard or wandb on request;
-a resumed run keeps the rows up to the step it resumes from. :class:`StepLosses` fetches the
+a resumed run keeps the rows up to the step it resumes from. The kept rows replace a log
+atomically and new rows are appended and flushed one by one: a run killed at any moment leaves
+every row written so far. :class:`StepLosses` fetches the
 loss values from the accelerator every few steps in one transfer, sums them per epoch and
 raises :class:`Diverged` on the first NaN/Inf among them.
 """
@@ -46,10 +48,14 @@ class RunLogger:
         self.eval_path = out_dir / "eval_log.csv"
         header = ["epoch", "step", "lr", "loss", "cls", "align", "kl", "seconds"]
         kept = _rows_up_to(self.step_path, resume_step)
-        self._step_file = open(self.step_path, "w", newline="")
-        self._step = csv.writer(self._step_file)
-        self._step.writerow(header)
-        self._step.writerows([r.get(k, "") for k in header] for r in kept)
+        # the kept rows replace the old log atomically (a run killed now leaves the old log
+        # or the new one, never an empty file); new rows are appended and flushed line by line
+        with atomic_write(self.step_path, "w") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(header)
+            w.writerows([r.get(k, "") for k in header] for r in kept)
+        self._step_file = open(self.step_path, "a", newline="", buffering=1, encoding="utf-8")
+        self._step = csv.writer(self._step_file, lineterminator="\n")
         self._evals: list[dict[str, Any]] = _rows_up_to(self.eval_path, resume_step)
         self.tb = self.wb = None
         if cfg.tensorboard:
@@ -85,7 +91,7 @@ class RunLogger:
         self._evals.append(row)
         keys = list(dict.fromkeys(k for r in self._evals for k in r))
         with atomic_write(self.eval_path, "w") as f:  # a full disk keeps the earlier log
-            w = csv.DictWriter(f, keys)
+            w = csv.DictWriter(f, keys, lineterminator="\n")
             w.writeheader()
             w.writerows(self._evals)
         if self.tb:

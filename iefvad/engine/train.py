@@ -9,8 +9,9 @@ live in :mod:`iefvad.engine.config`, model selection (``--select last|val|test``
 :mod:`iefvad.engine.selection`, the loss and evaluation logs in :mod:`iefvad.engine.runlog`.
 
 Every epoch leaves a resumable state next to the checkpoint (:mod:`iefvad.engine.resume`); Ctrl-C
-saves one and exits with status 130; a NaN/Inf loss stops the run and keeps the last good
-weights; the checkpoint is written before the final test evaluation.
+or SIGTERM saves one and exits with status 130; a second training of the same experiment is
+refused while one runs (:func:`experiment_lock`); a NaN/Inf loss stops the run and keeps the
+last good weights; the checkpoint is written before the final test evaluation.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ from iefvad.engine.resume import (
     DeferredInterrupt,
     ResumeError,
     StopRequested,
+    check_same_list,
     check_same_settings,
+    list_fingerprint,
     plain,
     read_state,
     resume_command,
@@ -77,6 +80,7 @@ from iefvad.engine.selection import (
 )
 from iefvad.errors import UserInputError
 from iefvad.fileio import save_json
+from iefvad.locks import FolderLock
 from iefvad.models.checkpoint import save_checkpoint
 from iefvad.models.losses import LossParts, ief_vad_loss
 from iefvad.models.model import IEFVAD, ModelConfig, kl_shift, num_parameters, num_used_parameters
@@ -89,6 +93,7 @@ __all__ = [
     "DeviceError",
     "Diverged",
     "EpochLoop",
+    "ExperimentBusy",
     "RunLogger",
     "RunState",
     "Selector",
@@ -98,6 +103,7 @@ __all__ = [
     "TrainResult",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "check_both_classes",
     "check_labels",
     "feature_noise_scale",
     "prepare_data",
@@ -151,6 +157,19 @@ def check_labels(rows: Sequence[ListRow], spec: DatasetSpec, path: Path) -> None
         lines = "; ".join(f"line {ln}: {lab!r}" for ln, lab, _ in bad[:5])
         raise ListError(
             f"list {path}: {len(bad)} row(s) with unknown labels ({lines}). {bad[0][2]}"
+        )
+
+
+def check_both_classes(rows: Sequence[ListRow], spec: DatasetSpec, path: Path) -> None:
+    """Stop when the training list holds one class only: learning from video-level labels
+    needs normal and abnormal videos both (no batch size makes up for a missing class)."""
+    normal = sum(spec.is_normal(r.label) for r in rows)
+    if rows and normal in (0, len(rows)):
+        have, lacks = ("normal", "abnormal") if normal else ("abnormal", "normal")
+        raise ListError(
+            f"list {path}: all {len(rows)} rows are {have} videos: weakly-supervised training "
+            f"needs both normal and abnormal videos; add {lacks} ones (label "
+            f"{spec.normal_label!r} is normal, any other label abnormal)"
         )
 
 
@@ -238,6 +257,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     event_dir = cfg.event_dir or cfg.spec.event_dir
     rows = read_list(cfg.train_list, cfg.data_root, event_dir, cfg.image_dir)
     check_labels(rows, cfg.spec, cfg.train_list)
+    check_both_classes(rows, cfg.spec, cfg.train_list)
     warn_duplicates(rows, cfg.train_list)
     train_rows, val_rows = _split_rows(cfg, rows)
     test_rows, gt = _read_test_list(cfg, event_dir)
@@ -352,6 +372,8 @@ class RunState:
         """Where the first epoch starts (not 0, 0 on resume) and its loss sums so far."""
         self.global_step, self.secs_before, self.t0 = 0, 0.0, time.perf_counter()
         self.history: list[dict[str, float]] = []
+        self.list_sha256 = ""
+        """:func:`iefvad.engine.resume.list_fingerprint` of the training rows."""
 
     def start_clock(self) -> None:
         """Count the training seconds from now (the epochs; not reading the features)."""
@@ -393,6 +415,7 @@ class RunState:
             "history": plain(self.history),
             "loss_sums": loss_sums,
             "train_seconds": self.seconds(),
+            "train_list_sha256": self.list_sha256,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -518,7 +541,7 @@ class EpochLoop:
                     if stop.requested:
                         raise StopRequested
         except StopRequested:
-            self._stopped()
+            self._stopped(stop.by)
         except Diverged as d:
             raise _diverged(self.cfg, self.run.model, d, self.saved) from None
 
@@ -591,8 +614,9 @@ class EpochLoop:
         save_state(self.state_file, state)
         self.saved.keep(self.state_file, label, state["model_state_dict"])
 
-    def _stopped(self) -> NoReturn:
-        """Ctrl-C: save the state mid-epoch (unless the weights went bad) and stop."""
+    def _stopped(self, by: str) -> NoReturn:
+        """Ctrl-C or SIGTERM (``by``): save the state mid-epoch (unless the weights went bad)
+        and stop."""
         try:
             self.steps.flush()
             check_weights(self.run.model, self.epoch + 1, self.run.global_step)
@@ -602,7 +626,7 @@ class EpochLoop:
             self._keep(f"at epoch {self.epoch + 1}, step {self.run.global_step}")
         cmd = resume_command(self.state_file)
         _warn(
-            f"[train] stopped by Ctrl-C {self.saved.state_label}; the state is saved in "
+            f"[train] stopped by {by or 'Ctrl-C'} {self.saved.state_label}; the state is saved in "
             f"{self.state_file}. Resume with:\n  {cmd}"
         )
         raise TrainingInterrupted(self.state_file, cmd) from None
@@ -672,10 +696,38 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise TrainingInterrupted(saved.state, cmd) from None
 
 
+class ExperimentBusy(UserInputError):
+    """Another training writes the same experiment (``--ckpt_dir`` and ``--exp_name``)."""
+
+
+def experiment_lock(cfg: TrainConfig) -> FolderLock:
+    """The lock of ``<ckpt_dir>/<exp_name>``'s outputs (checkpoint, resume state, logs): a
+    second training of the same experiment is refused at once, naming the holder."""
+
+    def refuse(holder: str) -> ExperimentBusy:
+        return ExperimentBusy(
+            f"another training ({holder}) is writing experiment {cfg.exp_name!r} in "
+            f"{cfg.ckpt_dir}: wait for it to end or stop it, or pass another --exp_name or "
+            "--ckpt_dir (two runs of one experiment would overwrite each other's checkpoint "
+            "and logs)"
+        )
+
+    path = cfg.ckpt_dir / f".{cfg.exp_name}.train.lock"
+    return FolderLock(path, refuse, "a second training of this experiment")
+
+
 def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
     """The body of :func:`train`; ``saved`` records what is on disk for its messages."""
     device = resolve_device(cfg.device)
     ckpt_path, state_file = _output_paths(cfg)
+    with experiment_lock(cfg):
+        return _train_locked(cfg, saved, device, ckpt_path, state_file)
+
+
+def _train_locked(
+    cfg: TrainConfig, saved: _Saved, device: torch.device, ckpt_path: Path, state_file: Path
+) -> TrainResult:
+    """:func:`_train` once the experiment is this run's."""
     resume = _read_resume(cfg, ckpt_path)
     seed_everything(cfg.seed)
     data = prepare_data(cfg)
@@ -687,7 +739,9 @@ def _train(cfg: TrainConfig, saved: _Saved) -> TrainResult:
             f"{ckpt_path})"
         )
     batches = Batches(data.bank, device, cfg.feature_noise)
+    run.list_sha256 = list_fingerprint(data.train_rows + data.val_rows)
     if resume is not None:
+        check_same_list(Path(cfg.resume), resume, run.list_sha256, cfg.train_list)
         run.restore(resume)
         label = f"at step {run.global_step}"
         saved.keep(Path(cfg.resume), label, resume["model_state_dict"])

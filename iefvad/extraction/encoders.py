@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +38,9 @@ from torch import nn
 
 from iefvad.devices import resolve_device
 from iefvad.extraction.weights import EncoderError, WeightsOptions, fetch_clip, fetch_event_clip
+from iefvad.models.checkpoint import non_float
 from iefvad.paths import path_problem, shown
+from iefvad.stored import StoredValueError, check_fields, dataclass_bounds
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +61,36 @@ _DTYPES: dict[str, torch.dtype] = {
 class VisionArch:
     """An OpenAI-style ViT image tower: enough to build it and to read it back from weights."""
 
-    width: int
-    layers: int
-    patch_size: int
-    embed_dim: int
-    image_size: int = 224
-    head_width: int = 64
+    width: int = field(metadata={"bounds": (1, 2048)})
+    layers: int = field(metadata={"bounds": (1, 64)})
+    patch_size: int = field(metadata={"bounds": (1, 1024)})
+    embed_dim: int = field(metadata={"bounds": (1, 4096)})
+    image_size: int = field(default=224, metadata={"bounds": (1, 1024)})
+    head_width: int = field(default=64, metadata={"bounds": (1, 2048)})
     quick_gelu: bool = True
+
+    @classmethod
+    def from_stored(cls, d: Any, where: str) -> VisionArch:
+        """The architecture a file records (a feature record's ``random_arch``), its fields
+        checked for type and range (:mod:`iefvad.stored`) before a tower is built from it:
+        the bounds admit every CLIP ViT up to bigG."""
+        d = check_fields(d, dataclass_bounds(cls), where)
+        names = {f.name for f in fields(cls)}
+        lacking = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING]
+        if lacking or set(d) - names:
+            raise StoredValueError(
+                f"{where}: lacks {', '.join(lacking)}"
+                if lacking
+                else f"{where}: unknown keys {', '.join(sorted(map(str, set(d) - names)))}"
+            )
+        arch = cls(**d)
+        if arch.width % arch.head_width or arch.patch_size > arch.image_size:
+            raise StoredValueError(
+                f"{where}: width {arch.width} is not a multiple of head_width "
+                f"{arch.head_width}, or patch_size {arch.patch_size} exceeds image_size "
+                f"{arch.image_size}: the file is damaged or was edited"
+            )
+        return arch
 
     def describe(self) -> str:
         return (
@@ -464,9 +489,26 @@ def fingerprint_module(module: nn.Module, arch: str = "") -> str:
 # ---------------------------------------------------------------- building encoders
 
 
+INTEGER_BUFFERS = ("num_batches_tracked", "position_ids")
+"""Tensors of an image tower that are integers by nature (counters, indices)."""
+
+
+def check_float_weights(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """The image tower's weights are floating point: an integer tensor (a file converted to
+    int8, say) would be cast silently and give features that are all zero or constant, so it
+    is refused, naming the key and its dtype."""
+    bad = non_float(tensors, INTEGER_BUFFERS)
+    if bad:
+        raise EncoderError(
+            f"weights {source}: {bad} in the image tower: CLIP weights are float32/float16; "
+            "the file was converted or written wrongly; use the original weights file"
+        )
+
+
 def _from_openai_layout(
     sd: dict[str, torch.Tensor], vis: dict[str, torch.Tensor], source: str, normalise: bool
 ) -> Encoder:
+    check_float_weights(vis, source)
     arch = arch_from_state_dict(vis, source)
     module = build_vision(arch)
     try:
@@ -486,6 +528,7 @@ def _from_openai_resnet(sd: dict[str, torch.Tensor], source: str, normalise: boo
         raise EncoderError(
             f"weights {source}: a ResNet CLIP needs the full OpenAI state dict (text keys too)"
         )
+    check_float_weights({k: v for k, v in sd.items() if k.startswith("visual.")}, source)
     model = build_model_from_openai_state_dict(dict(sd), cast_dtype=None)
     visual = model.visual.float()
     # build_model_from_openai_state_dict rounds weights to fp16; reload them at full precision.

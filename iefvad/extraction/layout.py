@@ -13,14 +13,10 @@ manifest (for list builders).
 
 from __future__ import annotations
 
-import datetime as _dt
-import errno
-import fcntl
 import glob
 import json
 import logging
 import os
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +27,9 @@ import numpy as np
 from iefvad.errors import UserInputError
 from iefvad.extraction.manifest import MANIFEST_FORMAT, MANIFEST_SUFFIX
 from iefvad.fileio import probe_writable, read_npy_header
+from iefvad.locks import holder, holder_text, is_held, try_lock
 from iefvad.paths import name_problem, path_problem, shown
+from iefvad.stored import Bound, StoredValueError, check_value
 from iefvad.video.decode import NUM_CROPS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -367,20 +365,30 @@ def npy_problem(path: Path, rows: int, dim: int) -> str | None:
     return None
 
 
-def _manifest_shape(m: Mapping[str, Any]) -> tuple[int, int] | None:
-    t, d = m.get("T"), m.get("dim")
-    ok = isinstance(t, int) and isinstance(d, int) and t >= 0 and d > 0
-    return (t, d) if ok else None
+MANIFEST_BOUNDS = {"T": Bound("int", 0, 10**7), "dim": Bound("int", 1, 8192)}
+"""A manifest's shape: up to ten million snippets (over 40 days of video at 30 fps) of up to
+8192 values: anything else is a damaged or edited file, never an array to expect."""
+
+
+def _manifest_shape(m: Mapping[str, Any], path: Path) -> tuple[int, int] | str:
+    """``(T, dim)`` of manifest ``m``, or what is wrong with them."""
+    try:
+        for key in ("T", "dim"):
+            check_value(m.get(key), MANIFEST_BOUNDS[key], str(path), key)
+    except StoredValueError as e:
+        return f"manifest unreadable ({e})"
+    return m["T"], m["dim"]
 
 
 def _read_sized_manifest(path: Path, absent: str) -> tuple[dict[str, Any], tuple[int, int]] | str:
     """``(manifest, (T, D))`` of ``path``, or the problem: ``absent`` when there is no file,
-    ``manifest unreadable`` when it cannot be parsed or names no valid shape."""
+    ``manifest unreadable`` when it cannot be parsed or names no valid shape (then with the
+    key and value)."""
     m = read_manifest(path)
     if m is None:
         return "manifest unreadable" if path.exists() else absent
-    shape = _manifest_shape(m)
-    return "manifest unreadable" if shape is None else (m, shape)
+    shape = _manifest_shape(m, path)
+    return shape if isinstance(shape, str) else (m, shape)
 
 
 def completion(
@@ -510,38 +518,6 @@ def _rank_lock_name(rank: int, world: int) -> str:
     return f".iefvad-extract.rank{rank}of{world}.lock"
 
 
-def _open_lock(path: Path) -> tuple[int, bool]:
-    """``(fd, writable)``: a lock file another user created may only open read-only (a lock
-    needs no write access; the PID is then not recorded)."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666), True
-    except PermissionError:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
-
-
-def _held(path: Path) -> bool:
-    """Whether some process holds a lock on ``path`` (probed with a non-blocking lock)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-    finally:
-        os.close(fd)
-    return False
-
-
-def _holder(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, ValueError):
-        text = ""
-    return text or "PID unknown"
-
-
 class RunLock:
     """Exclusive use of output roots by one run (or by the ranks of one sharded run): taken
     without waiting; a second run fails at once with :class:`ExtractError` naming the folder
@@ -558,41 +534,24 @@ class RunLock:
         self.rank, self.world = rank, world
         self._fds: list[int] = []
 
-    def _text(self) -> bytes:
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        where = f", shard {self.rank}/{self.world}" if self.world > 1 else ""
-        return f"PID {os.getpid()} on {socket.gethostname()}{where}, since {now}\n".encode()
-
     def _take(self, path: Path, exclusive: bool) -> bool:
         """Lock ``path``: False when another process holds it (True when locks are not
         supported: warned, not taken)."""
-        fd, writable = _open_lock(path)
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            log.warning(
-                "cannot lock %s (%s): a second extraction into this folder would not be "
-                "detected; do not start two runs into it",
-                path.parent,
-                e.strerror,
-            )
-            return True
-        if exclusive and writable:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, self._text(), 0)
-        self._fds.append(fd)
+        where = f", shard {self.rank}/{self.world}" if self.world > 1 else ""
+        fd = try_lock(path, exclusive, holder_text(where), "a second extraction into this folder")
+        if fd is None:
+            return False
+        if fd >= 0:
+            self._fds.append(fd)
         return True
 
     def _refuse(self, root: Path, path: Path) -> ExtractError:
         """The error for ``path`` held by another run; behind a refused main lock may be a
         single run (its PID is in the file) or a sharded run's ranks (PIDs in theirs)."""
-        holders = [_holder(path)]
+        holders = [holder(path)]
         if path.name == LOCK_NAME:
-            ranks = [p for p in sorted(root.glob(".iefvad-extract.rank*.lock")) if _held(p)]
-            holders = [_holder(p) for p in ranks] or holders
+            ranks = [p for p in sorted(root.glob(".iefvad-extract.rank*.lock")) if is_held(p)]
+            holders = [holder(p) for p in ranks] or holders
         who = "; ".join(holders[:4]) + (
             f"; and {len(holders) - 4} more" if len(holders) > 4 else ""
         )

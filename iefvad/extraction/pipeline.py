@@ -247,6 +247,31 @@ def _manifest(
     return m
 
 
+def feature_problem(features: dict[str, dict[int, np.ndarray]]) -> str | None:
+    """None when every encoded feature array is finite and varies; else why not. NaN/Inf
+    features come from broken weights (NaN in the file) or an fp16 overflow; features that are
+    one value throughout (all zeros, say) from weights that carry no information (an integer
+    file cast to float, an all-zero tensor): neither may be written as if extracted."""
+    for m, per_crop in features.items():
+        for c, arr in per_crop.items():
+            if arr.size == 0:
+                continue
+            finite = np.isfinite(arr)
+            if not finite.all():
+                return (
+                    f"{m} features of crop {c} hold {int((~finite).sum())} NaN/Inf value(s) of "
+                    f"{arr.size} after encoding: the {m} encoder's weights hold NaN/Inf or "
+                    "overflow in half precision (try --precision fp32, check the weights file)"
+                )
+            if arr.size > 1 and float(arr.max()) == float(arr.min()):
+                return (
+                    f"{m} features of crop {c} are the constant {float(arr.flat[0]):g} after "
+                    f"encoding: the {m} encoder's weights carry no information (an all-zero or "
+                    "integer-cast file?); check the weights file"
+                )
+    return None
+
+
 def write_video(
     layout: OutputLayout,
     job: VideoJob,
@@ -528,6 +553,12 @@ class _Collector:
         except (UserInputError, OSError) as e:
             self.summary.failed[job.rel] = f"events: {e}"
             _discard_failed(self.p, self.cfg, job, mods)
+            return
+        bad = feature_problem(features)
+        if bad is not None:
+            _discard_failed(self.p, self.cfg, job, mods)
+            self.summary.failed[job.rel] = bad
+            log.warning("skipped %s: %s", job.video, bad)
             return
         manifests = {
             m: _manifest(m, job, info, self.encoders, self.cfg, self.p.layout, events) for m in mods

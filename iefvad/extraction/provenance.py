@@ -36,7 +36,9 @@ from iefvad.extraction.standardize import standardized
 from iefvad.extraction.weights import WeightsOptions, options_from_origin
 from iefvad.fileio import atomic_write
 from iefvad.models.checkpoint import read_checkpoint
-from iefvad.video.decode import GROUP_SNIPPETS
+from iefvad.stored import Bound, StoredValueError, check_fields, check_value
+from iefvad.video.decode import GROUP_SNIPPETS, NUM_CROPS
+from iefvad.video.events import EVENT_NORMS
 
 FEATURES_FORMAT = "iefvad-features/1"
 CHECKPOINT_KEY = "features"
@@ -96,14 +98,73 @@ def attach_to_checkpoint(path: str | os.PathLike[str], record: dict[str, Any]) -
         torch.save(obj, f)
 
 
-def read_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The feature record of a checkpoint, or None (released checkpoints have none)."""
-    rec = read_checkpoint(path).meta.get(CHECKPOINT_KEY)
-    if rec is not None and rec.get("format") != FEATURES_FORMAT:
+ENCODER_BOUNDS = {
+    "embed_dim": Bound("int", 1, 4096),
+    "seed": Bound("int", 0, 2**63 - 1),
+    "random_init": Bound("bool"),
+}
+RECORD_BOUNDS = {
+    "test_crop": Bound("int", 0, NUM_CROPS - 1),
+    "group_snippets": Bound("int", 1, 4096),
+}
+RECIPE_BOUNDS = {
+    "threshold": Bound("float", 0.0, 255.0),
+    "clamp": Bound("float", 0.0, 1e6, lo_open=True),
+    "event_norm": Bound("str", choices=EVENT_NORMS),
+}
+
+
+def _check_standardize(std: Any, dim: Any, where: str) -> None:
+    """A record's ``standardize`` map: ``mean`` and ``std`` lists of ``dim`` finite numbers,
+    ``std`` positive."""
+    if not isinstance(std, dict):
+        raise StoredValueError(f"{where}: 'standardize' is a {type(std).__name__}, not a map")
+    for key, lo_open in (("mean", False), ("std", True)):
+        values = std.get(key)
+        if not isinstance(values, list) or (isinstance(dim, int) and len(values) != dim):
+            n = len(values) if isinstance(values, list) else type(values).__name__
+            raise StoredValueError(
+                f"{where}: 'standardize.{key}' holds {n} values, the encoder's embed_dim is "
+                f"{dim}: the file is damaged or was edited"
+            )
+        bound = Bound("float", 0.0 if lo_open else -1e6, 1e6, lo_open=lo_open)
+        for i, v in enumerate(values):
+            check_value(v, bound, where, f"standardize.{key}[{i}]")
+
+
+def check_record(rec: Any, path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A checkpoint's feature record (None when it has none), each value checked for type
+    and range (:mod:`iefvad.stored`) before an encoder or a recipe is built from it: an error
+    names the checkpoint and the key."""
+    if rec is None:
+        return None
+    where = f"checkpoint {path}, feature record"
+    if not isinstance(rec, dict):
+        raise StoredValueError(f"{where}: is a {type(rec).__name__}, not a map")
+    if rec.get("format") != FEATURES_FORMAT:
         raise FeatureMetaError(
             f"checkpoint {path}: feature record of unknown format {rec.get('format')!r}"
         )
+    check_fields(rec, RECORD_BOUNDS, where)
+    check_fields(rec.get("recipe") or {}, RECIPE_BOUNDS, f"{where}, recipe")
+    for kind in ("image", "event"):
+        sub = rec.get(kind)
+        if sub is None:
+            continue
+        at = f"{where}, {kind}"
+        check_fields(sub, ENCODER_BOUNDS, at)
+        if sub.get("seed") is not None:
+            check_value(sub["seed"], ENCODER_BOUNDS["seed"], at, "seed")
+        if sub.get("random_arch") is not None:
+            VisionArch.from_stored(sub["random_arch"], f"{at}, random_arch")
+        if sub.get("standardize") is not None:
+            _check_standardize(sub["standardize"], sub.get("embed_dim"), at)
     return rec
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The feature record of a checkpoint, or None (released checkpoints have none)."""
+    return check_record(read_checkpoint(path).meta.get(CHECKPOINT_KEY), path)
 
 
 def _check(enc: Encoder, rec: dict[str, Any] | None, kind: str, ckpt: str) -> Encoder:
@@ -140,7 +201,7 @@ def build_encoder(
     if path is not None:
         enc = load_encoder(path, kind=kind, clip_model=clip_model, weights=opts)  # type: ignore[arg-type]
     elif rec is not None and rec.get("random_init") and rec.get("random_arch"):
-        arch = VisionArch(**rec["random_arch"])
+        arch = VisionArch.from_stored(rec["random_arch"], f"checkpoint {ckpt}, {kind} random_arch")
         enc = random_encoder(arch, int(rec.get("seed") or 0), normalise=kind == "image")
     elif rec is not None and rec.get("source") and Path(rec["source"]).is_file():
         enc = load_encoder(rec["source"], kind=kind, clip_model=clip_model, weights=opts)  # type: ignore[arg-type]
@@ -182,6 +243,7 @@ __all__ = [
     "FeatureMetaError",
     "attach_to_checkpoint",
     "build_encoder",
+    "check_record",
     "encoder_record",
     "feature_record",
     "read_record",

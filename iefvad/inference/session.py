@@ -14,7 +14,7 @@ import torch
 
 from iefvad.errors import UserInputError
 from iefvad.extraction.encoders import resolve_device, resolve_precision
-from iefvad.extraction.provenance import CHECKPOINT_KEY, build_encoder, recipe_of
+from iefvad.extraction.provenance import CHECKPOINT_KEY, build_encoder, check_record, recipe_of
 from iefvad.extraction.recipe import Encoders, RecipeOptions
 from iefvad.extraction.weights import WeightsOptions
 from iefvad.models.checkpoint import Checkpoint, load_model
@@ -129,7 +129,7 @@ def setup(
     ``weights``: where weights not passed as files come from (caches, downloads, trust)."""
     dev = resolve_device(device)
     model, ckpt = load_model(ckpt_path, dev)
-    rec = ckpt.meta.get(CHECKPOINT_KEY)
+    rec = check_record(ckpt.meta.get(CHECKPOINT_KEY), ckpt.path)
     opts, rec_crop, rec_group = recipe_of(rec)
     crop = rec_crop if crop is None else crop
     opts = RecipeOptions(

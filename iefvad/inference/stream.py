@@ -13,20 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from iefvad.datasets.specs import SNIPPET_FRAMES
 from iefvad.extraction.recipe import iter_snippet_features
-from iefvad.inference.scorer import Context, Scorer, SnippetScore, _copy_frames, _Counter, _features
+from iefvad.inference.scorer import Context, Scorer, SnippetScore, _Counter, _features
 from iefvad.inference.session import (
-    InferError,
     InferSetup,
     check_finite_scores,
     frame_rate,
 )
-from iefvad.paths import shown
-from iefvad.video.decode import capture
+from iefvad.inference.source import (
+    DEFAULT_STREAM_TIMEOUT,
+    StreamError,
+    StreamStalled,
+    ThreadedCapture,
+    check_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,9 @@ class StreamConfig:
     realtime: bool = False
     fps: float | None = None
     quiet: bool = False
+    timeout: float = DEFAULT_STREAM_TIMEOUT
+    """Seconds the source may send nothing (to open, or between frames) before the run stops
+    (``--stream_timeout``)."""
 
 
 @dataclass
@@ -85,26 +91,15 @@ class StreamScore(SnippetScore):
         )
 
 
-def open_stream(source: str | int) -> tuple[cv2.VideoCapture, float]:
-    """Open a camera index, a file or a URL with OpenCV; returns (capture, the frame rate it
-    reports: may be 0, NaN or absurd, see :func:`frame_rate`)."""
-    src: str | int = int(source) if isinstance(source, str) and source.isdigit() else source
-    url = isinstance(src, str) and "://" in src
-    if isinstance(src, str) and not url and not Path(src).exists():
-        raise InferError(
-            f"--stream {shown(src)}: no such file; pass a camera index (0, 1, ...), a video file "
-            "or a URL that OpenCV can open (rtsp://..., http://...)"
-        )
-    if url and shown(src) != src:
-        raise InferError(f"--stream {shown(src)}: a URL must be UTF-8 text")
-    cap = cv2.VideoCapture(src) if isinstance(src, int) or url else capture(src)
-    if not cap.isOpened():
-        cap.release()
-        raise InferError(
-            f"--stream {shown(source)}: OpenCV cannot open it (no such camera, unreachable URL, "
-            "or a codec this OpenCV build lacks)"
-        )
-    return cap, float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+def open_stream(
+    source: str | int, timeout: float = DEFAULT_STREAM_TIMEOUT
+) -> tuple[ThreadedCapture, float]:
+    """Open a camera index, a file, a FIFO or a URL with OpenCV, in a reader thread that
+    waits at most ``timeout`` seconds for each frame (:class:`ThreadedCapture`); returns
+    (capture, the frame rate it reports: may be 0, NaN or absurd, see :func:`frame_rate`)."""
+    check_source(source)
+    cap = ThreadedCapture(source, timeout)
+    return cap, cap.fps
 
 
 def _paced(frames: Iterable[np.ndarray], fps: float) -> Iterator[np.ndarray]:
@@ -133,6 +128,7 @@ def stream_scores(
     min_context: int = MIN_CONTEXT,
     fps: float | None = None,
     on_warning: Callable[[str], None] = log.warning,
+    timeout: float = DEFAULT_STREAM_TIMEOUT,
 ) -> Iterator[StreamScore]:
     """Score a live source snippet by snippet (see :func:`open_stream`); ends when the source
     does, after ``max_snippets``, or when the caller stops iterating. No alert is raised
@@ -140,8 +136,10 @@ def stream_scores(
     model far less context than it was trained with). ``fps`` overrides the source's frame
     rate; an implausible one is replaced by :data:`DEFAULT_FPS` and reported to
     ``on_warning``. The source is opened at once (a bad one raises here, not when iterating).
+    A source that sends nothing for ``timeout`` seconds raises :class:`StreamError` (on
+    opening) or :class:`StreamStalled` (after frames: the snippets before it were yielded).
     """
-    cap, reported = open_stream(source)
+    cap, reported = open_stream(source, timeout)
     rate, warning = frame_rate(reported, fps)
     if warning:
         on_warning(f"{source} {warning}")
@@ -153,7 +151,7 @@ def stream_scores(
 def _stream_loop(
     s: InferSetup,
     source: str | int,
-    cap: cv2.VideoCapture,
+    cap: ThreadedCapture,
     rate: float,
     context: Context,
     group_snippets: int,
@@ -162,7 +160,7 @@ def _stream_loop(
     realtime: bool,
     min_context: int,
 ) -> Iterator[StreamScore]:
-    frames: Iterable[np.ndarray] = _copy_frames(cap)
+    frames: Iterable[np.ndarray] = cap.frames()
     if realtime:
         frames = _paced(frames, rate)
     counter = _Counter(frames, keep_times=True)
@@ -204,7 +202,7 @@ def _stream_loop(
                 if max_snippets is not None and done >= max_snippets:
                     return
     finally:
-        cap.release()
+        cap.close()
 
 
 def new_log(out: Path, stem: str = "stream") -> tuple[Path, Any]:
@@ -222,9 +220,12 @@ def new_log(out: Path, stem: str = "stream") -> tuple[Path, Any]:
 
 def score_stream(cfg: StreamConfig, s: InferSetup) -> int:
     """Score ``cfg.source`` live: a line per snippet (``quiet``: alerts only), a CSV log that
-    never overwrites an earlier run's, a latency summary at the end (or on Ctrl-C)."""
+    never overwrites an earlier run's, a latency summary at the end (or on Ctrl-C). A source
+    that goes silent for ``cfg.timeout`` seconds ends the run with :class:`StreamError`, after
+    the summary; the snippets scored before stay in the log."""
     context = Context(cfg.context or "causal", STREAM_WINDOW if cfg.window is None else cfg.window)
     group = cfg.group_snippets or 1
+    print(f"[stream] opening {cfg.source} (waiting up to {cfg.timeout:g} s)", flush=True)
     scores = stream_scores(
         s,
         cfg.source,
@@ -236,8 +237,10 @@ def score_stream(cfg: StreamConfig, s: InferSetup) -> int:
         cfg.min_context,
         cfg.fps,
         lambda msg: print(f"warning: {msg}", file=sys.stderr, flush=True),
+        cfg.timeout,
     )
     csv_path, f = new_log(Path(cfg.out_dir))
+    stalled: StreamStalled | None = None
     n, alerts, lat = 0, 0, []
     norm = "per snippet" if s.opts.event_norm == "snippet" else f"over {group} snippet(s)"
     kept = f" (earlier logs in {cfg.out_dir} are kept)" if csv_path.name != "stream.csv" else ""
@@ -267,9 +270,15 @@ def score_stream(cfg: StreamConfig, s: InferSetup) -> int:
                     print(sc.line(), flush=True)
         except KeyboardInterrupt:
             print("[stream] interrupted", file=sys.stderr)
+        except StreamStalled as e:
+            stalled = e
     if lat:
         print(
             f"[stream] {n} snippets, {alerts} alert(s); latency median "
             f"{float(np.median(lat)):.1f} ms, max {max(lat):.1f} ms"
         )
+    if stalled is not None:
+        raise StreamError(
+            f"{stalled}; the {n} snippet(s) scored before it are kept in {csv_path}"
+        ) from None
     return 0

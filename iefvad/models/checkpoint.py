@@ -78,6 +78,113 @@ def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sd
 
 
+_SAFE_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set")
+_STRINGS = ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING")
+
+
+def pickled_code(path: Path) -> list[str]:
+    """The Python callables and classes a pickle (or a ``torch.save`` zip's ``data.pkl``)
+    names beyond torch's own: what unpickling it would import and may call. Read with
+    :mod:`pickletools`, nothing is executed; an unreadable pickle gives what was read."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    names, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in _STRINGS:
+                strings.append(str(arg))
+            elif op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # noqa: BLE001 - a damaged pickle: keep what was read
+        pass
+    return [n for n in names if not n.startswith(_SAFE_GLOBALS)]
+
+
+def _state_dict(sd: Any, path: Path) -> dict[str, torch.Tensor]:
+    """``sd`` when it is a dict of named tensors, else :class:`CheckpointError`."""
+    if not isinstance(sd, dict):
+        raise CheckpointError(
+            f"checkpoint {path}: 'model_state_dict' is a {type(sd).__name__}, not a dict of "
+            "tensors: the file is damaged; use an intact copy or retrain"
+        )
+    for k, v in sd.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise CheckpointError(
+                f"checkpoint {path}: 'model_state_dict' entry {k!r} is a {type(v).__name__}, "
+                "not a named tensor: the file is damaged; use an intact copy or retrain"
+            )
+    return sd
+
+
+def non_float(tensors: dict[str, torch.Tensor], allowed: tuple[str, ...] = ()) -> str | None:
+    """``N tensor(s) are not floating point (key (dtype), ...)`` for the tensors of
+    ``tensors`` that are integers (keys ending in ``allowed`` excepted), or None. An integer
+    weight is cast silently by ``load_state_dict``: callers refuse it."""
+    bad = [
+        (k, v.dtype)
+        for k, v in tensors.items()
+        if not v.is_floating_point() and not (allowed and k.endswith(allowed))
+    ]
+    if not bad:
+        return None
+    shown = ", ".join(f"{k} ({str(d).replace('torch.', '')})" for k, d in bad[:3])
+    return f"{len(bad)} tensor(s) are not floating point ({shown}{', ...' if len(bad) > 3 else ''})"
+
+
+def check_float_weights(sd: dict[str, torch.Tensor], path: Path) -> None:
+    """Every weight of the model is a floating-point tensor (an integer one, cast silently,
+    gives weights of 0 and 1 and a model that scores everything alike)."""
+    bad = non_float(sd)
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path}: {bad}: a model's weights are float32/float16/bfloat16; the "
+            "file was converted or written wrongly; use the original checkpoint or retrain"
+        )
+
+
+def _count(sd: dict[str, torch.Tensor], pattern: str) -> int:
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in sd if (m := rx.match(k))})
+
+
+LAYER_KEY = r"temporal\.image_attn_layers\.(\d+)\.in_proj_weight$"
+REFINE_KEY = r"temporal\.refinement_blocks\.(\d+)\.0\.weight$"
+
+
+def _check_shapes(cfg: ModelConfig, sd: dict[str, torch.Tensor], path: Path) -> None:
+    """The stored configuration's width, layer and refinement counts against the weights it
+    comes with, before a model of that configuration is built (a configuration that says
+    ``dim=8192`` over weights of width 32 would allocate gigabytes only to fail)."""
+    w = sd.get("temporal.classifier.weight")
+    read = {"dim": int(w.shape[-1]) if w is not None and w.ndim == 2 else None}
+    if "image" in cfg.modalities:
+        read["layers"] = _count(sd, LAYER_KEY)
+    read["refine_steps"] = _count(sd, REFINE_KEY)
+    wrong = [
+        f"{k} {getattr(cfg, k)} (the weights hold {v})"
+        for k, v in read.items()
+        if v is not None and getattr(cfg, k) != v
+    ]
+    if wrong:
+        raise CheckpointError(
+            f"checkpoint {path}: its model_config does not match its weights: "
+            f"{'; '.join(wrong)}. The file is damaged or was edited; use an intact copy or "
+            "retrain"
+        )
+
+
 def infer_config(sd: dict[str, torch.Tensor], path: Path, **overrides: Any) -> ModelConfig:
     """Architecture of a released state_dict, read off its weight shapes; behaviour of the
     released code (``reference`` fusion, no padding mask) unless ``overrides`` say otherwise."""
@@ -88,14 +195,10 @@ def infer_config(sd: dict[str, torch.Tensor], path: Path, **overrides: Any) -> M
             f"checkpoint (first keys: {', '.join(list(sd)[:5])})"
         )
 
-    def count(pattern: str) -> int:
-        rx = re.compile(pattern)
-        return len({m.group(1) for k in sd if (m := rx.match(k))})
-
     inferred = {
         "dim": int(w.shape[1]),
-        "layers": count(r"temporal\.image_attn_layers\.(\d+)\.in_proj_weight$"),
-        "refine_steps": count(r"temporal\.refinement_blocks\.(\d+)\.0\.weight$"),
+        "layers": _count(sd, LAYER_KEY),
+        "refine_steps": _count(sd, REFINE_KEY),
     }
     inferred.update({k: v for k, v in overrides.items() if v is not None})
     return ModelConfig.released(**inferred)
@@ -120,12 +223,13 @@ def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoin
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        found = pickled_code(path) or re.findall(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found:
             raise CheckpointError(
-                f"checkpoint {path} holds Python objects besides tensors (e.g. "
-                f"{found.group(1)}), which are not loaded for safety (weights_only); re-save "
-                "its state_dict alone with torch.save(model.state_dict(), path)"
+                f"checkpoint {path} holds pickled Python code or objects besides tensors "
+                f"({', '.join(sorted(set(found))[:4])}); unpickling them could run arbitrary "
+                "code, so the file was not loaded. If it is yours, re-save its state_dict alone "
+                "(torch.save(model.state_dict(), path)); otherwise do not use it"
             ) from e
         # torch's own text here advises weights_only=False: never repeat that advice
         raise CheckpointError(
@@ -164,13 +268,14 @@ def read_checkpoint(path: str | os.PathLike[str], **overrides: Any) -> Checkpoin
             )
         # files written before a field existed get the behaviour they were trained with
         saved = {"attention_sink": False, **obj["model_config"]}
-        cfg_dict = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        cfg = ModelConfig.from_stored(saved, f"checkpoint {path}, model_config", given)
+        sd = _state_dict(obj["model_state_dict"], path)
+        _check_shapes(cfg, sd, path)
         meta = {k: v for k, v in obj.items() if k not in ("model_state_dict", "model_config")}
-        return Checkpoint(
-            path, "iefvad", ModelConfig.from_dict(cfg_dict), obj["model_state_dict"], meta
-        )
+        return Checkpoint(path, "iefvad", cfg, sd, meta)
     if "model_state_dict" in obj:
-        sd = _strip_prefixes(obj["model_state_dict"])
+        sd = _strip_prefixes(_state_dict(obj["model_state_dict"], path))
         meta = {k: v for k, v in obj.items() if k in ("epoch", "ap", "auc")}
         return Checkpoint(path, "released-wrapped", infer_config(sd, path, **overrides), sd, meta)
     if all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -221,5 +326,6 @@ def load_model(
             f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. The training that wrote it "
             "diverged; retrain (with a lower --lr) or use a checkpoint of an earlier epoch"
         )
+    check_float_weights(ckpt.state_dict, ckpt.path)
     model.load_state_dict(ckpt.state_dict, strict=True)
     return model.to(device).eval(), ckpt

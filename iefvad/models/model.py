@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from iefvad.errors import UserInputError
 from iefvad.models.attention import SINK_INIT, sink_attention
 from iefvad.models.fusion import KalmanState, kalman_fuse, reference_fuse, student_t_fuse
+from iefvad.stored import StoredValueError, check_fields, dataclass_bounds
 
 NOISE_MODELS = ("student_t", "gaussian")
 UNCERTAINTY_FUSIONS = ("reference", "student_t", "kalman", "kalman_smooth")
@@ -60,17 +61,23 @@ def _opt(default: Any, help: str, **flag: Any) -> Any:
 class ModelConfig:
     """Architecture and fusion settings; stored in every checkpoint we write."""
 
-    dim: int = _opt(768, "feature width D", flag="embed_dim", shown="default: from the features")
+    dim: int = _opt(
+        768,
+        "feature width D",
+        flag="embed_dim",
+        shown="default: from the features",
+        bounds=(1, 8192),
+    )
     """Feature and embedding width D (768 for CLIP ViT-L/14, 512 for ViT-B)."""
-    heads: int = _opt(8, "attention heads")
-    layers: int = _opt(2, "self-attention layers per modality")
+    heads: int = _opt(8, "attention heads", bounds=(1, 256))
+    layers: int = _opt(2, "self-attention layers per modality", bounds=(0, 64))
     """Self-attention layers per modality."""
-    dropout: float = _opt(0.1, "attention dropout")
-    refine_steps: int = _opt(10, "refinement blocks K")
+    dropout: float = _opt(0.1, "attention dropout", bounds=(0.0, 1.0))
+    refine_steps: int = _opt(10, "refinement blocks K", bounds=(0, 256))
     """Number K of refinement blocks."""
-    lambda_ref: float = _opt(0.5, "refinement step size")
+    lambda_ref: float = _opt(0.5, "refinement step size", bounds=(-100.0, 100.0))
     """Step size of each refinement: ``fused -= lambda_ref * R_k(fused)``."""
-    nu: float = _opt(8.0, "Student-t degrees of freedom")
+    nu: float = _opt(8.0, "Student-t degrees of freedom", bounds=(0.0, 1e6), lo_open=True)
     """Degrees of freedom of the Student-t noise model."""
     noise: str = _opt("student_t", "noise model", choices=NOISE_MODELS)
     """``student_t`` or ``gaussian``: the KL offset; identical fused output in ``reference``
@@ -91,10 +98,14 @@ class ModelConfig:
     )
     """Mask padded snippets in attention, fusion and the alignment/KL terms. On for new
     models; released checkpoints (which do not mask) load with it off."""
-    robust_steps: int = _opt(2, "student_t fusion: re-weighting iterations")
+    robust_steps: int = _opt(2, "student_t fusion: re-weighting iterations", bounds=(0, 100))
     """``student_t`` fusion: re-weighting iterations after the Gaussian start."""
     weight_power: float = _opt(
-        1.0, "uncertainty rules weight each modality by variance^-k", shown="default 1: released"
+        1.0,
+        "uncertainty rules weight each modality by variance^-k",
+        shown="default 1: released",
+        bounds=(0.0, 100.0),
+        lo_open=True,
     )
     """Calibration of the uncertainty rules' weights: each modality is weighted by its
     predicted variance to the power ``-weight_power`` (``exp(-k lv)``; 1 = the released
@@ -161,6 +172,20 @@ class ModelConfig:
         """Build from a dict, ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_stored(
+        cls, d: dict[str, Any], where: str, overrides: dict[str, Any] | None = None
+    ) -> ModelConfig:
+        """:meth:`from_dict` for a configuration read from a file (``where`` names it): each
+        known key is checked for type and range first (the ``bounds`` of the field metadata,
+        :mod:`iefvad.stored`), before anything is built from it; ``overrides`` (the user's
+        flags, checked by the command line) then replace fields."""
+        check_fields(d, dataclass_bounds(cls), where)
+        try:
+            return cls.from_dict({**d, **(overrides or {})})
+        except UserInputError as e:
+            raise StoredValueError(f"{where}: {e}") from None
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.model import FUSIONS, ModelConfig
 from iefvad.paths import check_outputs, safe_name
+from iefvad.stored import Bound, check_value
 from iefvad.synthetic.features import SynthSpec, make_feature_set
 
 DEFAULT_VARIANTS = FUSIONS
@@ -105,6 +106,24 @@ def parse_variant(text: str) -> Variant:
     return Variant(text, model, variant_recipe(recipe, f"--variants {text!r}") if recipe else {})
 
 
+_COUNT = Bound("int", 0, 100_000)
+_SCALE = Bound("float", 0.0, 1e4)
+SYNTH_BOUNDS = {
+    **dict.fromkeys(("train_normal", "train_abnormal", "test_normal", "test_abnormal"), _COUNT),
+    "dim": Bound("int", 1, 8192),
+    "crops": Bound("int", 1, 10),
+    "scenes": Bound("int", 1, 100_000),
+    "t_min": Bound("int", 1, 100_000),
+    "t_max": Bound("int", 1, 100_000),
+    "t_median": Bound("float", 1.0, 100_000.0),
+    "seed": Bound("int", 0, 2**32 - 1),
+    **dict.fromkeys(("t_sigma", "signal", "noise", "scene", "scene_jitter", "burst_sigma"), _SCALE),
+    "burst_fraction": Bound("float", 0.0, 1.0),
+}
+"""Ranges of the numeric :class:`SynthSpec` fields ``--synth`` may set: a generated set
+stays within memory and its numbers finite."""
+
+
 def parse_synth(pairs: Sequence[str]) -> SynthSpec:
     """``KEY=VALUE`` strings -> :class:`SynthSpec` (``--synth signal_modality=image``)."""
     types = {f.name: f.type for f in fields(SynthSpec)}
@@ -116,6 +135,8 @@ def parse_synth(pairs: Sequence[str]) -> SynthSpec:
                 f"--synth: {pair!r} is not KEY=VALUE with a SynthSpec field ({', '.join(types)})"
             )
         kw[key] = _convert(key, value, types[key], "--synth")
+        if key in SYNTH_BOUNDS:
+            check_value(kw[key], SYNTH_BOUNDS[key], "--synth", key, "give a value in range")
     try:
         return SynthSpec(**kw)
     except (TypeError, ValueError) as e:

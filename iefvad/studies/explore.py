@@ -234,6 +234,11 @@ class ExploreConfig(EvaluationOptions):
     threads: int | None = None
 
 
+MAX_NOISE = 1e4
+"""Largest ``--noise_levels`` value: 10^4 feature stds (or absolute units) drown any signal;
+beyond, float32 features overflow (1e308 is inf)."""
+
+
 def check_levels(cfg: ExploreConfig) -> dict[str, list[float]]:
     """Validated levels per chosen perturbation, level 0 (the clean pass) always included;
     errors name the flag."""
@@ -249,6 +254,11 @@ def check_levels(cfg: ExploreConfig) -> dict[str, list[float]]:
             raise UserInputError(f"{flag} are {what}, so each must be >= 0; got {vals}")
         if name != "noise" and any(v > 1 for v in vals):
             raise UserInputError(f"{flag} are fractions of the video: 0..1, got {vals}")
+        if name == "noise" and any(v > MAX_NOISE for v in vals):
+            raise UserInputError(
+                f"{flag} are noise stds: at most {MAX_NOISE:g} (already far beyond any signal; "
+                f"larger ones overflow the features to inf), got {vals}"
+            )
     if not 0 <= cfg.attenuation <= 1:
         raise UserInputError(
             f"--attenuation {cfg.attenuation}: the factor attenuated snippets are multiplied "

@@ -227,3 +227,53 @@ def test_a_state_that_predates_a_setting_counts_as_its_reference_value():
     # a setting every state records is still compared when it is missing
     diff = differing_flags({"seed": 1}, now)
     assert len(diff) == 1 and diff[0].startswith("--lr: state ") and diff[0].endswith("now 0.001")
+
+
+@pytest.mark.slow
+def test_main_py_sigterm_saves_state_and_exits_130_like_ctrl_c(tiny, tmp_path):
+    argv = args_of(tiny, tmp_path, "--max_epoch", "200", "--no_test")
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert p.stdout is not None
+    for line in p.stdout:
+        if line.startswith("[train] epoch 2:"):
+            break
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "stopped by SIGTERM" in err and "Resume with:" in err, err
+    s = torch.load(tmp_path / "x.resume.pt", weights_only=True)
+    assert s["global_step"] >= 4
+    steps = [r.split(",")[1] for r in (tmp_path / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps == [str(i) for i in range(1, len(steps) + 1)] and len(steps) >= 4
+
+
+def test_resume_after_the_training_list_changed_is_refused(tiny, tmp_path):
+    import shutil
+    import warnings
+
+    from iefvad.engine.resume import ResumeError
+
+    lst = tiny.train_csv.with_name("train_changing.csv")  # beside it: relative paths hold
+    shutil.copy(tiny.train_csv, lst)
+    lines = lst.read_text().splitlines()
+    out = tmp_path / "run"
+    argv = ["--train_list", str(lst), "--max_epoch", "1", "--no_test"]
+    train(cfg_of(tiny, out, *argv))
+    state = out / "x.resume.pt"
+    assert len(torch.load(state, weights_only=True)["train_list_sha256"]) == 64
+    lst.write_text("\n".join([lines[0], *lines[1:][::-1]]) + "\n")  # same videos, other rows
+    resume = [*argv[:-3], "--max_epoch", "2", "--no_test", "--resume", str(state)]
+    with pytest.raises(ResumeError, match=rf"other rows than {lst} holds now \(rows sha256 "):
+        train(cfg_of(tiny, out, *resume))
+    # a state written before fingerprints: resumed with a warning that it cannot be checked
+    s = torch.load(state, weights_only=True)
+    del s["train_list_sha256"]
+    torch.save(s, state)
+    with pytest.warns(UserWarning, match="cannot be checked"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            train(cfg_of(tiny, out, *resume))

@@ -187,7 +187,7 @@ def test_broken_checkpoints_say_why(tmp_path):
         load_model(tmp_path / "nocfg.pth")
 
     torch.save({"x": argparse.Namespace(a=1)}, tmp_path / "obj.pth")
-    with pytest.raises(CheckpointError, match=r"obj\.pth holds Python objects .*argparse"):
+    with pytest.raises(CheckpointError, match=r"obj\.pth holds pickled Python code .*argparse"):
         load_model(tmp_path / "obj.pth")
     load_model(good)  # the intact file loads
 

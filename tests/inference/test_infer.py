@@ -367,3 +367,126 @@ def test_unrecorded_checkpoint_warns_once_that_encoders_are_unverified(videos, t
     assert f"checkpoint {bare} does not record the encoders" in err and str(img) in err
     js = json.loads((out / "second.json").read_text())
     assert not js["encoders_from_checkpoint"] and "cannot be verified" in js["encoder_warning"]
+
+
+# --- streams that send nothing, or stop sending (--stream_timeout) ------------------------
+
+
+def test_a_fifo_that_is_never_written_times_out_with_a_clear_message(ckpt, tmp_path):
+    import os
+    import time
+
+    from iefvad.inference.source import StreamError
+
+    fifo = tmp_path / "cam.fifo"
+    os.mkfifo(fifo)
+    s = setup(ckpt, device="cpu")
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(StreamError, match=r"nothing arrived within 1 s.*--stream_timeout"):
+            stream_scores(s, str(fifo), timeout=1.0)
+        assert time.monotonic() - t0 < 10
+    finally:  # let the reader thread's blocked open return
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK) if _has_reader(fifo) else None
+        if fd is not None:
+            os.close(fd)
+
+
+def _has_reader(fifo) -> bool:
+    import os
+
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        return True
+    except OSError:
+        return False
+
+
+class _StallingCapture:
+    """A cv2.VideoCapture stand-in: ``n`` frames, then a read that blocks (a source that went
+    silent without closing)."""
+
+    def __init__(self, n: int) -> None:
+        import threading
+
+        self.n, self.blocked = n, threading.Event()
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def get(self, prop) -> float:
+        return 25.0
+
+    def read(self):
+        if self.n == 0:
+            self.blocked.wait(30)
+            return False, None
+        self.n -= 1
+        return True, np.full((48, 64, 3), 40 * (self.n % 5), np.uint8)
+
+    def release(self) -> None:
+        self.blocked.set()
+
+
+def test_a_source_that_stops_mid_stream_keeps_what_was_scored(ckpt, tmp_path, monkeypatch, capsys):
+    from iefvad.inference import source
+
+    monkeypatch.setattr(source, "_capture", lambda src, timeout: _StallingCapture(40))
+    with torch_threads(1), pytest.raises(SystemExit) as e:
+        main(["--stream", "rtsp://cam/1", "--ckpt_path", str(ckpt), "--out_dir", str(tmp_path),
+              "--stream_timeout", "1"])  # fmt: skip
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "no frame for 1 s after frame 40" in err and "2 snippet(s) scored" in err, err
+    assert str(tmp_path / "stream.csv") in err
+    assert len(read_csv(tmp_path / "stream.csv")) == 2  # frames 0-31: two whole snippets
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "1e9"])
+def test_stream_timeout_flag_is_checked(value, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--stream", "V", "--ckpt_path", "c.pth", "--stream_timeout", value])
+    assert e.value.code == 2 and "--stream_timeout" in capsys.readouterr().err
+
+
+def test_stream_timeout_default_is_stated_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--stream_timeout SECONDS" in out and "(default 10)" in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_infer_blocked_on_a_silent_fifo_within_seconds(ckpt, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    fifo = tmp_path / "cam.fifo"
+    os.mkfifo(fifo)
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "infer.py"), "--stream", str(fifo), "--ckpt_path", str(ckpt),
+         "--out_dir", str(tmp_path / "out"), "--stream_timeout", "600", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:  # the model is loaded; now it waits on the FIFO
+            if line.startswith("[stream] opening"):
+                break
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        # the script gives up at once; the interpreter's own teardown (torch) takes the rest,
+        # seconds on a loaded machine. Without the reader thread it would wait for the FIFO.
+        assert time.monotonic() - t0 < 20, "Ctrl-C took too long"
+        assert p.returncode == 130 and "interrupted" in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()

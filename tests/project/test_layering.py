@@ -1,8 +1,8 @@
 """The folder tree is the architecture: a module imports only its own layer or lower ones.
 
-Layers, bottom up: 0 ``errors``, ``fileio``, ``devices``, ``paths``; 1 ``datasets``, ``video``,
-``events``, ``models``, ``viz``, ``report``; 2 ``data``, ``extraction``; 3 ``engine``,
-``inference``, ``synthetic``, ``studies``; 4 ``cli``.
+Layers, bottom up: 0 ``errors``, ``fileio``, ``devices``, ``paths``, ``stored``, ``locks``,
+``interrupts``; 1 ``datasets``, ``video``, ``events``, ``models``, ``viz``, ``report``; 2 ``data``,
+``extraction``; 3 ``engine``, ``inference``, ``synthetic``, ``studies``; 4 ``cli``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "iefvad"
-LAYERS = {"__init__": 0, "errors": 0, "fileio": 0, "devices": 0, "paths": 0}
+LAYER0 = ["__init__", "errors", "fileio", "devices", "stored", "locks", "interrupts", "paths"]
+LAYERS = dict.fromkeys(LAYER0, 0)
 for _layer, _names in enumerate(
     [[], ["datasets", "video", "events", "models", "viz", "report"], ["data", "extraction"],
      ["engine", "inference", "synthetic", "studies"], ["cli"]]
