@@ -104,8 +104,8 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_STREAM_TIMEOUT,
         metavar="SECONDS",
-        help=f"give up on a source that sends nothing for this long, to open or between two "
-        f"frames (default {DEFAULT_STREAM_TIMEOUT:g}); the snippets scored before are kept",
+        help="give up on a source that sends nothing for this long, to open or between two "
+        "frames; the snippets scored before are kept",
     )
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
