@@ -19,7 +19,7 @@ from iefvad.data.features import CLIP_LEN
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
 from iefvad.engine.budget import PRESETS, default_preset, preset_defaults
-from iefvad.engine.config import SELECTIONS, TrainConfig
+from iefvad.engine.config import SELECTIONS, TRAIN_SAMPLES, TrainConfig
 from iefvad.engine.report import EvaluationOptions, TestConfig
 from iefvad.engine.resume import state_path
 from iefvad.models.losses import TOPK_DIV
@@ -165,6 +165,13 @@ def train_parser() -> argparse.ArgumentParser:
         help="snippets per training row: longer videos are averaged into this many bins, "
         "shorter ones padded (256 as the reference)",
     )
+    g.add_argument(
+        "--train_sample",
+        choices=TRAIN_SAMPLES,
+        default="mean",
+        help="training videos longer than --train_len: mean of each bin (reference) or pick "
+        "one random snippet per bin at every step (keeps the per-snippet noise of test videos)",
+    )
     g = p.add_argument_group("model selection and outputs")
     g.add_argument(
         "--select",
@@ -280,6 +287,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         resume=resume,
         topk_div=args.topk_div,
         train_len=args.train_len,
+        train_sample=args.train_sample,
         **budget,
     )
     return cfg, source

@@ -23,6 +23,7 @@ from iefvad.errors import UserInputError
 from iefvad.models.losses import TOPK_DIV
 
 SELECTIONS = ("last", "val", "test")
+TRAIN_SAMPLES = ("mean", "pick")
 
 
 @dataclass
@@ -81,6 +82,11 @@ class TrainConfig:
     train_len: int = CLIP_LEN
     """Snippets per training row: longer videos are averaged into this many bins, shorter
     ones zero-padded (the reference: 256)."""
+    train_sample: str = "mean"
+    """How a training video longer than ``train_len`` becomes a row: ``mean`` (the reference:
+    the mean of each of ``train_len`` bins) or ``pick`` (at every step, one random snippet of
+    each bin, so that training rows keep the per-snippet statistics the test videos have;
+    :func:`iefvad.engine.train.pick_rows`)."""
     feature_noise: float = 0.0
     """Training augmentation: add Gaussian noise of this many within-video feature stds (per
     stream) to every batch; 0 = off (docs/training.md)."""
@@ -169,6 +175,12 @@ def validate_config(cfg: TrainConfig) -> None:
     _check(_int(cfg.topk_div) and cfg.topk_div >= 1, "--topk_div", cfg.topk_div, "an integer >= 1")
     _check(
         _int(cfg.train_len) and cfg.train_len >= 1, "--train_len", cfg.train_len, "an integer >= 1"
+    )
+    _check(
+        cfg.train_sample in TRAIN_SAMPLES,
+        "--train_sample",
+        cfg.train_sample,
+        f"one of {', '.join(TRAIN_SAMPLES)}",
     )
     _check(cfg.select in SELECTIONS, "--select", cfg.select, f"one of {', '.join(SELECTIONS)}")
     _check(

@@ -59,8 +59,14 @@ FLAGS = {
     "feature_noise": "--feature_noise",
     "topk_div": "--topk_div",
     "train_len": "--train_len",
+    "train_sample": "--train_sample",
 }
-PREDATING = {"feature_noise": 0.0, "topk_div": TOPK_DIV, "train_len": CLIP_LEN}
+PREDATING = {
+    "feature_noise": 0.0,
+    "topk_div": TOPK_DIV,
+    "train_len": CLIP_LEN,
+    "train_sample": "mean",
+}
 """Settings added after states were first written, with the value a run that predates them
 used: an older state is compared against these (resuming it with another value is refused)."""
 MODEL_FLAGS = {"dim": "--embed_dim", "mask_padding": "--mask_padding / --no_mask_padding"}

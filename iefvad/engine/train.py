@@ -37,6 +37,7 @@ from iefvad.data.csv_lists import ListError, ListRow, read_list
 from iefvad.data.groundtruth import (
     GroundTruth,
     check_gt_length,
+    feature_shape,
     load_gt,
     num_snippets,
     sidecar_path,
@@ -71,6 +72,7 @@ from iefvad.engine.resume import (
     state_path,
 )
 from iefvad.engine.runlog import LOSS_NAMES, Diverged, RunLogger, StepLosses
+from iefvad.engine.sampling import pick_rows, store_length
 from iefvad.engine.selection import (
     Selector,
     score_videos,
@@ -262,7 +264,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     train_rows, val_rows = _split_rows(cfg, rows)
     test_rows, gt = _read_test_list(cfg, event_dir)
     warn_shared_videos(rows, test_rows, cfg.train_list, cfg.test_list)
-    bank = _bank(cfg, train_rows, cfg.model.get("dim"), cfg.cache_dir)
+    bank = _bank(cfg, train_rows, cfg.model.get("dim"), cfg.cache_dir, store=True)
     val_bank = _bank(cfg, val_rows, bank.dim, None) if val_rows else None
     test_set: TestSet | None = None
     if test_rows:
@@ -298,8 +300,15 @@ def _read_test_list(cfg: TrainConfig, event_dir: str) -> tuple[list[ListRow], Gr
     return [], None
 
 
-def _bank(cfg: TrainConfig, rows: list[ListRow], dim: int | None, cache: Path | None):
-    """A training bank of ``rows`` (:func:`iefvad.data.bank.build_bank`)."""
+def _bank(
+    cfg: TrainConfig, rows: list[ListRow], dim: int | None, cache: Path | None, store: bool = False
+):
+    """A training bank of ``rows`` (:func:`iefvad.data.bank.build_bank`); ``store`` (the
+    training bank of ``--train_sample pick``): rows at up to full resolution."""
+    n = cfg.train_len
+    if store and cfg.train_sample == "pick":
+        shapes = [feature_shape(r.path) for r in rows]
+        n = store_length([s[0] for s in shapes], cfg.train_len, dim or shapes[0][1])
     return build_bank(
         rows,
         cfg.spec,
@@ -307,7 +316,7 @@ def _bank(cfg: TrainConfig, rows: list[ListRow], dim: int | None, cache: Path | 
         cfg.nan_policy,
         cache,
         cfg.workers,
-        n=cfg.train_len,
+        n=n,
         progress=cfg.progress,
     )
 
@@ -315,14 +324,20 @@ def _bank(cfg: TrainConfig, rows: list[ListRow], dim: int | None, cache: Path | 
 class Batches:
     """Training batches on the device, with the ``--feature_noise`` augmentation when asked."""
 
-    def __init__(self, bank: TrainBank, device: torch.device, feature_noise: float) -> None:
+    def __init__(
+        self, bank: TrainBank, device: torch.device, feature_noise: float, train_len: int
+    ) -> None:
         self.bank = DeviceBank(bank, device)
         self.noise = feature_noise
         self.scale = feature_noise_scale(bank, feature_noise)
+        self.train_len = train_len
+        """Rows longer than this (``--train_sample pick``'s stored rows) are picked down."""
 
     def __call__(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
         """``(image, event, lengths, labels)`` of the bank rows ``idx``."""
         img, evt, lengths, labels = self.bank.gather(idx)
+        if img.shape[1] > self.train_len:  # --train_sample pick: one snippet per bin
+            img, evt, lengths = pick_rows(img, evt, lengths, self.train_len)
         if self.noise > 0:  # fresh noise each step: no exact row to memorise
             img = img + self.scale[0] * torch.randn_like(img)
             evt = evt + self.scale[1] * torch.randn_like(evt)
@@ -738,7 +753,7 @@ def _train_locked(
             f"budget ({run.max_epoch} epochs): nothing is left to train (the finished model is "
             f"{ckpt_path})"
         )
-    batches = Batches(data.bank, device, cfg.feature_noise)
+    batches = Batches(data.bank, device, cfg.feature_noise, cfg.train_len)
     run.list_sha256 = list_fingerprint(data.train_rows + data.val_rows)
     if resume is not None:
         check_same_list(Path(cfg.resume), resume, run.list_sha256, cfg.train_list)

@@ -46,6 +46,9 @@ class SynthSpec:
     t_sigma: float = 0.5
     t_min: int = 20
     t_max: int = 600
+    t_dist: str = "lognormal"
+    """``lognormal`` (median ``t_median``, log-std ``t_sigma``, clipped to ``[t_min, t_max]``)
+    or ``uniform`` (evenly spread over ``[t_min, t_max]``)."""
     signal: float = 5.0
     noise: float = 1.0
     scene: float = 1.0
@@ -55,6 +58,9 @@ class SynthSpec:
     scene_jitter: float = 0.1
     span_fraction: tuple[float, float] = (0.1, 0.2)
     """Each anomalous span covers this fraction range of its video."""
+    span_count: tuple[int, int] = (1, 2)
+    """Each abnormal video has between these many anomalous spans (inclusive; overlapping
+    spans merge)."""
     signal_modality: str = "both"
     """``both``, ``image`` or ``event``: where the anomaly direction is planted; ``split``:
     in the image stream for the first abnormal class, the event stream for the second (and so
@@ -65,6 +71,9 @@ class SynthSpec:
     """Fraction of snippets (chosen independently per snippet) hit by a burst."""
     burst_sigma: float = 0.0
     """Std of the extra noise in a burst (the base noise is ``noise``)."""
+    train_gt: bool = False
+    """Also write ``train_gt.npy``: the frame labels of the training videos (first crop),
+    for a per-snippet oracle; training never reads it."""
     seed: int = 0
     layout: str = "benchmark"
     """``benchmark``: ``rgb/<Class>/...`` with UCF-style labels; ``custom``: the layout of a
@@ -81,7 +90,9 @@ class SynthSet:
 
 
 MODALITY_CHOICES = ("both", "image", "event")
-SIGNAL_CHOICES = (*MODALITY_CHOICES, "split")
+SIGNAL_CHOICES = (*MODALITY_CHOICES, "split", "mixed")
+PER_CLASS = {"split": ("image", "event"), "mixed": ("both", "event")}
+"""Where each abnormal class (alternately) carries the anomaly, for the per-class choices."""
 
 
 def check_spec(spec: SynthSpec) -> None:
@@ -89,6 +100,12 @@ def check_spec(spec: SynthSpec) -> None:
     if spec.signal_modality not in SIGNAL_CHOICES:
         raise ValueError(
             f"signal_modality must be one of {SIGNAL_CHOICES}, got {spec.signal_modality!r}"
+        )
+    if spec.t_dist not in ("lognormal", "uniform"):
+        raise ValueError(f"t_dist must be lognormal or uniform, got {spec.t_dist!r}")
+    if not 1 <= spec.span_count[0] <= spec.span_count[1]:
+        raise ValueError(
+            f"span_count must be (low, high) with 1 <= low <= high, got {spec.span_count}"
         )
     if spec.burst_modality not in ("none", *MODALITY_CHOICES):
         raise ValueError(
@@ -102,17 +119,23 @@ def check_spec(spec: SynthSpec) -> None:
 
 
 def ucf_like_lengths(n: int, rng: np.random.Generator, spec: SynthSpec) -> np.ndarray:
-    """Log-normal snippet counts clipped to ``[t_min, t_max]``."""
+    """Log-normal snippet counts clipped to ``[t_min, t_max]`` (or uniform over it)."""
+    if spec.t_dist == "uniform":
+        return rng.integers(spec.t_min, spec.t_max + 1, size=n)
     t = rng.lognormal(np.log(spec.t_median), spec.t_sigma, size=n)
     return np.clip(np.round(t), spec.t_min, spec.t_max).astype(int)
 
 
 def _spans(
-    t: int, rng: np.random.Generator, fraction: tuple[float, float]
+    t: int,
+    rng: np.random.Generator,
+    fraction: tuple[float, float],
+    count: tuple[int, int] = (1, 2),
 ) -> list[tuple[int, int]]:
-    """One or two snippet spans, each covering a ``fraction`` range of the video."""
+    """``count`` snippet spans, each covering a ``fraction`` range of the video (merged where
+    they overlap)."""
     spans = []
-    for _ in range(rng.integers(1, 3)):
+    for _ in range(rng.integers(count[0], count[1] + 1)):
         w = max(2, int(t * rng.uniform(*fraction)))
         s = int(rng.integers(0, max(1, t - w)))
         spans.append((s, min(t, s + w)))
@@ -142,7 +165,8 @@ def make_feature_set(
 
     prototypes = spec.scene * rng.standard_normal((spec.scenes, spec.dim)).astype(np.float32)
     jobs = []  # (path_img, path_evt, T, spans, scene, seed, plant)
-    train_rows, test_rows, gt_videos = [], [], []
+    train_rows, test_rows = [], []
+    gt_videos: dict[str, list[VideoGT]] = {"train": [], "test": []}
     for split, nn_, na in (
         ("train", spec.train_normal, spec.train_abnormal),
         ("test", spec.test_normal, spec.test_abnormal),
@@ -153,8 +177,8 @@ def make_feature_set(
             normal = i < nn_
             cls = NORMAL_LABEL if normal else ABNORMAL_CLASSES[i % len(ABNORMAL_CLASSES)]
             where = spec.signal_modality
-            if where == "split" and not normal:
-                where = ("image", "event")[ABNORMAL_CLASSES.index(cls) % 2]
+            if where in PER_CLASS and not normal:
+                where = PER_CLASS[where][ABNORMAL_CLASSES.index(cls) % 2]
             plant = plants.get(where, (0.0, 0.0))
             stem = f"Normal_Videos_{split}{i:03d}_x264" if normal else f"{cls}{split}{i:03d}_x264"
             folder = Path(cls)
@@ -162,7 +186,7 @@ def make_feature_set(
                 cls = "normal" if normal else cls.lower()
                 folder = Path("normal") if normal else Path("abnormal") / cls
             t = int(lengths[i])
-            spans = [] if normal else _spans(t, rng, spec.span_fraction)
+            spans = [] if normal else _spans(t, rng, spec.span_fraction, spec.span_count)
             scene = prototypes[rng.integers(spec.scenes)] + spec.scene_jitter * rng.standard_normal(
                 spec.dim
             ).astype(np.float32)
@@ -171,10 +195,9 @@ def make_feature_set(
                 img, evt = root / "rgb" / rel, root / "event_thr_10" / rel
                 jobs.append((img, evt, t, spans, scene, int(rng.integers(2**31)), plant))
                 (train_rows if split == "train" else test_rows).append((img, cls))
-            if split == "test":
-                frames = SNIPPET_FRAMES * t
-                segs = [(s * SNIPPET_FRAMES, e * SNIPPET_FRAMES) for s, e in spans]
-                gt_videos.append(VideoGT(stem, cls, frames, segs))
+            frames = SNIPPET_FRAMES * t
+            segs = [(s * SNIPPET_FRAMES, e * SNIPPET_FRAMES) for s, e in spans]
+            gt_videos[split].append(VideoGT(stem, cls, frames, segs))
 
     def write(job) -> None:
         img_path, evt_path, t, spans, scene, seed, plant = job
@@ -197,10 +220,13 @@ def make_feature_set(
     train_csv, test_csv, gt_path = root / "train.csv", root / "test.csv", root / "gt.npy"
     write_list(train_csv, train_rows)
     write_list(test_csv, test_rows)
-    save_gt(gt_path, gt_videos, dataset="synthetic")
+    save_gt(gt_path, gt_videos["test"], dataset="synthetic")
+    if spec.train_gt:
+        save_gt(root / "train_gt.npy", gt_videos["train"], dataset="synthetic")
     if spec.layout == "custom":
-        (root / "test_list.txt").write_text("".join(f"{v.name}\n" for v in gt_videos))
-        spans = [(v.name, s, e, v.label) for v in gt_videos for s, e in v.segments]
+        test_gt = gt_videos["test"]
+        (root / "test_list.txt").write_text("".join(f"{v.name}\n" for v in test_gt))
+        spans = [(v.name, s, e, v.label) for v in test_gt for s, e in v.segments]
         (root / "annotations.csv").write_text(
             "video,start_frame,end_frame,class\n"
             + "".join(f"{n},{s},{e},{c}\n" for n, s, e, c in spans)

@@ -221,9 +221,13 @@ def test_a_state_that_predates_a_setting_counts_as_its_reference_value():
     from iefvad.engine.resume import differing_flags
 
     old = {"lr": 1e-3, "seed": 1}  # written before topk_div / train_len / feature_noise existed
-    now = {"lr": 1e-3, "seed": 1, "topk_div": 16, "train_len": 256, "feature_noise": 0.0}
+    now = {"lr": 1e-3, "seed": 1, "topk_div": 16, "train_len": 256, "feature_noise": 0.0,
+           "train_sample": "mean"}  # fmt: skip
     assert differing_flags(old, now) == []
     assert differing_flags(old, {**now, "topk_div": 8}) == ["--topk_div: state 16, now 8"]
+    assert differing_flags(old, {**now, "train_sample": "pick"}) == [
+        "--train_sample: state 'mean', now 'pick'"
+    ]
     # a setting every state records is still compared when it is missing
     diff = differing_flags({"seed": 1}, now)
     assert len(diff) == 1 and diff[0].startswith("--lr: state ") and diff[0].endswith("now 0.001")

@@ -1,0 +1,35 @@
+"""bench/regimes.py: the fixed rule that splits the regimes into tuning and held-out halves."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("regimes", ROOT / "bench" / "regimes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_halves_alternate_along_each_axis_and_the_issue_set_is_held_out():
+    b = _bench()
+    r = b.regimes()
+    assert r["base"][0] == "tuning" and r["issue"][0] == "heldout"
+    for axis, levels in b.AXES.items():
+        halves = [r[name][0] for name, _ in levels]
+        assert halves == ["tuning" if i % 2 == 0 else "heldout" for i in range(len(levels))]
+        assert all(r[name][1] == axis for name, _ in levels)
+    assert set(b.QUICK) <= set(r)
+    assert {r[n][0] for n in b.QUICK} == {"tuning", "heldout"}
+    # the data seed depends on the name only (the same files in every session)
+    assert b.data_seed("len450") == b.data_seed("len450") != b.data_seed("len60")
+    assert b.variant_flags("small+train_sample=pick") == [
+        "--preset",
+        "small",
+        "--train_sample",
+        "pick",
+    ]
