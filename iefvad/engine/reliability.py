@@ -54,7 +54,7 @@ class ReliabilitySpec:
     what the other stream does not. (Not used by the ``detector`` loss.)"""
     floor: float = 0.1
     """Target ``corruption``: the floor ``sigma0^2``, as a fraction of the batch's mean
-    per-value variance of that modality's clean latents (detached)."""
+    per-value variance of the clean latents (both streams' averaged: one floor for both)."""
 
     def __post_init__(self) -> None:
         if self.target not in RELIABILITY_TARGETS:
@@ -123,13 +123,18 @@ def nll_terms(
     raise ValueError(f"unknown reliability loss {kind!r}")
 
 
-def corruption_sq(mu: Tensor, mu_clean: Tensor, valid: Tensor, floor: float) -> Tensor:
-    """The ``corruption`` target's squared error: ``(mu - mu_clean)^2 + floor * s^2``, ``s^2``
-    the mean per-value variance of ``mu_clean`` over the real snippets (all detached)."""
-    mu, mu_clean = mu.detach().float(), mu_clean.detach().float()
-    ref = mu_clean[valid]
-    s2 = ref.var(0).mean() if ref.shape[0] > 1 else mu_clean.new_ones(())
-    return (mu - mu_clean).pow(2) + floor * s2
+def latent_spread(mu_clean: Tensor, valid: Tensor) -> Tensor:
+    """Mean per-value variance of ``mu_clean`` ``[B, T, D]`` over the real snippets
+    (detached; 1 when there is at most one snippet)."""
+    ref = mu_clean.detach().float()[valid]
+    return ref.var(0).mean() if ref.shape[0] > 1 else mu_clean.new_ones((), dtype=torch.float32)
+
+
+def corruption_sq(mu: Tensor, mu_clean: Tensor, floor_sq: Tensor | float) -> Tensor:
+    """The ``corruption`` target's squared error: ``(mu - mu_clean)^2 + floor_sq`` (detached).
+    ``floor_sq`` must be the same for both streams: a per-stream floor would give the streams
+    different variances, hence unequal weights, on clean data (docs/fusion.md)."""
+    return (mu.detach().float() - mu_clean.detach().float()).pow(2) + floor_sq
 
 
 def detector_loss(
@@ -168,8 +173,10 @@ def reliability_loss(
     t = out.mu_image.shape[1]
     valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
     if clean is not None and spec.target == "corruption":
-        sq_i = corruption_sq(out.mu_image, clean.mu_image, valid, spec.floor)
-        sq_e = corruption_sq(out.mu_event, clean.mu_event, valid, spec.floor)
+        spread = latent_spread(clean.mu_image, valid) + latent_spread(clean.mu_event, valid)
+        floor_sq = spec.floor * 0.5 * spread  # one floor for both streams
+        sq_i = corruption_sq(out.mu_image, clean.mu_image, floor_sq)
+        sq_e = corruption_sq(out.mu_event, clean.mu_event, floor_sq)
         nll_i = nll_terms(None, out.logvar_image, None, spec.loss, spec.nu, sq=sq_i).mean(-1)
         nll_e = nll_terms(None, out.logvar_event, None, spec.loss, spec.nu, sq=sq_e).mean(-1)
         return _masked_mean(nll_i, valid) + _masked_mean(nll_e, valid)

@@ -14,6 +14,7 @@ from iefvad.engine.reliability import (
     clean_latents,
     corruption_sq,
     detector_loss,
+    latent_spread,
     reliability_loss,
 )
 from iefvad.models.model import IEFVAD, FusionOutput, ModelConfig, temporal_stats
@@ -27,22 +28,24 @@ def _out(mu_i, lv_i, mu_e, lv_e) -> FusionOutput:
 
 
 def test_corruption_target_is_the_floor_on_clean_snippets_whatever_the_other_stream_sees():
-    """Two clean streams that disagree strongly: the corruption target gives both the same
-    constant (the floor), so the NLL's optimum is the same variance for both, never raised
-    for disagreeing; the clean target (shift + gap) raises both by the gap."""
+    """Two clean streams that disagree strongly and differ in spread: the corruption target
+    gives both the same constant (one floor), so the NLL's optimum is the same variance for
+    both, never raised for disagreeing. (A per-stream floor, the first version, gave the
+    streams unequal clean weights: docs/fusion.md.)"""
     g = torch.Generator().manual_seed(0)
     mu_i = torch.randn(2, 8, 4, generator=g)
     mu_e = 3.0 + torch.randn(2, 8, 4, generator=g)  # far from the image latent
     valid = torch.ones(2, 8, dtype=torch.bool)
-    sq_i = corruption_sq(mu_i, mu_i, valid, 0.1)
-    sq_e = corruption_sq(mu_e, mu_e, valid, 0.1)
-    assert torch.allclose(sq_i, sq_i.flatten()[0].expand_as(sq_i))  # a constant
-    assert torch.allclose(sq_e, sq_e.flatten()[0].expand_as(sq_e))
-    assert float(sq_i.flatten()[0]) == float(0.1 * mu_i.reshape(-1, 4).var(0).mean())
+    spread = latent_spread(mu_i, valid)
+    assert torch.allclose(spread, mu_i.reshape(-1, 4).var(0).mean())
+    sq_i = corruption_sq(mu_i, mu_i, 0.1)
+    sq_e = corruption_sq(mu_e, mu_e, 0.1)
+    assert torch.equal(sq_i, torch.full_like(sq_i, 0.1))  # the floor, the same for both
+    assert torch.equal(sq_e, sq_i)
     # a corrupted snippet's error is its shift on top of the floor
     shifted = mu_i.clone()
     shifted[0, 3] += 2.0
-    sq = corruption_sq(shifted, mu_i, valid, 0.1)
+    sq = corruption_sq(shifted, mu_i, 0.1)
     assert torch.allclose(sq[0, 3], sq_i[0, 3] + 4.0)
     # the loss's gradient pushes each clean stream's lv to log(floor), not by the gap
     lv = torch.zeros(2, 8, 4, requires_grad=True)
@@ -55,6 +58,15 @@ def test_corruption_target_is_the_floor_on_clean_snippets_whatever_the_other_str
     )
     loss.backward()
     assert bool((lv.grad > 0).all())  # lv = 0 is above log(floor): descent lowers it
+    # the optimum is the same for both streams although their spreads differ by 9x
+    lvs = [torch.zeros(2, 8, 4, requires_grad=True) for _ in range(2)]
+    wide_e = 3.0 * mu_e
+    loss = reliability_loss(
+        _out(mu_i, lvs[0], wide_e, lvs[1]), torch.tensor([8, 8]), spec,
+        clean=_out(mu_i, lvs[0], wide_e, lvs[1]),
+    )  # fmt: skip
+    loss.backward()
+    assert torch.allclose(lvs[0].grad, lvs[1].grad)
 
 
 def test_clean_pass_runs_on_corrupted_rows_and_streams_only():
