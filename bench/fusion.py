@@ -48,6 +48,14 @@ RECIPES = {  # name: (ModelConfig fields, TrainConfig.uncertainty record)
         {"recipe": "reliable", "reliability": {"target": "other"}},
     ),
     "reliable": ({"attention_sink": False, "weight_power": 3.0}, {"recipe": "reliable"}),
+    "reliable_corruption": (  # issue 21: the corruption target, clean pass on hit rows only
+        {"attention_sink": False, "weight_power": 3.0, "variance_temporal": True},
+        {"recipe": "reliable", "reliability": {"target": "corruption"}},
+    ),
+    "reliable_detector": (  # issue 21: the detector loss, no second pass
+        {"attention_sink": False, "weight_power": 3.0, "variance_temporal": True},
+        {"recipe": "reliable", "reliability": {"loss": "detector"}},
+    ),
 }
 
 SIZES = {  # batch (rows per step), D, heads, refinement blocks
@@ -99,7 +107,7 @@ def main() -> None:
                 named = RECIPES_BY_NAME[record["recipe"]].to_record()
                 named["reliability"].update(record.get("reliability", {}))
                 record = named
-            hook = make_step(record, cfg.modalities, 0)
+            hook = make_step(record, cfg.modalities, 0, cfg.weight_power)
 
             def rstep(model=model, cfg=cfg, hook=hook) -> None:
                 extra = 0.0

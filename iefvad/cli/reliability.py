@@ -66,15 +66,23 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--reliability_loss",
         choices=RELIABILITY_LOSSES,
-        help="heteroscedastic term: each modality's variance explains its error against the "
-        "other modality (default none)",
+        help="heteroscedastic term: each modality's variance explains its error against a "
+        "target (--reliability_target); detector: the weights' logits trained as a detector "
+        "of the augmentation's corrupted snippets (BCE) (default none)",
     )
     g.add_argument("--reliability_weight", type=float, help="weight of that term (default 1)")
     g.add_argument(
         "--reliability_target",
         choices=RELIABILITY_TARGETS,
         help="other: error against the other stream (default); clean: corruption shift plus "
-        "the clean gap, from an extra gradient-free pass",
+        "the clean gap, from an extra gradient-free pass; corruption: the corruption's shift "
+        "alone plus a floor (the extra pass on the corrupted rows only)",
+    )
+    g.add_argument(
+        "--reliability_floor",
+        type=float,
+        help="target corruption: the clean snippets' squared error, as a fraction of the "
+        "latents' variance (default 0.1)",
     )
 
 
@@ -107,6 +115,8 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["weight"] = args.reliability_weight
     if getattr(args, "reliability_target", None):
         r["target"] = args.reliability_target
+    if getattr(args, "reliability_floor", None) is not None:
+        r["floor"] = args.reliability_floor
     rec = TrainingRecipe.from_record(
         {"corrupt": {**base["corrupt"], **c}, "reliability": {**base["reliability"], **r}}
     )  # validates

@@ -8,6 +8,10 @@ The same operations serve both (docs/fusion.md, "Weights that follow reliability
 * ``drop``: ``x = 0`` (the sensor is off);
 * ``freeze``: every snippet of the span repeats the span's first snippet (a frozen camera).
 
+Two more kinds serve the benchmark's held-out corruptions (:data:`HELD_OUT_KINDS`, never
+drawn in training): ``shuffle`` (the span's snippets in a random order: a stream out of sync
+with itself) and ``swap`` (the span replaced by another video's features, ``donor``).
+
 Training (:func:`corrupt_batch`): each row of a batch is corrupted with probability ``prob``;
 one modality (either, at random) gets one kind of corruption on one contiguous span covering a
 random fraction of its real snippets (padding is never touched). The other modality of that
@@ -27,6 +31,8 @@ from torch import Tensor
 from iefvad.errors import UserInputError
 
 KINDS = ("noise", "attenuate", "drop", "freeze")
+HELD_OUT_KINDS = ("shuffle", "swap")
+"""Test-time only (:func:`apply_corruption`); the training augmentation draws from KINDS."""
 MODALITY_CHOICES = ("either", "image", "event")
 
 
@@ -102,12 +108,15 @@ def apply_corruption(
     sigma: Tensor | float = 0.0,
     attenuation: float = 0.01,
     noise: Tensor | None = None,
+    donor: Tensor | None = None,
 ) -> Tensor:
     """``x`` ``[B, T, D]`` with ``kind`` applied where ``mask`` ``[B, T]`` is True.
 
     ``sigma``: absolute noise std, a float or ``[B]``; ``noise``: the standard normal draws
-    (``[B, T, D]``; drawn from the global generator when None). ``freeze`` repeats, in each
-    row, the first masked snippet over the row's masked snippets (a mask is one span).
+    (``[B, T, D]``; drawn from the global generator when None; ``shuffle`` orders the span by
+    ``noise[..., 0]``). ``freeze`` repeats, in each row, the first masked snippet over the
+    row's masked snippets (a mask is one span). ``swap``: ``donor`` ``[B, T, D]`` (another
+    video's features) where masked.
     """
     m = mask.unsqueeze(-1)
     if kind == "noise":
@@ -126,7 +135,18 @@ def apply_corruption(
         first = torch.where(mask, pos, torch.full_like(pos, t)).min(1).values.clamp(max=t - 1)
         idx = torch.where(mask, first[:, None].expand_as(pos), pos)
         return x.gather(1, idx.unsqueeze(-1).expand_as(x))
-    raise ValueError(f"unknown corruption kind {kind!r}; choose from {KINDS}")
+    if kind == "shuffle":
+        keys = (torch.randn(x.shape[:2]) if noise is None else noise[..., 0].cpu()).float()
+        idx = torch.arange(x.shape[1]).expand(x.shape[0], -1).clone()
+        for r in range(x.shape[0]):
+            pos = mask[r].cpu().nonzero().flatten()
+            idx[r, pos] = pos[torch.argsort(keys[r, pos])]
+        return x.gather(1, idx.to(x.device).unsqueeze(-1).expand_as(x))
+    if kind == "swap":
+        if donor is None:
+            raise ValueError("swap needs the donor features")
+        return torch.where(m, donor.to(x.device, x.dtype), x)
+    raise ValueError(f"unknown corruption kind {kind!r}; choose from {KINDS + HELD_OUT_KINDS}")
 
 
 def valid_std(x: Tensor, lengths: Tensor) -> Tensor:

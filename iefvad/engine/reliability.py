@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -28,8 +28,8 @@ from torch import Tensor
 from iefvad.engine.corruption import KINDS, CorruptionSpec, Corruptor
 from iefvad.errors import UserInputError
 
-RELIABILITY_LOSSES = ("none", "gaussian", "student_t")
-RELIABILITY_TARGETS = ("other", "clean")
+RELIABILITY_LOSSES = ("none", "gaussian", "student_t", "detector")
+RELIABILITY_TARGETS = ("other", "clean", "corruption")
 NLL_LOGVAR_CLAMP = 12.0
 """The NLL clamps log-variances to +-12 (errors are O(1) after the heads' LayerNorm)."""
 
@@ -48,7 +48,13 @@ class ReliabilitySpec:
     the squared error is ``(mu_m - mu_m^clean)^2 + (mu_m^clean - mu_other^clean)^2``, the
     corruption's shift plus the clean gap, from a second, gradient-free pass on the clean
     inputs: the two parts cannot cancel, so a corrupted stream never looks better than its
-    clean self."""
+    clean self; ``corruption``: the squared error is ``(mu_m - mu_m^clean)^2 + floor``, only
+    what the corruption moved the stream (the clean pass runs on the corrupted rows only) plus
+    a floor, so a clean stream's variance is pushed to a constant and never up for seeing
+    what the other stream does not. (Not used by the ``detector`` loss.)"""
+    floor: float = 0.1
+    """Target ``corruption``: the floor ``sigma0^2``, as a fraction of the batch's mean
+    per-value variance of the clean latents (both streams' averaged: one floor for both)."""
 
     def __post_init__(self) -> None:
         if self.target not in RELIABILITY_TARGETS:
@@ -59,9 +65,10 @@ class ReliabilitySpec:
             raise UserInputError(
                 f"--reliability_loss must be one of {RELIABILITY_LOSSES}, got {self.loss!r}"
             )
-        if self.weight < 0 or self.nu <= 0:
+        if self.weight < 0 or self.nu <= 0 or self.floor <= 0:
             raise UserInputError(
-                f"--reliability_weight must be >= 0 and nu > 0, got {self.weight}, {self.nu}"
+                "--reliability_weight must be >= 0, nu and floor > 0, got "
+                f"{self.weight}, {self.nu}, {self.floor}"
             )
 
     @property
@@ -116,6 +123,42 @@ def nll_terms(
     raise ValueError(f"unknown reliability loss {kind!r}")
 
 
+def latent_spread(mu_clean: Tensor, valid: Tensor) -> Tensor:
+    """Mean per-value variance of ``mu_clean`` ``[B, T, D]`` over the real snippets
+    (detached; 1 when there is at most one snippet)."""
+    ref = mu_clean.detach().float()[valid]
+    return ref.var(0).mean() if ref.shape[0] > 1 else mu_clean.new_ones((), dtype=torch.float32)
+
+
+def corruption_sq(mu: Tensor, mu_clean: Tensor, floor_sq: Tensor | float) -> Tensor:
+    """The ``corruption`` target's squared error: ``(mu - mu_clean)^2 + floor_sq`` (detached).
+    ``floor_sq`` must be the same for both streams: a per-stream floor would give the streams
+    different variances, hence unequal weights, on clean data (docs/fusion.md)."""
+    return (mu.detach().float() - mu_clean.detach().float()).pow(2) + floor_sq
+
+
+def detector_loss(
+    out, lengths: Tensor, power: float, mask_image: Tensor, mask_event: Tensor
+) -> Tensor:
+    """The ``detector`` term: per value, ``BCE(k (lv_m - lv_other), corrupted_m)``, i.e. the
+    fused weight's complement ``1 - w_m = sigmoid(k (lv_m - lv_o))`` is trained as the
+    probability that stream ``m``'s snippet was corrupted (labels: the augmentation's masks).
+    On a clean snippet both streams' terms ask for 0, which holds only at ``lv_m = lv_o``:
+    clean streams are pushed to equal weights whatever they see. Mean over real snippets and
+    values, summed over the two modalities."""
+    t = out.logvar_image.shape[1]
+    valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+    lv_i = out.logvar_image.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
+    lv_e = out.logvar_event.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
+    z = power * (lv_i - lv_e)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    y_i = mask_image.to(z.dtype)[..., None].expand_as(z)
+    y_e = mask_event.to(z.dtype)[..., None].expand_as(z)
+    li = bce(z, y_i, reduction="none").mean(-1)
+    le = bce(-z, y_e, reduction="none").mean(-1)
+    return _masked_mean(li, valid) + _masked_mean(le, valid)
+
+
 def reliability_loss(
     out,
     lengths: Tensor,
@@ -129,6 +172,14 @@ def reliability_loss(
     ``clean``: the outputs of a gradient-free pass on the clean inputs (target ``clean``)."""
     t = out.mu_image.shape[1]
     valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+    if clean is not None and spec.target == "corruption":
+        spread = latent_spread(clean.mu_image, valid) + latent_spread(clean.mu_event, valid)
+        floor_sq = spec.floor * 0.5 * spread  # one floor for both streams
+        sq_i = corruption_sq(out.mu_image, clean.mu_image, floor_sq)
+        sq_e = corruption_sq(out.mu_event, clean.mu_event, floor_sq)
+        nll_i = nll_terms(None, out.logvar_image, None, spec.loss, spec.nu, sq=sq_i).mean(-1)
+        nll_e = nll_terms(None, out.logvar_event, None, spec.loss, spec.nu, sq=sq_e).mean(-1)
+        return _masked_mean(nll_i, valid) + _masked_mean(nll_e, valid)
     if clean is not None:
         ci, ce = clean.mu_image.detach().float(), clean.mu_event.detach().float()
         gap = (ci - ce).pow(2)
@@ -148,8 +199,15 @@ def reliability_loss(
 class RecipeStep:
     """The training step's hook: ``out, extra = step(model, image, event, lengths)``."""
 
-    def __init__(self, recipe: TrainingRecipe, modalities: Sequence[str], seed: int) -> None:
+    def __init__(
+        self,
+        recipe: TrainingRecipe,
+        modalities: Sequence[str],
+        seed: int,
+        weight_power: float = 1.0,
+    ) -> None:
         self.recipe = recipe
+        self.power = weight_power
         self.corruptor = Corruptor(recipe.corrupt, seed) if recipe.corrupt.active else None
         self.both = "image" in modalities and "event" in modalities
 
@@ -177,17 +235,55 @@ class RecipeStep:
         spec = self.recipe.reliability
         if not (spec.active and self.both):
             return out, out.logits.new_zeros(())
+        if spec.loss == "detector":
+            z = torch.zeros(image.shape[:2], dtype=torch.bool, device=image.device)
+            mi, me = (z, z) if mi is None else (mi, me)
+            return out, spec.weight * detector_loss(out, lengths, self.power, mi, me)
         clean = None
         if spec.target == "clean":
             with torch.no_grad():
                 clean = model(*clean_in, lengths)
+        elif spec.target == "corruption":
+            clean = clean_latents(model, out, clean_in, lengths, mi, me)
         return out, spec.weight * reliability_loss(out, lengths, spec, mi, me, clean)
 
 
-def make_step(record: dict[str, Any] | None, modalities: Sequence[str], seed: int):
-    """A :class:`RecipeStep`, or None when the record asks for nothing (the plain step)."""
+class _Latents(NamedTuple):
+    mu_image: Tensor
+    mu_event: Tensor
+
+
+def clean_latents(model, out, clean_in, lengths: Tensor, mi, me) -> _Latents:
+    """The clean pass's latents, run (without gradient) on the corrupted rows only, and taken
+    only for the stream that was corrupted there: each stream is encoded on its own and each
+    row on its own, so elsewhere the pass's own latents are the clean ones (shift 0, also
+    when dropout is on). Without masks (no corruption) the pass's own latents."""
+    ci, ce = out.mu_image.detach(), out.mu_event.detach()
+    if mi is None:
+        return _Latents(ci, ce)
+    hit_i, hit_e = mi.any(1), me.any(1)
+    rows = (hit_i | hit_e).nonzero().flatten()
+    if rows.numel() == 0:
+        return _Latents(ci, ce)
+    with torch.no_grad():
+        sub = model(clean_in[0][rows], clean_in[1][rows], lengths[rows])
+    ci, ce = ci.clone(), ce.clone()
+    ri, re_ = hit_i[rows], hit_e[rows]
+    ci[rows[ri]] = sub.mu_image[ri].to(ci.dtype)
+    ce[rows[re_]] = sub.mu_event[re_].to(ce.dtype)
+    return _Latents(ci, ce)
+
+
+def make_step(
+    record: dict[str, Any] | None,
+    modalities: Sequence[str],
+    seed: int,
+    weight_power: float = 1.0,
+):
+    """A :class:`RecipeStep`, or None when the record asks for nothing (the plain step).
+    ``weight_power``: the model's (the ``detector`` loss trains the weights' logits)."""
     recipe = TrainingRecipe.from_record(record)
-    return RecipeStep(recipe, modalities, seed) if recipe.active else None
+    return RecipeStep(recipe, modalities, seed, weight_power) if recipe.active else None
 
 
 RELIABLE = TrainingRecipe(
@@ -215,6 +311,7 @@ VARIANT_KEYS = {
     "reliability_weight": ("reliability", "weight"),
     "reliability_nu": ("reliability", "nu"),
     "reliability_target": ("reliability", "target"),
+    "reliability_floor": ("reliability", "floor"),
 }
 """``ablate.py --variants reference:corrupt=noise+drop:reliability_loss=gaussian``."""
 
@@ -235,7 +332,7 @@ def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
                 value: Any = [k for k in text.split("+") if k and k != "none"]
             elif name in ("span", "sigma"):
                 value = [float(v) for v in text.split(",")]
-            elif name in ("prob", "weight", "nu", "whole"):
+            elif name in ("prob", "weight", "nu", "whole", "floor"):
                 value = float(text)
             else:
                 value = text

@@ -381,7 +381,9 @@ class RunState:
                 f"{cfg.min_steps}); lr milestones at epochs {list(milestones)}"
             )
         self.shift = kl_shift(self.mcfg)
-        self.recipe = make_step(cfg.uncertainty, self.mcfg.modalities, cfg.seed)  # None: plain
+        self.recipe = make_step(  # None: the plain step
+            cfg.uncertainty, self.mcfg.modalities, cfg.seed, self.mcfg.weight_power
+        )
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.start_epoch, self.start_step, self.start_loss_sums = 0, 0, None
         """Where the first epoch starts (not 0, 0 on resume) and its loss sums so far."""

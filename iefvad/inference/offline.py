@@ -21,6 +21,12 @@ from iefvad.datasets.specs import SNIPPET_FRAMES
 from iefvad.engine.metrics import segments_from_mask
 from iefvad.extraction.recipe import background, iter_snippet_features
 from iefvad.fileio import atomic_write, save_json
+from iefvad.inference.health import (
+    MIN_SNIPPETS,
+    UNRELIABLE_WEIGHT,
+    health_streams,
+    unreliable_spans,
+)
 from iefvad.inference.scorer import (
     Context,
     Scorer,
@@ -201,6 +207,7 @@ def write_outputs(
     paths = {"csv": write_frame_csv(vs, out / f"{name}.csv")}
     every = find_segments(vs.scores, vs.frames, vs.fps, threshold, 0)
     segs = find_segments(vs.scores, vs.frames, vs.fps, threshold, top_k)
+    health = stream_health(vs, s)
     summary = {
         "video": vs.path,
         "video_id": _identity(vs.path),
@@ -214,6 +221,8 @@ def write_outputs(
         "top_k": top_k,
         "max_score": round(float(vs.scores.max()), 4) if vs.scores.size else None,
         "segments": segs,
+        "unreliable_streams": health,
+        "unreliable_rule": {"weight_below": UNRELIABLE_WEIGHT, "min_snippets": MIN_SNIPPETS},
         "context": asdict(context),
         **s.describe(),
         "seconds": round(vs.seconds, 3),
@@ -235,6 +244,13 @@ def write_outputs(
             out / f"{name}.png",
         )
     return paths
+
+
+def stream_health(vs: VideoScores, s: InferSetup) -> list[dict[str, Any]]:
+    """Spans where a stream's weight says it is unreliable (:mod:`iefvad.inference.health`)."""
+    streams = health_streams(s.model.cfg)
+    w = {"image": vs.w_image, "event": vs.w_event}
+    return unreliable_spans({m: w[m] for m in streams}, vs.frames, vs.fps)
 
 
 def output_names(videos: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -424,6 +440,8 @@ def score_files(cfg: OfflineConfig, s: InferSetup, names: Sequence[str] | None =
             )
             + f" -> {', '.join(shown(p) for p in paths.values())}"
         )
+        for span in stream_health(vs, s):
+            print(f"{v}: {span['text']} (weight {span['mean_weight']:.2f})")
         for w in vs.warnings:
             print(f"warning: {shown(v)}: {w}", file=sys.stderr)
         if cfg.report:

@@ -17,6 +17,7 @@ import numpy as np
 
 from iefvad.datasets.specs import SNIPPET_FRAMES
 from iefvad.extraction.recipe import iter_snippet_features
+from iefvad.inference.health import HealthTracker, health_streams
 from iefvad.inference.scorer import Context, Scorer, SnippetScore, _Counter, _features
 from iefvad.inference.session import (
     InferSetup,
@@ -242,6 +243,7 @@ def score_stream(cfg: StreamConfig, s: InferSetup) -> int:
     csv_path, f = new_log(Path(cfg.out_dir))
     stalled: StreamStalled | None = None
     n, alerts, lat = 0, 0, []
+    health = HealthTracker(health_streams(s.model.cfg))
     norm = "per snippet" if s.opts.event_norm == "snippet" else f"over {group} snippet(s)"
     kept = f" (earlier logs in {cfg.out_dir} are kept)" if csv_path.name != "stream.csv" else ""
     print(
@@ -268,14 +270,20 @@ def score_stream(cfg: StreamConfig, s: InferSetup) -> int:
                 f.flush()
                 if sc.alert or not cfg.quiet:
                     print(sc.line(), flush=True)
+                weights = {"image": sc.w_image, "event": sc.w_event}
+                for line in health.update(weights, sc.start_s, sc.end_s):
+                    print(f"[stream] {line}", flush=True)
         except KeyboardInterrupt:
             print("[stream] interrupted", file=sys.stderr)
         except StreamStalled as e:
             stalled = e
+        for line in health.close():
+            print(f"[stream] {line}", flush=True)
     if lat:
         print(
             f"[stream] {n} snippets, {alerts} alert(s); latency median "
             f"{float(np.median(lat)):.1f} ms, max {max(lat):.1f} ms"
+            + (f"; {len(health.spans)} unreliable-stream span(s)" if health.spans else "")
         )
     if stalled is not None:
         raise StreamError(

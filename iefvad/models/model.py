@@ -136,6 +136,18 @@ class ModelConfig:
     row's median / mean over its valid snippets from both streams, so that a per-video offset
     (camera, scene) shared by normal and abnormal videos is gone before the first layer. The
     median keeps an anomaly that covers less than half of the row (docs/training.md)."""
+    variance_temporal: bool = _opt(
+        False,
+        "the log-variance heads also see each snippet's input energy and its change from the "
+        "neighbouring snippets (docs/fusion.md)",
+        shown="default off: the released heads",
+        off="the log-variance heads see the encoder's latent only, as released",
+    )
+    """The log-variance heads also read :func:`temporal_stats` of the raw input (energy, and
+    the mean squared change to the previous and next snippet), through a zero-initialised
+    ``Linear(3, D)`` per modality (``temporal.image_logvar_temporal`` /
+    ``temporal.event_logvar_temporal``, only when on): a frozen, dropped or noisy stream is
+    visible in these numbers even where each snippet alone looks like a real one."""
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
@@ -243,6 +255,32 @@ def contribution_shares(c_i: Tensor, c_e: Tensor) -> tuple[Tensor, Tensor]:
     return share, 1.0 - share
 
 
+TEMPORAL_STATS = 3
+STATS_EPS = 1e-8
+STATS_SCALE = 0.1
+"""The stats are ``0.1 log(eps + .)``: O(1) numbers whatever the feature scale."""
+
+
+def temporal_stats(x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    """``[B, T, 3]`` per snippet of ``x`` ``[B, T, D]``: ``0.1 log(eps + s)`` of its mean square
+    (0 for a dropped stream), of its mean squared change from the previous snippet and to the
+    next one (0 for a frozen one; large for noise). The first (last real, by ``lengths``)
+    snippet's missing neighbour counts as the change next to it; one snippet alone gets
+    changes of 0."""
+    x = x.float()
+    energy = x.pow(2).mean(-1)
+    if x.shape[1] > 1:
+        d = (x[:, 1:] - x[:, :-1]).pow(2).mean(-1)
+        prev = torch.cat([d[:, :1], d], 1)
+        nxt = torch.cat([d, d[:, -1:]], 1)
+        if lengths is not None:  # the last real snippet has no next one (padding follows)
+            last = torch.arange(x.shape[1], device=x.device)[None, :] >= lengths[:, None] - 1
+            nxt = torch.where(last, prev, nxt)
+    else:
+        prev = nxt = torch.zeros_like(energy)
+    return STATS_SCALE * torch.log(STATS_EPS + torch.stack([energy, prev, nxt], -1))
+
+
 class TemporalFusion(nn.Module):
     """Per-modality self-attention encoders, uncertainty heads, fusion and refinement."""
 
@@ -275,6 +313,12 @@ class TemporalFusion(nn.Module):
             for _ in range(cfg.refine_steps)
         )
         self.classifier = nn.Linear(d, 1)
+        if cfg.variance_temporal:  # new names; zero-initialised: starts as the plain heads
+            self.image_logvar_temporal = nn.Linear(TEMPORAL_STATS, d)
+            self.event_logvar_temporal = nn.Linear(TEMPORAL_STATS, d)
+            for lin in (self.image_logvar_temporal, self.event_logvar_temporal):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         if cfg.attention_sink:  # one null-slot logit offset per layer and head (new names)
             init = torch.full((cfg.layers, cfg.heads), SINK_INIT)
             self.image_sink = nn.Parameter(init.clone(), requires_grad=cfg.sink_trainable)
@@ -381,6 +425,7 @@ class TemporalFusion(nn.Module):
             raise ValueError(
                 f"features have width D={image.shape[-1]} but the model expects D={self.cfg.dim}"
             )
+        raw = (image, event)
         if self.cfg.input_norm != "none":
             image = center_rows(image, lengths, self.cfg.input_norm)
             event = center_rows(event, lengths, self.cfg.input_norm)
@@ -397,6 +442,10 @@ class TemporalFusion(nn.Module):
                 )
             )
             mu_i, lv_i = self.image_mu(zi), self.image_logvar(zi)
+            if self.cfg.variance_temporal:
+                lv_i = lv_i + self.image_logvar_temporal(
+                    temporal_stats(raw[0], lengths).to(lv_i.dtype)
+                )
         if "event" in use:
             ze = self.whiten_event(
                 self._encode(
@@ -404,6 +453,10 @@ class TemporalFusion(nn.Module):
                 )
             )
             mu_e, lv_e = self.event_mu(ze), self.event_logvar(ze)
+            if self.cfg.variance_temporal:
+                lv_e = lv_e + self.event_logvar_temporal(
+                    temporal_stats(raw[1], lengths).to(lv_e.dtype)
+                )
         if use == ("image",):  # the unused stream reads as zeros with weight 0
             mu_e, lv_e = torch.zeros_like(mu_i), torch.zeros_like(lv_i)
             fused, wi, we = mu_i, torch.ones_like(mu_i), torch.zeros_like(mu_i)

@@ -1,7 +1,8 @@
 """The reliability benchmark: do the fusion weights follow a degraded modality?
 
 Per checkpoint and corruption (one modality; noise of 0.5-4 feature std, attenuation, dropped,
-frozen; on a contiguous span of each test video): the frame AUC/AP, the AUC lost against the
+frozen, and the held-out kinds shuffled and swapped for another video's features; on a
+contiguous span of each test video): the frame AUC/AP, the AUC lost against the
 clean pass, the degraded modality's mean weight on the altered snippets, and the AUROC with
 which its weight detects altered snippets (positives: altered snippets of the degraded pass;
 negatives: every snippet of the clean pass; score ``1 - w``). Run by ``ablate.py
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from iefvad.engine.corruption import apply_corruption, chunk_noise
+from iefvad.engine.corruption import HELD_OUT_KINDS, apply_corruption, chunk_noise
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ DEFAULT_NOISE = (0.5, 1.0, 2.0, 4.0)
 def default_conditions(
     fractions: Sequence[float] = (1.0,),
     noise: Sequence[float] = DEFAULT_NOISE,
-    kinds: Sequence[str] = ("attenuate", "drop", "freeze"),
+    kinds: Sequence[str] = ("attenuate", "drop", "freeze") + HELD_OUT_KINDS,
     modalities: Sequence[str] = ("image", "event"),
 ) -> list[Condition]:
     out = []
@@ -74,18 +75,49 @@ def span_masks(test, fraction: float, seed: int) -> np.ndarray:
     return flat.reshape(c, CLIP_LEN)
 
 
+def donor_chunks(test) -> np.ndarray:
+    """``[C]``: for each test chunk, the chunk whose features ``swap`` puts in its place: the
+    same chunk position (or the last one it has) of the video half the list away (another
+    video whenever there are two)."""
+    from iefvad.studies.explore import chunk_offsets
+
+    first = chunk_offsets(test)
+    counts = np.diff(np.r_[first, test.image.shape[0]])
+    nv = len(first)
+    out = np.zeros(test.image.shape[0], dtype=np.int64)
+    for v in range(nv):
+        d = (v + max(1, nv // 2)) % nv
+        for k in range(int(counts[v])):
+            out[first[v] + k] = first[d] + min(k, int(counts[d]) - 1)
+    return out
+
+
+def donor_rows(x: Tensor, lengths: Tensor) -> Tensor:
+    """Each row ``[T, D]`` of ``x`` with its first ``lengths`` snippets repeated over all
+    ``T`` positions (a donor chunk shorter than the one it replaces fills it in a loop)."""
+    t = x.shape[1]
+    pos = torch.arange(t)[None, :] % lengths.clamp(min=1)[:, None]
+    return x.gather(1, pos.to(x.device).unsqueeze(-1).expand_as(x))
+
+
 class BenchDegrader:
     """``transform`` for :func:`iefvad.engine.evaluate.predict`: one condition, seeded noise per
-    chunk (so the batch size does not matter)."""
+    chunk (so the batch size does not matter); ``donor``: the modality's ``[C, T, D]``
+    features to swap in (``swap``)."""
 
-    def __init__(self, cond: Condition, mask: np.ndarray, std: float, seed: int) -> None:
+    def __init__(
+        self, cond: Condition, mask: np.ndarray, std: float, seed: int, donor: Tensor | None = None
+    ) -> None:
         self.cond, self.mask, self.std, self.seed = cond, torch.from_numpy(mask), std, seed
+        self.donor = donor
 
     def __call__(self, image: Tensor, event: Tensor, chunks: Tensor):
         x = image if self.cond.modality == "image" else event
         m = self.mask[chunks].to(x.device)
-        noise = chunk_noise(x, chunks, self.seed) if self.cond.kind == "noise" else None
-        y = apply_corruption(x, m, self.cond.kind, self.cond.level * self.std, noise=noise)
+        kind = self.cond.kind
+        noise = chunk_noise(x, chunks, self.seed) if kind in ("noise", "shuffle") else None
+        donor = None if self.donor is None else self.donor[chunks.cpu()]
+        y = apply_corruption(x, m, kind, self.cond.level * self.std, noise=noise, donor=donor)
         return (y, event) if self.cond.modality == "image" else (image, y)
 
 
@@ -135,12 +167,19 @@ def bench_checkpoint(
     clean = predict(model, test, device)
     base = auc_ap(gt, clean.frame_scores().astype(np.float64))
     stds = {m: feature_std(test, m) for m in ("image", "event")}
+    donors = {}
+    if any(c.kind == "swap" for c in conditions):
+        idx = torch.from_numpy(donor_chunks(test))
+        lens = test.chunk_lengths[idx]
+        donors = {
+            "image": donor_rows(test.image[idx], lens),
+            "event": donor_rows(test.event[idx], lens),
+        }
     rows = []
     for cond in conditions:
         mask = span_masks(test, cond.fraction, seed)
-        pred = predict(
-            model, test, device, transform=BenchDegrader(cond, mask, stds[cond.modality], seed)
-        )
+        deg = BenchDegrader(cond, mask, stds[cond.modality], seed, donors.get(cond.modality))
+        pred = predict(model, test, device, transform=deg)
         m = auc_ap(gt, pred.frame_scores().astype(np.float64))
         aff = np.concatenate(per_video(mask, test))
         w_deg = np.concatenate(pred.w_image if cond.modality == "image" else pred.w_event)
@@ -205,14 +244,15 @@ def _pm(s: dict[str, Any], key: str, scale: float = 1.0, digits: int = 1) -> str
 
 
 def goal_table(summary: Sequence[dict[str, Any]], baseline: str | None) -> str:
-    """Markdown: per variant and goal condition (noise 4 and drop, whole video or the widest
-    fraction run), the AUC, AUC lost (and its ratio to the baseline's), weight, detection."""
+    """Markdown: per variant and goal condition (noise 4, drop, and the other kinds: freeze,
+    attenuate and the held-out shuffle / swap; whole video or the widest fraction run), the
+    AUC, AUC lost (and its ratio to the baseline's), weight, detection."""
     fr = max((s["fraction"] for s in summary), default=1.0)
     picks = [
         s
         for s in summary
         if s["fraction"] == fr
-        and ((s["kind"] == "noise" and s["level"] == 4.0) or s["kind"] == "drop")
+        and ((s["kind"] == "noise" and s["level"] == 4.0) or s["kind"] != "noise")
     ]
     clean = {s["variant"]: s for s in summary}
     lost_base = {s["condition"]: s["auc_lost_mean"] for s in picks if s["variant"] == baseline}
@@ -291,7 +331,11 @@ def plot_bench(summary: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    kinds = [k for k in ("attenuate", "drop", "freeze") if any(s["kind"] == k for s in summary)]
+    kinds = [
+        k
+        for k in ("attenuate", "drop", "freeze") + HELD_OUT_KINDS
+        if any(s["kind"] == k for s in summary)
+    ]
     if kinds:
         fig, axes = plt.subplots(2, 3, figsize=(13, 9), squeeze=False)
         width = 0.8 / max(1, len(variants))

@@ -153,7 +153,13 @@ def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, 
     rec = _train_on(synth_set, tmp_path / "rec", ["--recipe", "reliable"])
     ckpt = read_checkpoint(rec)
     meta = ckpt.meta["train"]["uncertainty"]
-    assert meta["reliability"] == {"loss": "gaussian", "weight": 1.0, "nu": 4.0, "target": "clean"}
+    assert meta["reliability"] == {
+        "loss": "gaussian",
+        "weight": 1.0,
+        "nu": 4.0,
+        "target": "clean",
+        "floor": 0.1,
+    }
     assert meta["corrupt"]["whole"] == 0.5 and ckpt.config.weight_power == 3.0
     lv, w = probe(rec)
     assert lv[1] > lv[0] + 0.4 and lv[2] > lv[0] + 0.4  # noised / dropped: variance up

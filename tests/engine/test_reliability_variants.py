@@ -1,0 +1,168 @@
+"""The reliability variants of issue 21: the corruption target, the detector loss, the
+variance heads' temporal stats, and the benchmark's held-out kinds (shuffle, swap)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from iefvad.engine.corruption import CorruptionSpec, apply_corruption
+from iefvad.engine.reliability import (
+    RecipeStep,
+    ReliabilitySpec,
+    TrainingRecipe,
+    clean_latents,
+    corruption_sq,
+    detector_loss,
+    latent_spread,
+    reliability_loss,
+)
+from iefvad.models.model import IEFVAD, FusionOutput, ModelConfig, temporal_stats
+from iefvad.studies.ablate import parse_variant
+from iefvad.studies.reliability_bench import donor_rows
+
+
+def _out(mu_i, lv_i, mu_e, lv_e) -> FusionOutput:
+    z = torch.zeros_like(mu_i)
+    return FusionOutput(z, z[..., 0], mu_i, mu_e, lv_i, lv_e, z, z)
+
+
+def test_corruption_target_is_the_floor_on_clean_snippets_whatever_the_other_stream_sees():
+    """Two clean streams that disagree strongly and differ in spread: the corruption target
+    gives both the same constant (one floor), so the NLL's optimum is the same variance for
+    both, never raised for disagreeing. (A per-stream floor, the first version, gave the
+    streams unequal clean weights: docs/fusion.md.)"""
+    g = torch.Generator().manual_seed(0)
+    mu_i = torch.randn(2, 8, 4, generator=g)
+    mu_e = 3.0 + torch.randn(2, 8, 4, generator=g)  # far from the image latent
+    valid = torch.ones(2, 8, dtype=torch.bool)
+    spread = latent_spread(mu_i, valid)
+    assert torch.allclose(spread, mu_i.reshape(-1, 4).var(0).mean())
+    sq_i = corruption_sq(mu_i, mu_i, 0.1)
+    sq_e = corruption_sq(mu_e, mu_e, 0.1)
+    assert torch.equal(sq_i, torch.full_like(sq_i, 0.1))  # the floor, the same for both
+    assert torch.equal(sq_e, sq_i)
+    # a corrupted snippet's error is its shift on top of the floor
+    shifted = mu_i.clone()
+    shifted[0, 3] += 2.0
+    sq = corruption_sq(shifted, mu_i, 0.1)
+    assert torch.allclose(sq[0, 3], sq_i[0, 3] + 4.0)
+    # the loss's gradient pushes each clean stream's lv to log(floor), not by the gap
+    lv = torch.zeros(2, 8, 4, requires_grad=True)
+    spec = ReliabilitySpec(loss="gaussian", target="corruption")
+    loss = reliability_loss(
+        _out(mu_i, lv, mu_e, torch.zeros_like(mu_e)),
+        torch.tensor([8, 8]),
+        spec,
+        clean=_out(mu_i, lv, mu_e, lv),
+    )
+    loss.backward()
+    assert bool((lv.grad > 0).all())  # lv = 0 is above log(floor): descent lowers it
+    # the optimum is the same for both streams although their spreads differ by 9x
+    lvs = [torch.zeros(2, 8, 4, requires_grad=True) for _ in range(2)]
+    wide_e = 3.0 * mu_e
+    loss = reliability_loss(
+        _out(mu_i, lvs[0], wide_e, lvs[1]), torch.tensor([8, 8]), spec,
+        clean=_out(mu_i, lvs[0], wide_e, lvs[1]),
+    )  # fmt: skip
+    loss.backward()
+    assert torch.allclose(lvs[0].grad, lvs[1].grad)
+
+
+def test_clean_pass_runs_on_corrupted_rows_and_streams_only():
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0)).train()
+    img, evt = torch.randn(3, 6, 16), torch.randn(3, 6, 16)
+    lengths = torch.tensor([6, 4, 5])
+    mi = torch.zeros(3, 6, dtype=torch.bool)
+    me = torch.zeros(3, 6, dtype=torch.bool)
+    mi[1, :2] = True  # row 1: image corrupted; rows 0 and 2 clean
+    bad = img.clone()
+    bad[1, :2] = 0.0
+    out = model(bad, evt, lengths)
+    lat = clean_latents(model, out, (img, evt), lengths, mi, me)
+    full = model(img, evt, lengths)
+    assert torch.allclose(lat.mu_image, full.mu_image, atol=1e-5)  # the clean latents
+    assert torch.allclose(lat.mu_event, full.mu_event, atol=1e-5)
+    assert torch.equal(lat.mu_image[0], out.mu_image[0].detach())  # untouched rows: own
+
+
+def test_detector_wants_equal_weights_on_clean_snippets_and_a_low_weight_where_corrupted():
+    lv_i = torch.zeros(1, 4, 3, requires_grad=True)
+    lv_e = torch.zeros(1, 4, 3)
+    mi = torch.tensor([[False, False, True, True]])
+    me = torch.zeros(1, 4, dtype=torch.bool)
+    loss = detector_loss(_out(lv_e, lv_i, lv_e, lv_e), torch.tensor([4]), 3.0, mi, me)
+    loss.backward()
+    assert torch.allclose(lv_i.grad[0, :2], torch.zeros(2, 3))  # clean: lv_i = lv_e optimal
+    assert bool((lv_i.grad[0, 2:] < 0).all())  # corrupted: raise the image variance
+
+
+def test_temporal_stats_see_a_frozen_and_a_dropped_stream():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 10, 8, generator=g)
+    frozen = apply_corruption(x, torch.ones(1, 10, dtype=torch.bool), "freeze")
+    dropped = torch.zeros_like(x)
+    s, f, d = temporal_stats(x), temporal_stats(frozen), temporal_stats(dropped)
+    assert bool((f[..., 1:] < s[..., 1:] - 1.0).all())  # no change between snippets
+    assert bool((d[..., 0] < s[..., 0] - 1.0).all())  # no energy
+    # the last real snippet's next change ignores the padding after it
+    padded = torch.cat([x, torch.zeros(1, 3, 8)], 1)
+    sp = temporal_stats(padded, torch.tensor([10]))
+    assert torch.allclose(sp[:, :10], s, atol=1e-6)
+
+
+def test_variance_temporal_is_a_new_zero_initialised_module_and_off_by_default():
+    off = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1))
+    assert not any("logvar_temporal" in k for k in off.state_dict())
+    torch.manual_seed(0)
+    a = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0)).eval()
+    torch.manual_seed(0)
+    b = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0, variance_temporal=True))
+    b.eval()
+    b.load_state_dict({**b.state_dict(), **a.state_dict()})
+    x, y = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    assert torch.allclose(a(x, y).logits, b(x, y).logits)  # zero init: same output
+    assert "temporal.image_logvar_temporal.weight" in b.state_dict()
+
+
+def test_variants_reach_the_new_keys():
+    v = parse_variant(
+        "reference:recipe=reliable:reliability_loss=detector:corrupt=noise+drop"
+        ":variance_temporal=true:reliability_floor=0.2"
+    )
+    assert v.model["variance_temporal"] is True
+    assert v.recipe["reliability"]["loss"] == "detector"
+    assert v.recipe["reliability"]["floor"] == 0.2
+    assert v.recipe["corrupt"]["kinds"] == ["noise", "drop"]
+
+
+def test_a_recipe_step_with_the_detector_trains_and_needs_no_clean_pass():
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0))
+    recipe = TrainingRecipe(
+        CorruptionSpec(kinds=("drop",), prob=1.0, whole=1.0), ReliabilitySpec(loss="detector")
+    )
+    step = RecipeStep(recipe, ("image", "event"), seed=0, weight_power=3.0)
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    _, extra = step(model, torch.randn(4, 6, 16), torch.randn(4, 6, 16), torch.full((4,), 6))
+    assert len(calls) == 1 and float(extra.detach()) > 0
+    extra.backward()
+    assert model.temporal.image_logvar.weight.grad is not None
+
+
+def test_shuffle_and_swap_change_only_the_span():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 4, generator=g)
+    m = torch.zeros(2, 8, dtype=torch.bool)
+    m[:, 2:6] = True
+    y = apply_corruption(x, m, "shuffle", noise=torch.randn(2, 8, 4, generator=g))
+    assert torch.equal(y[~m], x[~m])
+    for r in range(2):  # the span holds the same snippets, in another order
+        a = np.sort(x[r, 2:6].numpy(), 0)
+        assert np.allclose(np.sort(y[r, 2:6].numpy(), 0), a)
+    donor = donor_rows(torch.randn(2, 8, 4, generator=g), torch.tensor([3, 8]))
+    assert torch.equal(donor[0, 3], donor[0, 0])  # a short donor repeats its snippets
+    z = apply_corruption(x, m, "swap", donor=donor)
+    assert torch.equal(z[m], donor[m]) and torch.equal(z[~m], x[~m])
