@@ -453,7 +453,7 @@ def test_stream_timeout_default_is_stated_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--stream_timeout SECONDS" in out and "(default 10)" in out
+    assert "--stream_timeout SECONDS" in out and "(default: 10.0)" in out
 
 
 @pytest.mark.slow
