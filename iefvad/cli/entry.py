@@ -110,13 +110,15 @@ def exit_on_failure(fn: Callable[[], object]) -> None:
 
 def train_main(argv: Sequence[str] | None = None) -> None:
     """``main.py``: train on a dataset preset, every flag honoured."""
-    from iefvad.cli.options import resolve_train, train_parser
+    from iefvad.cli.options import preset_choice, resolve_train, train_parser
     from iefvad.engine.train import train
 
     args = train_parser().parse_args(argv)
 
     def run() -> None:
         cfg, source = resolve_train(args)
+        name, why = preset_choice(args)
+        print(f"[train] preset {name} ({why})")
         resolved = ", ".join(f"{k}={getattr(cfg, k)} ({v})" for k, v in source.items())
         print(f"[train] {cfg.spec.name}: {resolved}")
         train(cfg)

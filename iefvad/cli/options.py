@@ -18,7 +18,7 @@ from iefvad.cli.reliability import add_recipe_args, recipe_model_fields, recipe_
 from iefvad.data.features import CLIP_LEN
 from iefvad.data.list_rules import default_paths
 from iefvad.datasets.specs import DATASETS, resolve_spec, with_preset
-from iefvad.engine.budget import PRESETS, default_preset, preset_defaults
+from iefvad.engine.budget import PRESETS, auto_preset, preset_defaults
 from iefvad.engine.config import SELECTIONS, TRAIN_SAMPLES, TrainConfig
 from iefvad.engine.report import EvaluationOptions, TestConfig
 from iefvad.engine.resume import state_path
@@ -134,10 +134,11 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--preset",
         choices=PRESETS,
+        default="auto",
         help="paper: the dataset's published preset (budget in epochs); small: batch 4, at "
         "least --min_steps optimizer steps with milestones as fractions of them, lr 5e-4, "
-        "lam 0.1, --feature_noise 1 (default: small for custom, "
-        "paper for the benchmarks; docs/training.md)",
+        "lam 0.1, --feature_noise 1; auto: small for custom, paper for the benchmarks, "
+        "printed with the reason (docs/training.md)",
     )
     g.add_argument(
         "--min_steps",
@@ -218,11 +219,21 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 
+def preset_choice(args: argparse.Namespace) -> tuple[str, str]:
+    """``(preset, why)``: the preset a training run uses and the reason, for the first line
+    of its output (``--preset auto`` resolved by :func:`iefvad.engine.budget.auto_preset`)."""
+    spec = resolve_spec(args.dataset or "ucfcrime", args.normal_label)
+    if args.preset in (None, "auto"):
+        name, why = auto_preset(spec)
+        return name, f"--preset auto: {why}"
+    return args.preset, "--preset on the command line"
+
+
 def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]:
     """Merge CLI values with the dataset preset; also return where each value came from."""
     dataset = args.dataset or "ucfcrime"
     spec = resolve_spec(dataset, args.normal_label)
-    preset_name = args.preset or default_preset(spec)
+    preset_name = preset_choice(args)[0]
     defaults, budget, model_defaults = preset_defaults(preset_name, spec.preset)
     source: dict[str, str] = {}
     chosen: dict[str, Any] = {}

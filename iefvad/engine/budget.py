@@ -59,16 +59,34 @@ SMALL_TRAIN: dict = {
 SMALL_MODEL: dict = {"input_norm": "none"}
 """Model settings of the ``small`` recipe."""
 
-PRESETS = ("paper", "small")
+PRESETS = ("paper", "small", "auto")
 """``paper``: the dataset's preset as published (docs/reference.md section 6; for ``custom`` the
 toolkit's earlier preset), budget in epochs, no input normalisation. ``small``: the
-adaptive recipe for a few dozen to a few hundred videos."""
+adaptive recipe for a few dozen to a few hundred videos. ``auto`` (the default): one of the
+two, chosen by :func:`auto_preset`."""
+
+
+def auto_preset(spec: DatasetSpec) -> tuple[str, str]:
+    """``(preset, reason)`` of ``--preset auto``.
+
+    The four benchmarks get ``paper``, so that their published numbers are reproduced by
+    default. A user's own folder (``--dataset custom``) gets ``small`` whatever its size and
+    video lengths: the rule is one of dataset kind only, because the regimes benchmark
+    (docs/training.md, "Regimes") measured no size or length at which another choice did
+    better; what was and was not measured is listed there.
+    """
+    if spec.user_data:
+        return "small", (
+            "your own data (--dataset custom): the small-data recipe, chosen on the regimes "
+            "benchmark (docs/training.md, Regimes); --preset paper for the toolkit's earlier "
+            "epoch-based preset"
+        )
+    return "paper", f"benchmark {spec.name}: its published preset, to reproduce the paper"
 
 
 def default_preset(spec: DatasetSpec) -> str:
-    """``small`` for a user's own folder (``--dataset custom``, usually small); ``paper`` for
-    the four benchmarks, so that their published numbers are reproduced by default."""
-    return "small" if spec.user_data else "paper"
+    """The preset ``--preset auto`` resolves to (see :func:`auto_preset`)."""
+    return auto_preset(spec)[0]
 
 
 def preset_defaults(name: str, preset: Any) -> tuple[dict, dict, dict]:
@@ -85,6 +103,8 @@ def preset_defaults(name: str, preset: Any) -> tuple[dict, dict, dict]:
             {"min_steps": 0, "milestone_fractions": None, "feature_noise": 0.0},
             {},
         )
+    if name == "auto":
+        raise ValueError("resolve --preset auto with auto_preset() first")
     if name == "small":
         opt = {k: SMALL_TRAIN[k] for k in asdict(preset)}
         budget = {k: SMALL_TRAIN[k] for k in ("min_steps", "milestone_fractions", "feature_noise")}

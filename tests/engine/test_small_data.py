@@ -69,6 +69,26 @@ def test_paper_preset_is_the_published_one_and_custom_defaults_to_small():
     assert norm.model["input_norm"] == "video_median"
 
 
+def test_preset_auto_is_the_default_and_says_why():
+    from iefvad.cli.options import preset_choice
+
+    def choice(*argv: str) -> tuple[str, str]:
+        return preset_choice(train_parser().parse_args(["--train_list", "x.csv", *argv]))
+
+    name, why = choice("--dataset", "custom")
+    assert name == "small" and why.startswith("--preset auto: your own data")
+    assert choice("--dataset", "custom", "--preset", "auto") == (name, why)
+    for ds in ("ucfcrime", "xd", "shang", "msad"):
+        name, why = choice("--dataset", ds)
+        assert name == "paper" and "published preset" in why
+    assert choice("--dataset", "xd", "--preset", "small")[0] == "small"
+    assert choice("--dataset", "custom", "--preset", "paper") == (
+        "paper", "--preset on the command line"
+    )
+    # auto and no flag resolve to the same configuration
+    assert _resolve("--dataset", "custom", "--preset", "auto") == _resolve("--dataset", "custom")
+
+
 def test_min_steps_raises_the_epoch_count(synth_set, tmp_path):
     from iefvad.engine.train import train
 
