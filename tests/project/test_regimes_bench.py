@@ -19,6 +19,9 @@ def test_halves_alternate_along_each_axis_and_the_issue_set_is_held_out():
     b = _bench()
     r = b.regimes()
     assert r["base"][0] == "tuning" and r["issue"][0] == "heldout"
+    # the literal reading of the issue's set keeps the generator's defaults, not the suite's
+    assert r["issue_literal"][0] == "heldout"
+    assert r["issue_literal"][2]["crops"] == 2 and "t_median" not in r["issue_literal"][2]
     for axis, levels in b.AXES.items():
         halves = [r[name][0] for name, _ in levels]
         assert halves == ["tuning" if i % 2 == 0 else "heldout" for i in range(len(levels))]
