@@ -408,6 +408,7 @@ def plot() -> None:
             steps=("steps", "first"),
             frame_auc_mean=("frame_auc", "mean"),
             frame_auc_std=("frame_auc", "std"),
+            frame_auc_min=("frame_auc", "min"),
             frame_ap_mean=("frame_ap", "mean"),
             seconds_mean=("seconds", "mean"),
         )
@@ -416,16 +417,24 @@ def plot() -> None:
     if (OUT / "oracle.csv").is_file():
         orc = pd.read_csv(OUT / "oracle.csv").drop_duplicates("regime", keep="last")
         summary = summary.merge(orc[["regime", "oracle_auc"]], on="regime", how="left")
+    rank = {name: i for i, name in enumerate(regimes())}
+    summary = summary.sort_values(
+        ["half", "regime", "variant"],
+        key=lambda c: c.map(rank) if c.name == "regime" else c.map({"tuning": 0}).fillna(1)
+        if c.name == "half" else c,
+        kind="stable",
+    ).reset_index(drop=True)
     summary.round(4).to_csv(OUT / "summary.csv", index=False)
     print(summary.round(3).to_string(index=False))
-    print("\n| regime | half | training videos | oracle | variant | seeds | frame AUC | AP |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| regime | half | training videos | oracle | variant | seeds | frame AUC | worst seed | AP |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for _, r in summary.iterrows():
         std = "" if r["seeds"] < 2 else f" ± {r['frame_auc_std']:.3f}"
         print(
             f"| {r['regime']} | {r['half']} | {r['n_normal']} + {r['n_abnormal']} | "
             f"{r.get('oracle_auc', float('nan')):.3f} | {r['variant']} | {r['seeds']} | "
-            f"{r['frame_auc_mean']:.3f}{std} | {r['frame_ap_mean']:.3f} |"
+            f"{r['frame_auc_mean']:.3f}{std} | {r['frame_auc_min']:.3f} | "
+            f"{r['frame_ap_mean']:.3f} |"
         )
     order = [r for r in regimes() if r in set(summary["regime"])]
     variants = list(dict.fromkeys(summary["variant"]))
