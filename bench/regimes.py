@@ -7,6 +7,7 @@ in, scene offsets, class imbalance and training set size (docs/training.md, "Reg
     python bench/regimes.py run --quick --variants small          # smoke check, seed 1
     python bench/regimes.py run --half heldout --variants small paper --seeds 1 2 3
     python bench/regimes.py run --regimes issue --variants small --seeds 1 2 3
+    python bench/regimes.py diagnose --regimes span2 --variants small   # where scores go
     python bench/regimes.py plot                      # summary.csv, regimes.png
 
 Every regime is a :class:`iefvad.synthetic.features.SynthSpec` (one crop per training video,
@@ -321,6 +322,54 @@ def binned_auc(ckpt: Path, root: Path, n: int) -> float:
     return round(float(roc_auc_score(gt.frames, np.concatenate(frames))), 4)
 
 
+def diagnose(name: str, variant: str, seed: int, work: Path) -> dict:
+    """Where a trained run's scores go on its regime's test set: does the model tell abnormal
+    videos from normal ones (``video_auc``: the top snippet score of each video) and, inside an
+    abnormal video, the anomalous snippets from the rest (``local_auc``, mean over abnormal test
+    videos), and the mean score in the spans, outside them, and on normal videos."""
+    from iefvad.engine.evaluate import load_test_set, predict
+    from iefvad.models.checkpoint import load_model
+
+    ckpt = work / "ckpt" / f"{name}_{variant}_{seed}" / "r.pth"
+    if not ckpt.is_file():
+        raise SystemExit(f"no checkpoint {ckpt}: run `regimes.py run` for it first")
+    root = build(name, work)
+    test = load_test_set(read_list(root / "test.csv", event_dir=EVENT_DIR), workers=1,
+                         progress=False)  # fmt: skip
+    pred = predict(load_model(ckpt)[0], test)
+    profile = score_profile(pred.scores, load_gt(root / "gt.npy").frames)
+    return {"regime": name, "variant": variant, "seed": seed, **profile}
+
+
+def score_profile(scores: list[np.ndarray], gt_frames: np.ndarray) -> dict:
+    """:func:`diagnose`'s figures from per-video snippet scores and the concatenated frame
+    labels (16 frames a snippet, videos in list order)."""
+    from sklearn.metrics import roc_auc_score
+
+    top, label, local, inside, outside, normal = [], [], [], [], [], []
+    start = 0
+    for s in scores:
+        g = gt_frames[start : start + 16 * len(s) : 16]
+        start += 16 * len(s)
+        top.append(float(s.max()))
+        label.append(int(g.any()))
+        if g.any():
+            local.append(roc_auc_score(g, s) if not g.all() else np.nan)
+            inside.append(s[g == 1].mean())
+            outside.append(s[g == 0].mean() if not g.all() else np.nan)
+        else:
+            normal.append(s.mean())
+    frames = np.concatenate([np.repeat(s, 16) for s in scores])
+    return {
+        "frame_auc": round(float(roc_auc_score(gt_frames, frames)), 4),
+        "video_auc": round(float(roc_auc_score(label, top)), 4),
+        "local_auc": round(float(np.nanmean(local)), 4),
+        "score_in_span": round(float(np.mean(inside)), 4),
+        "score_out_of_span": round(float(np.nanmean(outside)), 4),
+        "score_normal_videos": round(float(np.mean(normal)), 4),
+    }
+
+
 def _selected(args) -> list[str]:
     if args.regimes:
         return args.regimes
@@ -333,15 +382,16 @@ def _selected(args) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for cmd in ("run", "oracle", "list"):
+    for cmd in ("run", "oracle", "list", "diagnose"):
         r = sub.add_parser(cmd)
         r.add_argument("--regimes", nargs="+", choices=list(regimes()))
         r.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
         r.add_argument("--half", choices=("tuning", "heldout", "both"), default="both")
         r.add_argument("--work", type=Path, default=Path("/tmp/iefvad_regimes"))
-        if cmd == "run":
+        if cmd in ("run", "diagnose"):
             r.add_argument("--variants", nargs="+", default=["small"])
             r.add_argument("--seeds", type=int, nargs="+", help="default 1 2 3 (--quick: 1)")
+        if cmd == "run":
             r.add_argument("--out", type=Path, default=OUT / "runs.csv")
             r.add_argument("--jobs", type=int, default=2, help="runs at a time (processes)")
     sub.add_parser("plot")
@@ -368,6 +418,14 @@ def main() -> None:
         variant_flags(v)  # fail early on a bad name
     if args.seeds is None:
         args.seeds = [1] if args.quick else [1, 2, 3]
+    if args.cmd == "diagnose":
+        for n in names:
+            for v in args.variants:
+                for seed in args.seeds:
+                    row = diagnose(n, v, seed, args.work)
+                    _append(OUT / "diagnose.csv", row)
+                    print(json.dumps(row), flush=True)
+        return
     machine = f"{platform.node()} ({os.cpu_count()} cpus, 1 torch thread a run)"
     jobs = [(n, v, s, args.work) for n in names for v in args.variants for s in args.seeds]
     for n in names:
@@ -389,11 +447,11 @@ def main() -> None:
 
 
 def plot() -> None:
-    """``summary.csv`` (mean, std over seeds, with the oracle) and ``regimes.png``."""
+    """``summary.csv`` (mean, std over seeds, with the oracle), ``regimes.png`` (the presets)
+    and ``regimes_variants.png`` (the regimes where one-factor variants were run)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
     runs = pd.read_csv(OUT / "runs.csv")
@@ -420,13 +478,21 @@ def plot() -> None:
     rank = {name: i for i, name in enumerate(regimes())}
     summary = summary.sort_values(
         ["half", "regime", "variant"],
-        key=lambda c: c.map(rank) if c.name == "regime" else c.map({"tuning": 0}).fillna(1)
-        if c.name == "half" else c,
+        key=lambda c: (
+            c.map(rank)
+            if c.name == "regime"
+            else c.map({"tuning": 0}).fillna(1)
+            if c.name == "half"
+            else c
+        ),
         kind="stable",
     ).reset_index(drop=True)
     summary.round(4).to_csv(OUT / "summary.csv", index=False)
     print(summary.round(3).to_string(index=False))
-    print("\n| regime | half | training videos | oracle | variant | seeds | frame AUC | worst seed | AP |")
+    head = (
+        "regime | half | training videos | oracle | variant | seeds | frame AUC | worst seed | AP"
+    )
+    print(f"\n| {head} |")
     print("|---|---|---|---|---|---|---|---|---|")
     for _, r in summary.iterrows():
         std = "" if r["seeds"] < 2 else f" ± {r['frame_auc_std']:.3f}"
@@ -436,9 +502,24 @@ def plot() -> None:
             f"{r['frame_auc_mean']:.3f}{std} | {r['frame_auc_min']:.3f} | "
             f"{r['frame_ap_mean']:.3f} |"
         )
+    presets = summary[~summary["variant"].str.contains("+", regex=False)]
+    _bars(presets, OUT / "regimes.png", "regimes, presets (T: tuning, H: held-out)")
+    varied = set(summary.loc[summary["variant"].str.contains("+", regex=False), "regime"])
+    if varied:
+        _bars(
+            summary[summary["regime"].isin(varied)],
+            OUT / "regimes_variants.png",
+            "one-factor variants (T: tuning, H: held-out)",
+        )
+
+
+def _bars(summary, path: Path, title: str) -> None:
+    """Grouped bars: one group per regime, one bar per variant, the oracle as a tick."""
+    import matplotlib.pyplot as plt
+
     order = [r for r in regimes() if r in set(summary["regime"])]
     variants = list(dict.fromkeys(summary["variant"]))
-    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(order)), 4.2))
+    fig, ax = plt.subplots(figsize=(max(7, (0.5 + 0.25 * len(variants)) * len(order)), 4.2))
     w = 0.8 / max(1, len(variants))
     for j, v in enumerate(variants):
         part = summary[summary["variant"] == v].set_index("regime")
@@ -456,11 +537,11 @@ def plot() -> None:
                        fontsize=8)  # fmt: skip
     ax.set_ylim(0.4, 1.01)
     ax.set_ylabel("test frame AUC (mean ± std over seeds)")
-    ax.set_title("regimes (T: tuning, H: held-out)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(OUT / "regimes.png", dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 

@@ -36,3 +36,22 @@ def test_halves_alternate_along_each_axis_and_the_issue_set_is_held_out():
         "--train_sample",
         "pick",
     ]
+
+
+def test_score_profile_separates_finding_the_videos_from_finding_the_spans():
+    import numpy as np
+
+    b = _bench()
+    gt_normal = np.zeros(10)
+    gt_abnormal = np.r_[np.zeros(6), np.ones(2), np.zeros(2)]
+    frames = np.repeat(np.r_[gt_normal, gt_abnormal], 16)
+    # right videos, right spans
+    good = b.score_profile([np.zeros(10), gt_abnormal * 0.9 + 0.05], frames)
+    assert good["video_auc"] == 1.0 and good["local_auc"] == 1.0 and good["frame_auc"] == 1.0
+    assert good["score_in_span"] == 0.95 and good["score_out_of_span"] == 0.05
+    # the abnormal video as a whole scores higher, but not its span: video found, span missed
+    flat = np.full(10, 0.6)
+    flat[6:8] = 0.5
+    missed = b.score_profile([np.full(10, 0.2), flat], frames)
+    assert missed["video_auc"] == 1.0 and missed["local_auc"] == 0.0
+    assert missed["score_normal_videos"] == 0.2
