@@ -173,6 +173,13 @@ def train_parser() -> argparse.ArgumentParser:
         help="training videos longer than --train_len: mean of each bin (reference) or pick "
         "one random snippet per bin at every step (keeps the per-snippet noise of test videos)",
     )
+    g.add_argument(
+        "--video_noise",
+        type=float,
+        default=0.0,
+        help="add to each training row one random offset shared by all its snippets, of this "
+        "many within-video feature stds, drawn afresh each step; 0 = off",
+    )
     g = p.add_argument_group("model selection and outputs")
     g.add_argument(
         "--select",
@@ -299,6 +306,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         topk_div=args.topk_div,
         train_len=args.train_len,
         train_sample=args.train_sample,
+        video_noise=args.video_noise,
         **budget,
     )
     return cfg, source

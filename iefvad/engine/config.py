@@ -88,6 +88,11 @@ class TrainConfig:
     each bin, so that training rows keep the per-snippet statistics the test videos have;
     :func:`iefvad.engine.train.pick_rows`)."""
     feature_noise: float = 0.0
+    video_noise: float = 0.0
+    """Training augmentation: add to every training row one Gaussian offset (the same for all
+    its snippets, drawn afresh at each step) of this many within-video feature stds per
+    stream; 0 = off. Against telling the training videos apart by what a whole video looks
+    like rather than by its anomalous snippets (docs/training.md, "Regimes")."""
     """Training augmentation: add Gaussian noise of this many within-video feature stds (per
     stream) to every batch; 0 = off (docs/training.md)."""
     epoch_hook: Any = None
@@ -175,6 +180,12 @@ def validate_config(cfg: TrainConfig) -> None:
     _check(_int(cfg.topk_div) and cfg.topk_div >= 1, "--topk_div", cfg.topk_div, "an integer >= 1")
     _check(
         _int(cfg.train_len) and cfg.train_len >= 1, "--train_len", cfg.train_len, "an integer >= 1"
+    )
+    _check(
+        _finite(cfg.video_noise) and cfg.video_noise >= 0,
+        "--video_noise",
+        cfg.video_noise,
+        "a finite number >= 0",
     )
     _check(
         cfg.train_sample in TRAIN_SAMPLES,

@@ -60,12 +60,14 @@ FLAGS = {
     "topk_div": "--topk_div",
     "train_len": "--train_len",
     "train_sample": "--train_sample",
+    "video_noise": "--video_noise",
 }
 PREDATING = {
     "feature_noise": 0.0,
     "topk_div": TOPK_DIV,
     "train_len": CLIP_LEN,
     "train_sample": "mean",
+    "video_noise": 0.0,
 }
 """Settings added after states were first written, with the value a run that predates them
 used: an older state is compared against these (resuming it with another value is refused)."""

@@ -322,14 +322,22 @@ def _bank(
 
 
 class Batches:
-    """Training batches on the device, with the ``--feature_noise`` augmentation when asked."""
+    """Training batches on the device, with the ``--feature_noise`` (per snippet) and
+    ``--video_noise`` (per row) augmentations when asked."""
 
     def __init__(
-        self, bank: TrainBank, device: torch.device, feature_noise: float, train_len: int
+        self,
+        bank: TrainBank,
+        device: torch.device,
+        feature_noise: float,
+        train_len: int,
+        video_noise: float = 0.0,
     ) -> None:
         self.bank = DeviceBank(bank, device)
         self.noise = feature_noise
         self.scale = feature_noise_scale(bank, feature_noise)
+        self.video_noise = video_noise
+        self.video_scale = feature_noise_scale(bank, video_noise)
         self.train_len = train_len
         """Rows longer than this (``--train_sample pick``'s stored rows) are picked down."""
 
@@ -341,6 +349,9 @@ class Batches:
         if self.noise > 0:  # fresh noise each step: no exact row to memorise
             img = img + self.scale[0] * torch.randn_like(img)
             evt = evt + self.scale[1] * torch.randn_like(evt)
+        if self.video_noise > 0:  # one offset per row: no whole-video look to memorise
+            img = img + self.video_scale[0] * torch.randn_like(img[:, :1])
+            evt = evt + self.video_scale[1] * torch.randn_like(evt[:, :1])
         return img, evt, lengths, labels
 
 
@@ -755,7 +766,7 @@ def _train_locked(
             f"budget ({run.max_epoch} epochs): nothing is left to train (the finished model is "
             f"{ckpt_path})"
         )
-    batches = Batches(data.bank, device, cfg.feature_noise, cfg.train_len)
+    batches = Batches(data.bank, device, cfg.feature_noise, cfg.train_len, cfg.video_noise)
     run.list_sha256 = list_fingerprint(data.train_rows + data.val_rows)
     if resume is not None:
         check_same_list(Path(cfg.resume), resume, run.list_sha256, cfg.train_list)

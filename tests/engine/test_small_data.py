@@ -176,3 +176,34 @@ def test_feature_noise_is_scaled_by_the_feature_std():
     si, se = feature_noise_scale(bank, 1.0)
     assert si == pytest.approx(within, rel=1e-5) and se == pytest.approx(si / 2, rel=1e-5)
     assert feature_noise_scale(bank, 0.0) == (0.0, 0.0)
+
+
+def test_video_noise_adds_one_offset_per_row_shared_by_its_snippets():
+    from iefvad.data.bank import TrainBank
+    from iefvad.engine.train import Batches
+
+    rng = np.random.default_rng(0)
+    img = rng.standard_normal((4, 8, 3)).astype(np.float32)
+    bank = TrainBank([None] * 4, img, 2 * img, np.full(4, 8), np.zeros(4, np.float32))
+    torch.manual_seed(0)
+    out_img, out_evt, _, _ = Batches(bank, torch.device("cpu"), 0.0, 8, video_noise=3.0)(
+        np.arange(4)
+    )
+    d_img = (out_img - torch.from_numpy(img)).numpy()
+    d_evt = (out_evt - torch.from_numpy(2 * img)).numpy()
+    # the same offset on every snippet of a row, a different one per row and per stream
+    assert np.allclose(d_img, d_img[:, :1]) and np.allclose(d_evt, d_evt[:, :1])
+    assert np.abs(d_img[:, 0]).min() > 0 and not np.allclose(d_img[0, 0], d_img[1, 0])
+    assert not np.allclose(d_evt / 2, d_img)
+    # off by default: the rows come back unchanged
+    plain = Batches(bank, torch.device("cpu"), 0.0, 8)(np.arange(4))[0]
+    assert torch.equal(plain, torch.from_numpy(img))
+
+
+def test_video_noise_is_a_flag_checked_like_the_others():
+    from iefvad.errors import UserInputError
+
+    assert _resolve("--dataset", "custom").video_noise == 0.0
+    assert _resolve("--dataset", "custom", "--video_noise", "1.5").video_noise == 1.5
+    with pytest.raises(UserInputError, match="--video_noise"):
+        _resolve("--dataset", "custom", "--video_noise", "-1")
