@@ -174,6 +174,13 @@ def train_parser() -> argparse.ArgumentParser:
         "one random snippet per bin at every step (keeps the per-snippet noise of test videos)",
     )
     g.add_argument(
+        "--sparsity",
+        type=float,
+        default=0.0,
+        help="weight of a loss term on the mean snippet score of abnormal training videos, so "
+        "that most of an abnormal video stays normal (Sultani et al. 2018); 0 = off",
+    )
+    g.add_argument(
         "--video_noise",
         type=float,
         default=0.0,
@@ -307,6 +314,7 @@ def resolve_train(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]
         train_len=args.train_len,
         train_sample=args.train_sample,
         video_noise=args.video_noise,
+        sparsity=args.sparsity,
         **budget,
     )
     return cfg, source

@@ -88,6 +88,9 @@ class TrainConfig:
     each bin, so that training rows keep the per-snippet statistics the test videos have;
     :func:`iefvad.engine.train.pick_rows`)."""
     feature_noise: float = 0.0
+    sparsity: float = 0.0
+    """Weight of the sparsity term (:func:`iefvad.models.losses.sparsity_loss`: the mean
+    snippet score of the abnormal videos); 0 = off, the reference objective."""
     video_noise: float = 0.0
     """Training augmentation: add to every training row one Gaussian offset (the same for all
     its snippets, drawn afresh at each step) of this many within-video feature stds per
@@ -180,6 +183,12 @@ def validate_config(cfg: TrainConfig) -> None:
     _check(_int(cfg.topk_div) and cfg.topk_div >= 1, "--topk_div", cfg.topk_div, "an integer >= 1")
     _check(
         _int(cfg.train_len) and cfg.train_len >= 1, "--train_len", cfg.train_len, "an integer >= 1"
+    )
+    _check(
+        _finite(cfg.sparsity) and cfg.sparsity >= 0,
+        "--sparsity",
+        cfg.sparsity,
+        "a finite number >= 0",
     )
     _check(
         _finite(cfg.video_noise) and cfg.video_noise >= 0,

@@ -61,6 +61,7 @@ FLAGS = {
     "train_len": "--train_len",
     "train_sample": "--train_sample",
     "video_noise": "--video_noise",
+    "sparsity": "--sparsity",
 }
 PREDATING = {
     "feature_noise": 0.0,
@@ -68,6 +69,7 @@ PREDATING = {
     "train_len": CLIP_LEN,
     "train_sample": "mean",
     "video_noise": 0.0,
+    "sparsity": 0.0,
 }
 """Settings added after states were first written, with the value a run that predates them
 used: an older state is compared against these (resuming it with another value is refused)."""

@@ -496,6 +496,7 @@ def train_step(cfg: TrainConfig, run: RunState, batch: tuple[torch.Tensor, ...])
         mcfg.mask_padding,
         mcfg.modalities,
         cfg.topk_div,
+        cfg.sparsity,
     )
     if run.recipe is not None:  # the reliability term counts in the logged loss
         parts = parts._replace(total=parts.total + extra)

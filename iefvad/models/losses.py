@@ -1,8 +1,8 @@
 """Training losses (docs/reference.md section 6), vectorised over the batch.
 
-``L = L_cls + lam * (L_align + L_kl)``. With ``mask`` (``[B, T]`` bool, True = valid) the
-alignment and KL means run over valid snippets only; without it they include padding, as the
-reference does.
+``L = L_cls + lam * (L_align + L_kl)`` (the reference), ``+ sparsity * L_sparse`` when asked.
+With ``mask`` (``[B, T]`` bool, True = valid) the alignment and KL means run over valid
+snippets only; without it they include padding, as the reference does.
 """
 
 from __future__ import annotations
@@ -60,6 +60,19 @@ def mil_loss(logits: Tensor, labels: Tensor, lengths: Tensor, div: int = TOPK_DI
     return torch.where(finite.all(), bce, torch.full_like(bce, float("nan")))
 
 
+def sparsity_loss(logits: Tensor, labels: Tensor, lengths: Tensor) -> Tensor:
+    """Mean snippet probability of the abnormal videos of the batch (over each video's valid
+    snippets, then over the videos; 0 without one): the sparsity term of Sultani et al.
+    (CVPR 2018). The top-k term says an abnormal video holds *some* high snippets; this one
+    adds that most of its snippets are normal, so that the evidence of a short anomaly is not
+    spread over the whole video."""
+    p = torch.sigmoid(logits.float())
+    valid = (torch.arange(p.shape[1], device=p.device)[None, :] < lengths[:, None]).to(p.dtype)
+    per_video = (p * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+    abnormal = (labels > 0.5).to(p.dtype)
+    return (per_video * abnormal).sum() / abnormal.sum().clamp(min=1.0)
+
+
 def _mean(x: Tensor, mask: Tensor | None) -> Tensor:
     """Mean of ``x`` ``[B, T]`` (over valid positions when ``mask`` is given)."""
     if mask is None:
@@ -94,8 +107,10 @@ def ief_vad_loss(
     mask_padding: bool = False,
     modalities: tuple[str, ...] = ("image", "event"),
     topk_div: int = TOPK_DIV,
+    sparsity: float = 0.0,
 ) -> LossParts:
-    """The full training objective for one batch (``topk_div``: see :func:`topk_k`).
+    """The full training objective for one batch (``topk_div``: see :func:`topk_k`;
+    ``sparsity`` > 0 adds that weight times :func:`sparsity_loss` to the total).
 
     With a single modality there is nothing to align and only its KL term counts.
     """
@@ -112,4 +127,7 @@ def ief_vad_loss(
         kl = kl + kl_loss(out.mu_image, out.logvar_image, kl_shift, mask)
     if "event" in modalities:
         kl = kl + kl_loss(out.mu_event, out.logvar_event, kl_shift, mask)
-    return LossParts(cls + lam * (align + kl), cls, align, kl)
+    total = cls + lam * (align + kl)
+    if sparsity > 0:
+        total = total + sparsity * sparsity_loss(out.logits, labels, lengths)
+    return LossParts(total, cls, align, kl)

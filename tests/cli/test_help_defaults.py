@@ -80,4 +80,7 @@ def test_help_prints_each_default_once():
     out = PARSERS["options.train_parser"].format_help()
     assert "(default: None)" not in out
     assert " ".join(out.split()).count("auto: small for custom, paper for the benchmarks") == 1
-    assert " ".join(out.split()).count("printed with the reason (docs/training.md) (default: auto)") == 1
+    assert (
+        " ".join(out.split()).count("printed with the reason (docs/training.md) (default: auto)")
+        == 1
+    )

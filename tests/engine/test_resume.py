@@ -222,7 +222,7 @@ def test_a_state_that_predates_a_setting_counts_as_its_reference_value():
 
     old = {"lr": 1e-3, "seed": 1}  # written before topk_div / train_len / feature_noise existed
     now = {"lr": 1e-3, "seed": 1, "topk_div": 16, "train_len": 256, "feature_noise": 0.0,
-           "train_sample": "mean", "video_noise": 0.0}  # fmt: skip
+           "train_sample": "mean", "video_noise": 0.0, "sparsity": 0.0}  # fmt: skip
     assert differing_flags(old, now) == []
     assert differing_flags(old, {**now, "topk_div": 8}) == ["--topk_div: state 16, now 8"]
     assert differing_flags(old, {**now, "train_sample": "pick"}) == [

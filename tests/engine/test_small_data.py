@@ -207,3 +207,12 @@ def test_video_noise_is_a_flag_checked_like_the_others():
     assert _resolve("--dataset", "custom", "--video_noise", "1.5").video_noise == 1.5
     with pytest.raises(UserInputError, match="--video_noise"):
         _resolve("--dataset", "custom", "--video_noise", "-1")
+
+
+def test_sparsity_is_a_flag_checked_like_the_others():
+    from iefvad.errors import UserInputError
+
+    assert _resolve("--dataset", "custom").sparsity == 0.0
+    assert _resolve("--dataset", "custom", "--sparsity", "0.5").sparsity == 0.5
+    with pytest.raises(UserInputError, match="--sparsity"):
+        _resolve("--dataset", "custom", "--sparsity", "nan")

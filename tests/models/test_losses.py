@@ -99,3 +99,36 @@ def test_mil_loss_of_a_diverged_model_is_nan_not_an_error():
     a.backward()
     b.backward()
     assert torch.equal(x.grad, y.grad)
+
+
+def test_sparsity_is_the_mean_score_of_the_abnormal_videos_over_their_valid_snippets():
+    from iefvad.models.losses import sparsity_loss
+
+    p = torch.tensor([[0.9, 0.1, 0.1, 0.5], [0.2, 0.2, 0.2, 0.2], [0.6, 0.3, 0.99, 0.99]])
+    logits = torch.logit(p)
+    lengths = torch.tensor([3, 4, 2])  # the 0.99s of the third row are padding
+    labels = torch.tensor([1.0, 0.0, 1.0])  # the normal row does not count
+    expect = ((0.9 + 0.1 + 0.1) / 3 + (0.6 + 0.3) / 2) / 2
+    torch.testing.assert_close(sparsity_loss(logits, labels, lengths), torch.tensor(expect))
+    assert sparsity_loss(logits, torch.zeros(3), lengths) == 0  # no abnormal video
+
+
+def test_sparsity_weight_adds_to_the_total_only_and_zero_is_the_reference():
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=8, heads=2, refine_steps=1)).eval()
+    lengths = torch.tensor([6, 4])
+    x, y = torch.randn(2, 6, 8), torch.randn(2, 6, 8)
+    labels = torch.tensor([1.0, 0.0])
+    shift = kl_shift(model.cfg)
+    from iefvad.models.losses import sparsity_loss
+
+    with torch.no_grad():
+        out = model(x, y, lengths)
+        ref = ief_vad_loss(out, labels, lengths, 1.0, shift)
+        off = ief_vad_loss(out, labels, lengths, 1.0, shift, sparsity=0.0)
+        on = ief_vad_loss(out, labels, lengths, 1.0, shift, sparsity=2.0)
+    assert torch.equal(ref.total, off.total)
+    torch.testing.assert_close(
+        on.total, ref.total + 2.0 * sparsity_loss(out.logits, labels, lengths)
+    )
+    assert torch.equal(on.cls, ref.cls) and torch.equal(on.kl, ref.kl)
