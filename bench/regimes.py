@@ -322,11 +322,13 @@ def binned_auc(ckpt: Path, root: Path, n: int) -> float:
     return round(float(roc_auc_score(gt.frames, np.concatenate(frames))), 4)
 
 
-def diagnose(name: str, variant: str, seed: int, work: Path) -> dict:
-    """Where a trained run's scores go on its regime's test set: does the model tell abnormal
-    videos from normal ones (``video_auc``: the top snippet score of each video) and, inside an
-    abnormal video, the anomalous snippets from the rest (``local_auc``, mean over abnormal test
-    videos), and the mean score in the spans, outside them, and on normal videos."""
+def diagnose(name: str, variant: str, seed: int, work: Path, on: str = "test") -> dict:
+    """Where a trained run's scores go on its regime's test (or, ``on="train"``, training)
+    videos: does the model tell abnormal videos from normal ones (``video_auc``: the top
+    snippet score of each video) and, inside an abnormal video, the anomalous snippets from the
+    rest (``local_auc``, mean over abnormal videos), and the mean score in the spans, outside
+    them, and on normal videos. The training videos' frame labels are written by the generator
+    for the oracle and this diagnosis only; training never reads them."""
     from iefvad.engine.evaluate import load_test_set, predict
     from iefvad.models.checkpoint import load_model
 
@@ -334,11 +336,11 @@ def diagnose(name: str, variant: str, seed: int, work: Path) -> dict:
     if not ckpt.is_file():
         raise SystemExit(f"no checkpoint {ckpt}: run `regimes.py run` for it first")
     root = build(name, work)
-    test = load_test_set(read_list(root / "test.csv", event_dir=EVENT_DIR), workers=1,
-                         progress=False)  # fmt: skip
-    pred = predict(load_model(ckpt)[0], test)
-    profile = score_profile(pred.scores, load_gt(root / "gt.npy").frames)
-    return {"regime": name, "variant": variant, "seed": seed, **profile}
+    rows = read_list(root / f"{on}.csv", event_dir=EVENT_DIR)
+    pred = predict(load_model(ckpt)[0], load_test_set(rows, workers=1, progress=False))
+    gt = load_gt(root / ("gt.npy" if on == "test" else "train_gt.npy")).frames
+    return {"regime": name, "variant": variant, "seed": seed, "videos": on,
+            **score_profile(pred.scores, gt)}  # fmt: skip
 
 
 def score_profile(scores: list[np.ndarray], gt_frames: np.ndarray) -> dict:
@@ -391,6 +393,9 @@ def main() -> None:
         if cmd in ("run", "diagnose"):
             r.add_argument("--variants", nargs="+", default=["small"])
             r.add_argument("--seeds", type=int, nargs="+", help="default 1 2 3 (--quick: 1)")
+        if cmd == "diagnose":
+            r.add_argument("--on", choices=("test", "train"), default="test",
+                           help="score the test videos or the training videos")  # fmt: skip
         if cmd == "run":
             r.add_argument("--out", type=Path, default=OUT / "runs.csv")
             r.add_argument("--jobs", type=int, default=2, help="runs at a time (processes)")
@@ -422,7 +427,7 @@ def main() -> None:
         for n in names:
             for v in args.variants:
                 for seed in args.seeds:
-                    row = diagnose(n, v, seed, args.work)
+                    row = diagnose(n, v, seed, args.work, args.on)
                     _append(OUT / "diagnose.csv", row)
                     print(json.dumps(row), flush=True)
         return
