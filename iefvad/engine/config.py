@@ -88,6 +88,8 @@ class TrainConfig:
     each bin, so that training rows keep the per-snippet statistics the test videos have;
     :func:`iefvad.engine.train.pick_rows`)."""
     feature_noise: float = 0.0
+    """Training augmentation: add Gaussian noise of this many within-video feature stds (per
+    stream) to every batch; 0 = off (docs/training.md)."""
     sparsity: float = 0.0
     """Weight of the sparsity term (:func:`iefvad.models.losses.sparsity_loss`: the mean
     snippet score of the abnormal videos); 0 = off, the reference objective."""
@@ -96,8 +98,6 @@ class TrainConfig:
     its snippets, drawn afresh at each step) of this many within-video feature stds per
     stream; 0 = off. Against telling the training videos apart by what a whole video looks
     like rather than by its anomalous snippets (docs/training.md, "Regimes")."""
-    """Training augmentation: add Gaussian noise of this many within-video feature stds (per
-    stream) to every batch; 0 = off (docs/training.md)."""
     epoch_hook: Any = None
     """Optional ``hook(epoch, step, model)`` called after each epoch (studies, curves)."""
     resume: Path | None = None
