@@ -84,6 +84,13 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         help="target corruption: the clean snippets' squared error, as a fraction of the "
         "latents' variance (default 0.1)",
     )
+    g.add_argument(
+        "--detach_weights",
+        action="store_true",
+        default=None,
+        help="the fusion weights learn from the reliability term only, not from the anomaly "
+        "loss (default off)",
+    )
 
 
 def recipe_model_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +124,8 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["target"] = args.reliability_target
     if getattr(args, "reliability_floor", None) is not None:
         r["floor"] = args.reliability_floor
+    if getattr(args, "detach_weights", None):
+        r["detach_weights"] = True
     rec = TrainingRecipe.from_record(
         {"corrupt": {**base["corrupt"], **c}, "reliability": {**base["reliability"], **r}}
     )  # validates

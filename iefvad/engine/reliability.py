@@ -55,6 +55,12 @@ class ReliabilitySpec:
     floor: float = 0.1
     """Target ``corruption``: the floor ``sigma0^2``, as a fraction of the batch's mean
     per-value variance of the clean latents (both streams' averaged: one floor for both)."""
+    detach_weights: bool = False
+    """The fusion weights get no gradient from the anomaly objective: the log-variances enter
+    the fusion detached, so only this term (and the KL term) trains the variance heads. With
+    the ``detector`` loss, clean snippets then have nothing pulling their weights away from
+    0.5; without it, the MIL loss moves the weights towards whichever stream scores the
+    training anomalies (docs/fusion.md, issue 21)."""
 
     def __post_init__(self) -> None:
         if self.target not in RELIABILITY_TARGETS:
@@ -231,8 +237,11 @@ class RecipeStep:
         clean_in = (image, event)
         if self.corruptor is not None:
             image, event, mi, me = self.corruptor(image, event, lengths)
-        out = model(image, event, lengths)
         spec = self.recipe.reliability
+        if spec.detach_weights:
+            out = model(image, event, lengths, detach_weights=True)
+        else:
+            out = model(image, event, lengths)
         if not (spec.active and self.both):
             return out, out.logits.new_zeros(())
         if spec.loss == "detector":
@@ -312,6 +321,7 @@ VARIANT_KEYS = {
     "reliability_nu": ("reliability", "nu"),
     "reliability_target": ("reliability", "target"),
     "reliability_floor": ("reliability", "floor"),
+    "detach_weights": ("reliability", "detach_weights"),
 }
 """``ablate.py --variants reference:corrupt=noise+drop:reliability_loss=gaussian``."""
 
@@ -334,9 +344,11 @@ def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
                 value = [float(v) for v in text.split(",")]
             elif name in ("prob", "weight", "nu", "whole", "floor"):
                 value = float(text)
+            elif name == "detach_weights":
+                value = {"true": True, "false": False}[text.lower()]
             else:
                 value = text
-        except ValueError:
+        except (ValueError, KeyError):
             raise UserInputError(f"{where}: {key}={text!r} is not valid") from None
         rec[section][name] = value
     return TrainingRecipe.from_record(rec).to_record()

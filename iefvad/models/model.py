@@ -415,6 +415,7 @@ class TemporalFusion(nn.Module):
         lengths: Tensor | None = None,
         causal: bool = False,
         init: KalmanState | None = None,
+        detach_weights: bool = False,
     ) -> FusionOutput:
         if image.shape != event.shape:
             raise ValueError(
@@ -463,11 +464,12 @@ class TemporalFusion(nn.Module):
         elif use == ("event",):
             mu_i, lv_i = torch.zeros_like(mu_e), torch.zeros_like(lv_e)
             fused, wi, we = mu_e, torch.zeros_like(mu_e), torch.ones_like(mu_e)
-        elif self.cfg.weight_power != 1.0:
-            k = self.cfg.weight_power
-            fused, wi, we = self.fuse(mu_i, k * lv_i, mu_e, k * lv_e, pad, causal, init)
         else:
-            fused, wi, we = self.fuse(mu_i, lv_i, mu_e, lv_e, pad, causal, init)
+            k = self.cfg.weight_power
+            fi, fe = (lv_i.detach(), lv_e.detach()) if detach_weights else (lv_i, lv_e)
+            if k != 1.0:
+                fi, fe = k * fi, k * fe
+            fused, wi, we = self.fuse(mu_i, fi, mu_e, fe, pad, causal, init)
         for block in self.refinement_blocks:
             fused = fused - self.cfg.lambda_ref * block(fused)
         logits = self.classifier(fused).squeeze(-1)
@@ -489,10 +491,13 @@ class IEFVAD(nn.Module):
         lengths: Tensor | None = None,
         causal: bool = False,
         init: KalmanState | None = None,
+        detach_weights: bool = False,
     ) -> FusionOutput:
         """``causal``/``init``: see :meth:`TemporalFusion.fuse` (Kalman fusions only); after a
-        Kalman forward, ``model.temporal.last_state`` holds the state to continue from."""
-        return self.temporal(image, event, lengths, causal, init)
+        Kalman forward, ``model.temporal.last_state`` holds the state to continue from.
+        ``detach_weights``: the log-variances enter the fusion without gradient (values
+        unchanged; the training recipe's ``detach_weights``)."""
+        return self.temporal(image, event, lengths, causal, init, detach_weights)
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -4,6 +4,7 @@ variance heads' temporal stats, and the benchmark's held-out kinds (shuffle, swa
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from iefvad.engine.corruption import CorruptionSpec, apply_corruption
@@ -17,6 +18,7 @@ from iefvad.engine.reliability import (
     latent_spread,
     reliability_loss,
 )
+from iefvad.errors import UserInputError
 from iefvad.models.model import IEFVAD, FusionOutput, ModelConfig, temporal_stats
 from iefvad.studies.ablate import parse_variant
 from iefvad.studies.reliability_bench import donor_rows
@@ -150,6 +152,42 @@ def test_a_recipe_step_with_the_detector_trains_and_needs_no_clean_pass():
     assert len(calls) == 1 and float(extra.detach()) > 0
     extra.backward()
     assert model.temporal.image_logvar.weight.grad is not None
+
+
+def test_detach_weights_keeps_the_output_and_cuts_the_anomaly_loss_from_the_variance_heads():
+    """``detach_weights``: the same forward values, but a loss on the scores no longer reaches
+    the log-variance heads (only the reliability term does); the means still learn."""
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0, weight_power=3.0))
+    x, y = torch.randn(2, 6, 16), torch.randn(2, 6, 16)
+    a, b = model(x, y), model(x, y, detach_weights=True)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.w_image, b.w_image)
+    grads = []
+    for out in (a, b):
+        model.zero_grad()
+        out.logits.sum().backward()
+        head = model.temporal.image_logvar.weight.grad
+        grads.append(0.0 if head is None else float(head.abs().sum()))
+        assert float(model.temporal.image_mu.weight.grad.abs().sum()) > 0
+    assert grads[0] > 0 and grads[1] == 0.0
+    v = parse_variant("reference:reliability_loss=detector:detach_weights=true")
+    assert v.recipe["reliability"]["detach_weights"] is True
+    with pytest.raises(UserInputError, match="detach_weights"):
+        parse_variant("reference:reliability_loss=detector:detach_weights=maybe")
+
+
+def test_a_detached_detector_step_trains_the_heads_through_the_detector_only():
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0))
+    spec = ReliabilitySpec(loss="detector", detach_weights=True)
+    step = RecipeStep(
+        TrainingRecipe(CorruptionSpec(kinds=("drop",), prob=1.0), spec), ("image", "event"), 0, 3.0
+    )
+    out, extra = step(model, torch.randn(4, 6, 16), torch.randn(4, 6, 16), torch.full((4,), 6))
+    out.logits.sum().backward(retain_graph=True)
+    assert model.temporal.image_logvar.weight.grad is None
+    extra.backward()
+    assert float(model.temporal.image_logvar.weight.grad.abs().sum()) > 0
 
 
 def test_shuffle_and_swap_change_only_the_span():
