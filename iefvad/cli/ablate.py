@@ -13,7 +13,7 @@ from typing import Any
 
 from iefvad.cli.aliases import HelpFormatter
 from iefvad.cli.entry import exit_on_failure
-from iefvad.cli.options import resolve_train
+from iefvad.cli.options import preset_choice, resolve_train
 from iefvad.errors import UserInputError
 from iefvad.studies.ablate import DEFAULT_VARIANTS, AblationConfig, parse_synth
 
@@ -118,6 +118,7 @@ def ablation_config(args: argparse.Namespace, argv: Sequence[str]) -> AblationCo
         title=f"{dataset} ({Path(args.train_list).parent.name if args.train_list else 'lists'})",
         command="python ablate.py " + " ".join(shlex.quote(a) for a in argv),
         corruption_bench=args.corruption_bench,
+        preset="{} ({})".format(*preset_choice(args)),
     )
 
 

@@ -345,6 +345,9 @@ class AblationConfig:
     command: str = ""
     """The command line, recorded in ablation.md and ablation.json."""
     corruption_bench: bool = False
+    preset: str = ""
+    """The preset and why (``small (--preset auto: ...)``), printed first: the presets set
+    more than the flags an ablation usually names (``feature_noise``, ``min_steps``)."""
     """Then run the reliability benchmark on every run (``<out_dir>/corruption/``)."""
 
 
@@ -397,8 +400,11 @@ def run_ablation(cfg: AblationConfig) -> list[dict[str, Any]]:
     opt = (
         f"batch {base.batch_size}, lr {base.lr:g}, {base.max_epoch} epochs, milestones "
         f"{list(base.milestones)}, lam {base.lam:g}, select {base.select}, model "
-        f"{base.model or 'defaults'}"
+        f"{base.model or 'defaults'}, feature noise {base.feature_noise:g}, min steps "
+        f"{base.min_steps}"
     )
+    if cfg.preset:
+        print(f"[ablate] preset {cfg.preset}")
     print(f"[ablate] {len(variants)} variants x {len(seeds)} seeds on {dataset}; {opt}")
     records: list[RunRecord] = []
     t0 = time.perf_counter()
