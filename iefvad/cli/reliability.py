@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from iefvad.cli.aliases import HelpFormatter
-from iefvad.engine.corruption import KINDS, MODALITY_CHOICES
+from iefvad.engine.corruption import CORRUPT_ROWS, KINDS, MODALITY_CHOICES
 from iefvad.engine.reliability import (
     DEFAULT_RECIPE,
     RECIPE_MODEL,
@@ -64,6 +64,12 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         help="noise std range in feature std (default 0.5 4)",
     )
     g.add_argument(
+        "--corrupt_rows",
+        choices=CORRUPT_ROWS,
+        help="rows that may be corrupted: all, or normal (videos labelled normal only: a "
+        "corrupted abnormal video may have lost its only evidence) (default all)",
+    )
+    g.add_argument(
         "--reliability_loss",
         choices=RELIABILITY_LOSSES,
         help="heteroscedastic term: each modality's variance explains its error against a "
@@ -109,6 +115,7 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         ("corrupt_prob", "prob"),
         ("corrupt_whole", "whole"),
         ("corrupt_modality", "modality"),
+        ("corrupt_rows", "rows"),
         ("corrupt_span", "span"),
         ("corrupt_sigma", "sigma"),
     ):

@@ -36,6 +36,9 @@ HELD_OUT_KINDS = ("shuffle", "swap")
 MODALITY_CHOICES = ("either", "image", "event")
 
 
+CORRUPT_ROWS = ("all", "normal")
+
+
 @dataclass(frozen=True)
 class CorruptionSpec:
     """Training-time corruption (``--corrupt``); stored in the checkpoint's training record."""
@@ -54,6 +57,11 @@ class CorruptionSpec:
     """Probability that a corrupted row's span is the whole row (a sensor off or failing for
     the whole video: a case a uniform span almost never draws)."""
     attenuation: float = 0.01
+    rows: str = "all"
+    """Which training rows may be corrupted: ``all``, or ``normal`` (rows whose video label is
+    normal only). On complementary streams a dropped or noised stream can remove the only
+    evidence of an abnormal video's anomaly while its label stays abnormal: a wrong bag for
+    the MIL loss. A corrupted normal video is still normal (docs/fusion.md, issue 21)."""
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]
@@ -62,6 +70,10 @@ class CorruptionSpec:
         if not (0.0 <= self.prob <= 1.0 and 0.0 <= self.whole <= 1.0):
             raise UserInputError(
                 f"corruption prob and whole must be in [0, 1], got {self.prob}, {self.whole}"
+            )
+        if self.rows not in CORRUPT_ROWS:
+            raise UserInputError(
+                f"corruption rows must be one of {CORRUPT_ROWS}, got {self.rows!r}"
             )
         if self.modality not in MODALITY_CHOICES:
             raise UserInputError(
@@ -167,11 +179,12 @@ class Corruptor:
         self.gen = torch.Generator().manual_seed(seed * 1_000_003 + 7919)
 
     def __call__(
-        self, image: Tensor, event: Tensor, lengths: Tensor
+        self, image: Tensor, event: Tensor, lengths: Tensor, labels: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(image, event, mask_image, mask_event)``; masks ``[B, T]`` bool, True where that
-        modality was corrupted. A row has at most one corrupted modality."""
-        return corrupt_batch(image, event, lengths, self.spec, self.rng, self.gen)
+        modality was corrupted. A row has at most one corrupted modality. ``labels`` ``[B]``
+        (video labels, > 0 abnormal): needed by ``rows="normal"``."""
+        return corrupt_batch(image, event, lengths, self.spec, self.rng, self.gen, labels)
 
 
 def corrupt_batch(
@@ -181,19 +194,27 @@ def corrupt_batch(
     spec: CorruptionSpec,
     rng: np.random.Generator,
     gen: torch.Generator | None = None,
+    labels: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """See :class:`Corruptor`."""
+    if spec.rows == "normal" and labels is None:
+        raise ValueError("corruption of normal rows only needs the batch's video labels")
     b, t, _ = image.shape
     masks = {m: torch.zeros(b, t, dtype=torch.bool) for m in ("image", "event")}
     kinds: dict[tuple[str, str], list[int]] = {}
     sig = np.zeros(b, dtype=np.float32)
     lens = lengths.detach().cpu().numpy()
+    abnormal = (
+        labels.detach().cpu().reshape(b).numpy() > 0
+        if spec.rows == "normal"
+        else np.zeros(b, dtype=bool)
+    )
     if not spec.active:
         z = torch.zeros(b, t, dtype=torch.bool, device=image.device)
         return image, event, z, z.clone()
     for r in range(b):
         n = int(lens[r])
-        if n < 1 or rng.random() >= spec.prob:
+        if n < 1 or rng.random() >= spec.prob or abnormal[r]:
             continue
         mod = spec.modality if spec.modality != "either" else ("image", "event")[rng.integers(2)]
         kind = spec.kinds[rng.integers(len(spec.kinds))]

@@ -203,7 +203,7 @@ def reliability_loss(
 
 
 class RecipeStep:
-    """The training step's hook: ``out, extra = step(model, image, event, lengths)``."""
+    """The training step's hook: ``out, extra = step(model, image, event, lengths, labels)``."""
 
     def __init__(
         self,
@@ -232,11 +232,13 @@ class RecipeStep:
             self.corruptor.rng.bit_generator.state = state["numpy"]
             self.corruptor.gen.set_state(state["torch"])
 
-    def __call__(self, model, image: Tensor, event: Tensor, lengths: Tensor):
+    def __call__(
+        self, model, image: Tensor, event: Tensor, lengths: Tensor, labels: Tensor | None = None
+    ):
         mi = me = None
         clean_in = (image, event)
         if self.corruptor is not None:
-            image, event, mi, me = self.corruptor(image, event, lengths)
+            image, event, mi, me = self.corruptor(image, event, lengths, labels)
         spec = self.recipe.reliability
         if spec.detach_weights:
             out = model(image, event, lengths, detach_weights=True)
@@ -316,6 +318,7 @@ VARIANT_KEYS = {
     "corrupt_span": ("corrupt", "span"),
     "corrupt_sigma": ("corrupt", "sigma"),
     "corrupt_whole": ("corrupt", "whole"),
+    "corrupt_rows": ("corrupt", "rows"),
     "reliability_loss": ("reliability", "loss"),
     "reliability_weight": ("reliability", "weight"),
     "reliability_nu": ("reliability", "nu"),

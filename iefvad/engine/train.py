@@ -485,7 +485,7 @@ def train_step(cfg: TrainConfig, run: RunState, batch: tuple[torch.Tensor, ...])
         if run.recipe is None:
             out = run.step_model(img, evt, lengths)
         else:
-            out, extra = run.recipe(run.step_model, img, evt, lengths)
+            out, extra = run.recipe(run.step_model, img, evt, lengths, labels)
     mcfg = run.mcfg
     parts = ief_vad_loss(
         out,

@@ -204,3 +204,39 @@ def test_shuffle_and_swap_change_only_the_span():
     assert torch.equal(donor[0, 3], donor[0, 0])  # a short donor repeats its snippets
     z = apply_corruption(x, m, "swap", donor=donor)
     assert torch.equal(z[m], donor[m]) and torch.equal(z[~m], x[~m])
+
+
+def test_corrupt_rows_normal_leaves_abnormal_videos_whole():
+    """``rows="normal"``: only rows labelled normal are corrupted (a corrupted abnormal video
+    on complementary streams can have lost its only evidence while keeping its label)."""
+    from iefvad.engine.corruption import corrupt_batch
+
+    spec = CorruptionSpec(kinds=("drop", "noise"), prob=1.0, whole=1.0, rows="normal")
+    x, y = torch.randn(4, 5, 3), torch.randn(4, 5, 3)
+    labels = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    a, b, mi, me = corrupt_batch(
+        x, y, torch.full((4,), 5), spec, np.random.default_rng(0), None, labels
+    )
+    hit = (mi | me).any(1)
+    assert hit.tolist() == [True, False, True, False]
+    assert torch.equal(a[1], x[1]) and torch.equal(b[3], y[3])
+    with pytest.raises(ValueError, match="labels"):
+        corrupt_batch(x, y, torch.full((4,), 5), spec, np.random.default_rng(0))
+    with pytest.raises(UserInputError, match="rows"):
+        CorruptionSpec(kinds=("drop",), rows="abnormal")
+    v = parse_variant("reference:corrupt=drop:corrupt_rows=normal")
+    assert v.recipe["corrupt"]["rows"] == "normal"
+
+
+def test_training_flags_reach_the_new_recipe_fields():
+    from iefvad.cli.options import train_parser
+    from iefvad.cli.reliability import recipe_record
+
+    args = train_parser().parse_args(
+        ["--recipe", "reliable", "--reliability_loss", "detector", "--corrupt_rows", "normal",
+         "--detach_weights"]  # fmt: skip
+    )
+    rec = recipe_record(args)
+    assert rec["corrupt"]["rows"] == "normal" and rec["reliability"]["detach_weights"] is True
+    plain = recipe_record(train_parser().parse_args(["--recipe", "reliable"]))
+    assert plain["corrupt"]["rows"] == "all" and plain["reliability"]["detach_weights"] is False
