@@ -46,6 +46,7 @@ from bench.small_data import _append  # noqa: E402
 from iefvad.cli.options import resolve_train, train_parser  # noqa: E402
 from iefvad.data.csv_lists import read_list  # noqa: E402
 from iefvad.data.groundtruth import load_gt  # noqa: E402
+from iefvad.datasets.specs import SNIPPET_FRAMES  # noqa: E402
 from iefvad.engine.train import train  # noqa: E402
 from iefvad.synthetic.features import SynthSpec, make_feature_set  # noqa: E402
 
@@ -198,7 +199,7 @@ def _snippets(root: Path, lst: str, gt: str, limit: int | None, rng) -> tuple:
         x = np.concatenate([np.load(r.path), np.load(r.event_path)], axis=1)
         y = np.zeros(len(x), np.int8)
         for s, e in v.segments:
-            y[s // 16 : e // 16] = 1
+            y[s // SNIPPET_FRAMES : e // SNIPPET_FRAMES] = 1
         xs.append(x)
         ys.append(y)
     x, y = np.concatenate(xs), np.concatenate(ys)
@@ -317,7 +318,7 @@ def binned_auc(ckpt: Path, root: Path, n: int) -> float:
     frames = []
     for s, t in zip(pred.scores, ts):
         per_snippet = np.repeat(s, np.diff(resample_bounds(t, n))) if t > n else s
-        frames.append(np.repeat(per_snippet, 16))
+        frames.append(np.repeat(per_snippet, SNIPPET_FRAMES))
     gt = load_gt(root / "gt.npy")
     return round(float(roc_auc_score(gt.frames, np.concatenate(frames))), 4)
 
@@ -351,8 +352,8 @@ def score_profile(scores: list[np.ndarray], gt_frames: np.ndarray) -> dict:
     top, label, local, inside, outside, normal = [], [], [], [], [], []
     start = 0
     for s in scores:
-        g = gt_frames[start : start + 16 * len(s) : 16]
-        start += 16 * len(s)
+        g = gt_frames[start : start + SNIPPET_FRAMES * len(s) : SNIPPET_FRAMES]
+        start += SNIPPET_FRAMES * len(s)
         top.append(float(s.max()))
         label.append(int(g.any()))
         if g.any():
@@ -361,7 +362,7 @@ def score_profile(scores: list[np.ndarray], gt_frames: np.ndarray) -> dict:
             outside.append(s[g == 0].mean() if not g.all() else np.nan)
         else:
             normal.append(s.mean())
-    frames = np.concatenate([np.repeat(s, 16) for s in scores])
+    frames = np.concatenate([np.repeat(s, SNIPPET_FRAMES) for s in scores])
     return {
         "frame_auc": round(float(roc_auc_score(gt_frames, frames)), 4),
         "video_auc": round(float(roc_auc_score(label, top)), 4),
