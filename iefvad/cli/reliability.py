@@ -91,6 +91,12 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         "latents' variance (default 0.1)",
     )
     g.add_argument(
+        "--detector_band",
+        type=float,
+        help="detector loss: clean snippets' weights move freely within [B, 1-B] instead of "
+        "being pulled to 0.5 (default 0: pulled)",
+    )
+    g.add_argument(
         "--detach_weights",
         action="store_true",
         default=None,
@@ -131,6 +137,8 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["target"] = args.reliability_target
     if getattr(args, "reliability_floor", None) is not None:
         r["floor"] = args.reliability_floor
+    if getattr(args, "detector_band", None) is not None:
+        r["band"] = args.detector_band
     if getattr(args, "detach_weights", None):
         r["detach_weights"] = True
     rec = TrainingRecipe.from_record(

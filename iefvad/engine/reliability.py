@@ -18,6 +18,7 @@ the flags :mod:`iefvad.cli.reliability`. See docs/fusion.md, "Weights that follo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
@@ -55,6 +56,11 @@ class ReliabilitySpec:
     floor: float = 0.1
     """Target ``corruption``: the floor ``sigma0^2``, as a fraction of the batch's mean
     per-value variance of the clean latents (both streams' averaged: one floor for both)."""
+    band: float = 0.0
+    """``detector`` loss: on clean snippets, the weights may move freely in ``[band, 1 -
+    band]`` (a squared hinge on the logit beyond it) instead of being pulled to 0.5 by the
+    BCE; 0 = the BCE on clean snippets too. The anomaly loss can then still lean on the stream
+    that sees an anomaly, while only a corrupted stream is pushed below the band."""
     detach_weights: bool = False
     """The fusion weights get no gradient from the anomaly objective: the log-variances enter
     the fusion detached, so only this term (and the KL term) trains the variance heads. With
@@ -71,6 +77,8 @@ class ReliabilitySpec:
             raise UserInputError(
                 f"--reliability_loss must be one of {RELIABILITY_LOSSES}, got {self.loss!r}"
             )
+        if not 0.0 <= self.band < 0.5:
+            raise UserInputError(f"detector band must be in [0, 0.5), got {self.band}")
         if self.weight < 0 or self.nu <= 0 or self.floor <= 0:
             raise UserInputError(
                 "--reliability_weight must be >= 0, nu and floor > 0, got "
@@ -144,14 +152,20 @@ def corruption_sq(mu: Tensor, mu_clean: Tensor, floor_sq: Tensor | float) -> Ten
 
 
 def detector_loss(
-    out, lengths: Tensor, power: float, mask_image: Tensor, mask_event: Tensor
+    out,
+    lengths: Tensor,
+    power: float,
+    mask_image: Tensor,
+    mask_event: Tensor,
+    band: float = 0.0,
 ) -> Tensor:
     """The ``detector`` term: per value, ``BCE(k (lv_m - lv_other), corrupted_m)``, i.e. the
     fused weight's complement ``1 - w_m = sigmoid(k (lv_m - lv_o))`` is trained as the
     probability that stream ``m``'s snippet was corrupted (labels: the augmentation's masks).
     On a clean snippet both streams' terms ask for 0, which holds only at ``lv_m = lv_o``:
     clean streams are pushed to equal weights whatever they see. Mean over real snippets and
-    values, summed over the two modalities."""
+    values, summed over the two modalities. ``band`` > 0: a clean snippet's term is
+    ``relu(z_m - logit(1 - band))^2`` instead, zero while ``w_m >= band``."""
     t = out.logvar_image.shape[1]
     valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
     lv_i = out.logvar_image.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
@@ -160,9 +174,12 @@ def detector_loss(
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     y_i = mask_image.to(z.dtype)[..., None].expand_as(z)
     y_e = mask_event.to(z.dtype)[..., None].expand_as(z)
-    li = bce(z, y_i, reduction="none").mean(-1)
-    le = bce(-z, y_e, reduction="none").mean(-1)
-    return _masked_mean(li, valid) + _masked_mean(le, valid)
+    li, le = bce(z, y_i, reduction="none"), bce(-z, y_e, reduction="none")
+    if band > 0:
+        edge = math.log((1.0 - band) / band)
+        li = torch.where(y_i > 0, li, torch.relu(z - edge).pow(2))
+        le = torch.where(y_e > 0, le, torch.relu(-z - edge).pow(2))
+    return _masked_mean(li.mean(-1), valid) + _masked_mean(le.mean(-1), valid)
 
 
 def reliability_loss(
@@ -249,7 +266,7 @@ class RecipeStep:
         if spec.loss == "detector":
             z = torch.zeros(image.shape[:2], dtype=torch.bool, device=image.device)
             mi, me = (z, z) if mi is None else (mi, me)
-            return out, spec.weight * detector_loss(out, lengths, self.power, mi, me)
+            return out, spec.weight * detector_loss(out, lengths, self.power, mi, me, spec.band)
         clean = None
         if spec.target == "clean":
             with torch.no_grad():
@@ -325,6 +342,7 @@ VARIANT_KEYS = {
     "reliability_target": ("reliability", "target"),
     "reliability_floor": ("reliability", "floor"),
     "detach_weights": ("reliability", "detach_weights"),
+    "detector_band": ("reliability", "band"),
 }
 """``ablate.py --variants reference:corrupt=noise+drop:reliability_loss=gaussian``."""
 
@@ -345,7 +363,7 @@ def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
                 value: Any = [k for k in text.split("+") if k and k != "none"]
             elif name in ("span", "sigma"):
                 value = [float(v) for v in text.split(",")]
-            elif name in ("prob", "weight", "nu", "whole", "floor"):
+            elif name in ("prob", "weight", "nu", "whole", "floor", "band"):
                 value = float(text)
             elif name == "detach_weights":
                 value = {"true": True, "false": False}[text.lower()]

@@ -159,6 +159,7 @@ def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, 
         "nu": 4.0,
         "target": "clean",
         "floor": 0.1,
+        "band": 0.0,
         "detach_weights": False,
     }
     assert meta["corrupt"]["whole"] == 0.5 and ckpt.config.weight_power == 3.0

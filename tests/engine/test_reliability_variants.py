@@ -240,3 +240,25 @@ def test_training_flags_reach_the_new_recipe_fields():
     assert rec["corrupt"]["rows"] == "normal" and rec["reliability"]["detach_weights"] is True
     plain = recipe_record(train_parser().parse_args(["--recipe", "reliable"]))
     assert plain["corrupt"]["rows"] == "all" and plain["reliability"]["detach_weights"] is False
+
+
+def test_detector_band_leaves_clean_weights_free_inside_it_and_corrupted_ones_as_before():
+    """band 0.3: a clean snippet costs nothing while both weights are in [0.3, 0.7], and a
+    squared hinge beyond; a corrupted snippet keeps the BCE."""
+    k = 3.0
+    mu = torch.zeros(1, 3, 2)
+    lv_i = torch.tensor([[[0.1, -0.2], [0.6, 0.6], [0.0, 0.0]]])  # w_image 0.43-0.65; 0.14
+    lv_e = torch.zeros(1, 3, 2)
+    clean = torch.zeros(1, 3, dtype=torch.bool)
+    lengths = torch.tensor([1])
+    inside = detector_loss(_out(mu, lv_i, mu, lv_e), lengths, k, clean, clean, band=0.3)
+    assert float(inside) == 0.0  # first snippet only: inside the band
+    beyond = detector_loss(_out(mu, lv_i, mu, lv_e), torch.tensor([2]), k, clean, clean, 0.3)
+    assert float(beyond) > 0.0  # the second snippet's image weight is 0.14
+    hit = torch.tensor([[False, True, False]])
+    with_bce = detector_loss(_out(mu, lv_i, mu, lv_e), torch.tensor([2]), k, hit, clean, 0.3)
+    plain = detector_loss(_out(mu, lv_i, mu, lv_e), torch.tensor([2]), k, hit, clean, 0.0)
+    assert 0.0 < float(with_bce) < float(plain)  # corrupted snippet: BCE in both
+    with pytest.raises(UserInputError, match="band"):
+        ReliabilitySpec(loss="detector", band=0.5)
+    assert parse_variant("reference:detector_band=0.3").recipe["reliability"]["band"] == 0.3
