@@ -148,6 +148,16 @@ class ModelConfig:
     ``Linear(3, D)`` per modality (``temporal.image_logvar_temporal`` /
     ``temporal.event_logvar_temporal``, only when on): a frozen, dropped or noisy stream is
     visible in these numbers even where each snippet alone looks like a real one."""
+    temporal_hidden: int = _opt(
+        0,
+        "with --variance_temporal: hidden width of a small MLP on the stats instead of the "
+        "linear map (0: linear)",
+        bounds=(0, 4096),
+    )
+    """With ``variance_temporal``: ``Linear(3, h) -> ReLU -> Linear(h, D)`` (the last layer
+    zero-initialised) instead of ``Linear(3, D)``. A linear map of the stats is monotone in
+    each: it can raise the variance for a change of zero (frozen) or for a large change
+    (noise), not for both, and trained on both kinds it detected neither (docs/fusion.md)."""
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
@@ -167,6 +177,11 @@ class ModelConfig:
         if self.input_norm not in INPUT_NORMS:
             raise UserInputError(
                 f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {self.input_norm!r}"
+            )
+        if self.temporal_hidden < 0 or (self.temporal_hidden and not self.variance_temporal):
+            raise UserInputError(
+                f"temporal_hidden {self.temporal_hidden}: must be >= 0, and > 0 only with "
+                "--variance_temporal"
             )
 
     @classmethod
@@ -281,6 +296,22 @@ def temporal_stats(x: Tensor, lengths: Tensor | None = None) -> Tensor:
     return STATS_SCALE * torch.log(STATS_EPS + torch.stack([energy, prev, nxt], -1))
 
 
+def _temporal_head(d: int, hidden: int) -> nn.Module:
+    """The stats' map into a log-variance offset: ``Linear(3, d)``, or with ``hidden`` > 0
+    ``Linear(3, hidden) -> ReLU -> Linear(hidden, d)``; the last layer is zero-initialised,
+    so a new model starts as the plain heads."""
+    if hidden > 0:
+        head: nn.Module = nn.Sequential(
+            nn.Linear(TEMPORAL_STATS, hidden), nn.ReLU(), nn.Linear(hidden, d)
+        )
+        last = head[-1]
+    else:
+        head = last = nn.Linear(TEMPORAL_STATS, d)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return head
+
+
 class TemporalFusion(nn.Module):
     """Per-modality self-attention encoders, uncertainty heads, fusion and refinement."""
 
@@ -314,11 +345,8 @@ class TemporalFusion(nn.Module):
         )
         self.classifier = nn.Linear(d, 1)
         if cfg.variance_temporal:  # new names; zero-initialised: starts as the plain heads
-            self.image_logvar_temporal = nn.Linear(TEMPORAL_STATS, d)
-            self.event_logvar_temporal = nn.Linear(TEMPORAL_STATS, d)
-            for lin in (self.image_logvar_temporal, self.event_logvar_temporal):
-                nn.init.zeros_(lin.weight)
-                nn.init.zeros_(lin.bias)
+            self.image_logvar_temporal = _temporal_head(d, cfg.temporal_hidden)
+            self.event_logvar_temporal = _temporal_head(d, cfg.temporal_hidden)
         if cfg.attention_sink:  # one null-slot logit offset per layer and head (new names)
             init = torch.full((cfg.layers, cfg.heads), SINK_INIT)
             self.image_sink = nn.Parameter(init.clone(), requires_grad=cfg.sink_trainable)

@@ -233,8 +233,15 @@ def test_training_flags_reach_the_new_recipe_fields():
     from iefvad.cli.reliability import recipe_record
 
     args = train_parser().parse_args(
-        ["--recipe", "reliable", "--reliability_loss", "detector", "--corrupt_rows", "normal",
-         "--detach_weights"]  # fmt: skip
+        [
+            "--recipe",
+            "reliable",
+            "--reliability_loss",
+            "detector",
+            "--corrupt_rows",
+            "normal",
+            "--detach_weights",
+        ]  # fmt: skip
     )
     rec = recipe_record(args)
     assert rec["corrupt"]["rows"] == "normal" and rec["reliability"]["detach_weights"] is True
@@ -262,3 +269,36 @@ def test_detector_band_leaves_clean_weights_free_inside_it_and_corrupted_ones_as
     with pytest.raises(UserInputError, match="band"):
         ReliabilitySpec(loss="detector", band=0.5)
     assert parse_variant("reference:detector_band=0.3").recipe["reliability"]["band"] == 0.3
+
+
+def test_temporal_hidden_is_a_zero_initialised_mlp_that_can_flag_both_ends_of_a_stat():
+    """A linear map of the stats is monotone, so it cannot raise the variance both for a
+    change of zero (frozen) and for a large one (noise); the MLP can. It starts as the plain
+    heads (last layer zero) and has its own parameter names."""
+    torch.manual_seed(0)
+    cfg = dict(dim=16, heads=2, refine_steps=1, dropout=0.0, variance_temporal=True)
+    lin, mlp = IEFVAD(ModelConfig(**cfg)), IEFVAD(ModelConfig(**cfg, temporal_hidden=8))
+    mlp.load_state_dict(lin.state_dict(), strict=False)
+    x, y = torch.randn(2, 6, 16), torch.randn(2, 6, 16)
+    assert torch.allclose(lin(x, y).logits, mlp(x, y).logits)
+    names = set(mlp.state_dict())
+    assert "temporal.image_logvar_temporal.0.weight" in names
+    assert "temporal.image_logvar_temporal.weight" not in names
+    with pytest.raises(UserInputError, match="temporal_hidden"):
+        ModelConfig(dim=16, heads=2, temporal_hidden=8)
+    # fit both heads to "variance up at both ends of one stat": only the MLP can
+    s = torch.linspace(-2.0, 0.5, 64)[:, None].repeat(1, 3)
+    target = (s[:, 0] < -1.5) | (s[:, 0] > 0.2)
+    errs = []
+    for head in (lin.temporal.image_logvar_temporal, mlp.temporal.image_logvar_temporal):
+        if isinstance(head, torch.nn.Sequential):  # away from zero so that ReLUs differ
+            torch.nn.init.normal_(head[-1].weight, std=0.1)
+        opt = torch.optim.Adam(head.parameters(), lr=0.05)
+        for _ in range(400):
+            opt.zero_grad()
+            logit = head(s)[:, 0]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, target.float())
+            loss.backward()
+            opt.step()
+        errs.append(float(((head(s)[:, 0] > 0) != target).float().mean()))
+    assert errs[0] > 0.1 and errs[1] < 0.05
