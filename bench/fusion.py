@@ -56,6 +56,24 @@ RECIPES = {  # name: (ModelConfig fields, TrainConfig.uncertainty record)
         {"attention_sink": False, "weight_power": 3.0, "variance_temporal": True},
         {"recipe": "reliable", "reliability": {"loss": "detector"}},
     ),
+    "detector_NFh": (  # issue 21 round 3: normal rows only, freeze, MLP on the stats
+        {
+            "attention_sink": False,
+            "weight_power": 3.0,
+            "variance_temporal": True,
+            "temporal_hidden": 16,
+        },
+        {
+            "recipe": "reliable",
+            "corrupt": {
+                "kinds": ["noise", "drop", "freeze"],
+                "rows": "normal",
+                "prob": 0.75,
+                "sigma": [2.0, 4.0],
+            },
+            "reliability": {"loss": "detector"},
+        },
+    ),
 }
 
 SIZES = {  # batch (rows per step), D, heads, refinement blocks
@@ -106,6 +124,7 @@ def main() -> None:
             if record.get("recipe"):
                 named = RECIPES_BY_NAME[record["recipe"]].to_record()
                 named["reliability"].update(record.get("reliability", {}))
+                named["corrupt"].update(record.get("corrupt", {}))
                 record = named
             hook = make_step(record, cfg.modalities, 0, cfg.weight_power)
 
@@ -114,7 +133,7 @@ def main() -> None:
                 if hook is None:
                     out = model(img, evt, lengths)
                 else:
-                    out, extra = hook(model, img, evt, lengths)
+                    out, extra = hook(model, img, evt, lengths, labels)
                 loss = ief_vad_loss(out, labels, lengths, 1.0, kl_shift(cfg), True).total
                 (loss + extra).backward()
 
