@@ -46,6 +46,7 @@ SHARE_FUSIONS = ("concat", "cross_attention")
 contribution share ``|c_i| / (|c_i| + |c_e|)`` per value (docs/fusion.md), not a weight."""
 DEFAULT_FUSION = "reference"
 INPUT_NORMS = ("none", "video_median", "video_mean")
+WEIGHT_POOLS = ("value", "snippet")
 """Fusion of new models (released checkpoints always load as ``reference``)."""
 
 
@@ -157,7 +158,19 @@ class ModelConfig:
     """With ``variance_temporal``: ``Linear(3, h) -> ReLU -> Linear(h, D)`` (the last layer
     zero-initialised) instead of ``Linear(3, D)``. A linear map of the stats is monotone in
     each: it can raise the variance for a change of zero (frozen) or for a large change
-    (noise), not for both, and trained on both kinds it detected neither (docs/fusion.md)."""
+    (noise), not for both; trained on both kinds it flagged the frozen event stream and lost
+    the noise (docs/fusion.md, round 3)."""
+    weight_pool: str = _opt(
+        "value",
+        "fusion weights per value (as released) or one per snippet and stream, from the mean "
+        "log-variance over the values",
+        choices=WEIGHT_POOLS,
+    )
+    """``value``: each of the D values has its own weight (the released rule). ``snippet``:
+    the log-variances enter the fusion averaged over the values, so each stream gets one
+    weight per snippet. Per-value weights of a corrupted stream spread widely (a few values'
+    heads do not react), so their mean stays high even where the mean log-variance says
+    "unreliable" (docs/fusion.md, round 3). Uncertainty fusions only."""
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
@@ -177,6 +190,10 @@ class ModelConfig:
         if self.input_norm not in INPUT_NORMS:
             raise UserInputError(
                 f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {self.input_norm!r}"
+            )
+        if self.weight_pool not in WEIGHT_POOLS:
+            raise UserInputError(
+                f"weight_pool must be one of {', '.join(WEIGHT_POOLS)}, got {self.weight_pool!r}"
             )
         if self.temporal_hidden < 0 or (self.temporal_hidden and not self.variance_temporal):
             raise UserInputError(
@@ -495,6 +512,9 @@ class TemporalFusion(nn.Module):
         else:
             k = self.cfg.weight_power
             fi, fe = (lv_i.detach(), lv_e.detach()) if detach_weights else (lv_i, lv_e)
+            if self.cfg.weight_pool == "snippet":
+                fi = fi.mean(-1, keepdim=True).expand_as(fi)
+                fe = fe.mean(-1, keepdim=True).expand_as(fe)
             if k != 1.0:
                 fi, fe = k * fi, k * fe
             fused, wi, we = self.fuse(mu_i, fi, mu_e, fe, pad, causal, init)

@@ -302,3 +302,20 @@ def test_temporal_hidden_is_a_zero_initialised_mlp_that_can_flag_both_ends_of_a_
             opt.step()
         errs.append(float(((head(s)[:, 0] > 0) != target).float().mean()))
     assert errs[0] > 0.1 and errs[1] < 0.05
+
+
+def test_weight_pool_snippet_gives_one_weight_per_snippet_from_the_mean_log_variance():
+    torch.manual_seed(0)
+    cfg = dict(dim=16, heads=2, refine_steps=1, dropout=0.0, weight_power=3.0)
+    a = IEFVAD(ModelConfig(**cfg))
+    b = IEFVAD(ModelConfig(**cfg, weight_pool="snippet"))
+    b.load_state_dict(a.state_dict())  # no new parameters
+    x, y = torch.randn(2, 6, 16), torch.randn(2, 6, 16)
+    oa, ob = a(x, y), b(x, y)
+    assert torch.equal(oa.logvar_image, ob.logvar_image)  # the heads are unchanged
+    assert not torch.allclose(oa.w_image[..., 0], oa.w_image[..., 1])  # per value
+    assert torch.allclose(ob.w_image, ob.w_image[..., :1].expand_as(ob.w_image))
+    want = torch.sigmoid(-3.0 * (ob.logvar_image.mean(-1) - ob.logvar_event.mean(-1)))
+    assert torch.allclose(ob.w_image[..., 0], want, atol=1e-6)
+    with pytest.raises(UserInputError, match="weight_pool"):
+        ModelConfig(dim=16, heads=2, weight_pool="video")
