@@ -168,9 +168,9 @@ class ModelConfig:
     )
     """``value``: each of the D values has its own weight (the released rule). ``snippet``:
     the log-variances enter the fusion averaged over the values, so each stream gets one
-    weight per snippet. Per-value weights of a corrupted stream spread widely (a few values'
-    heads do not react), so their mean stays high even where the mean log-variance says
-    "unreliable" (docs/fusion.md, round 3). Uncertainty fusions only."""
+    weight per snippet. Made because the per-value weights of a corrupted stream spread
+    widely, so their mean stayed high where the mean log-variance said "unreliable"; trained
+    with it, the weights settled at the same level (docs/fusion.md, round 3)."""
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
