@@ -204,14 +204,14 @@ def corrupt_batch(
     kinds: dict[tuple[str, str], list[int]] = {}
     sig = np.zeros(b, dtype=np.float32)
     lens = lengths.detach().cpu().numpy()
+    if not spec.active:
+        z = torch.zeros(b, t, dtype=torch.bool, device=image.device)
+        return image, event, z, z.clone()
     abnormal = (
         labels.detach().cpu().reshape(b).numpy() > 0
         if spec.rows == "normal"
         else np.zeros(b, dtype=bool)
     )
-    if not spec.active:
-        z = torch.zeros(b, t, dtype=torch.bool, device=image.device)
-        return image, event, z, z.clone()
     for r in range(b):
         n = int(lens[r])
         if n < 1 or rng.random() >= spec.prob or abnormal[r]:

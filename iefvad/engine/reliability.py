@@ -257,10 +257,7 @@ class RecipeStep:
         if self.corruptor is not None:
             image, event, mi, me = self.corruptor(image, event, lengths, labels)
         spec = self.recipe.reliability
-        if spec.detach_weights:
-            out = model(image, event, lengths, detach_weights=True)
-        else:
-            out = model(image, event, lengths)
+        out = model(image, event, lengths, detach_weights=spec.detach_weights)
         if not (spec.active and self.both):
             return out, out.logits.new_zeros(())
         if spec.loss == "detector":
@@ -347,6 +344,20 @@ VARIANT_KEYS = {
 """``ablate.py --variants reference:corrupt=noise+drop:reliability_loss=gaussian``."""
 
 
+VARIANT_TRUE = ("1", "true", "yes")
+VARIANT_FALSE = ("0", "false", "no")
+
+
+def variant_bool(text: str) -> bool:
+    """A yes/no value of an ablation variant key (``variance_temporal=true``,
+    ``detach_weights=no``): one vocabulary for the model's and the recipe's keys; ValueError
+    for any other word."""
+    word = text.lower()
+    if word not in VARIANT_TRUE + VARIANT_FALSE:
+        raise ValueError(text)
+    return word in VARIANT_TRUE
+
+
 def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
     """Recipe fields of an ablation variant (``KEY=VALUE`` with :data:`VARIANT_KEYS`)."""
     rec: dict[str, dict[str, Any]] = {"corrupt": {}, "reliability": {}}
@@ -366,10 +377,10 @@ def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
             elif name in ("prob", "weight", "nu", "whole", "floor", "band"):
                 value = float(text)
             elif name == "detach_weights":
-                value = {"true": True, "false": False}[text.lower()]
+                value = variant_bool(text)
             else:
                 value = text
-        except (ValueError, KeyError):
+        except ValueError:
             raise UserInputError(f"{where}: {key}={text!r} is not valid") from None
         rec[section][name] = value
     return TrainingRecipe.from_record(rec).to_record()

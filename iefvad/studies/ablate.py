@@ -37,7 +37,7 @@ import torch
 
 from iefvad.devices import resolve_device
 from iefvad.engine.config import TrainConfig
-from iefvad.engine.reliability import VARIANT_KEYS, variant_recipe
+from iefvad.engine.reliability import VARIANT_KEYS, variant_bool, variant_recipe
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.model import FUSIONS, ModelConfig
@@ -67,9 +67,7 @@ def _convert(name: str, text: str, kind: Any, where: str) -> Any:
     kind = str(kind)
     try:
         if "bool" in kind:
-            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(text)
-            return text.lower() in ("1", "true", "yes")
+            return variant_bool(text)
         if "int" in kind and "float" not in kind and "tuple" not in kind:
             return int(text)
         if "float" in kind and "tuple" not in kind:
