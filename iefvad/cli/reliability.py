@@ -14,6 +14,7 @@ from iefvad.cli.aliases import HelpFormatter
 from iefvad.engine.corruption import CORRUPT_ROWS, KINDS, MODALITY_CHOICES
 from iefvad.engine.reliability import (
     DEFAULT_RECIPE,
+    DETECTOR_SOURCES,
     RECIPE_MODEL,
     RECIPES,
     RELIABILITY_LOSSES,
@@ -31,7 +32,10 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         choices=RECIPES,
         default=DEFAULT_RECIPE,
         help="released: the released objective; reliable: corruption + heteroscedastic NLL + "
-        "weight_power 3 (the flags below change single parts)",
+        "weight_power 3; detector: noise / drop / freeze on normal videos, the weights "
+        "trained as a detector of them, variance heads that read temporal stats "
+        "(--variance_temporal --temporal_hidden 16 --stats_scale 3), docs/fusion.md round 4 "
+        "(the flags below change single parts)",
     )
     g.add_argument(
         "--corrupt",
@@ -97,6 +101,26 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         "being pulled to 0.5 (default 0: pulled)",
     )
     g.add_argument(
+        "--detector_source",
+        choices=DETECTOR_SOURCES,
+        help="detector loss: train the fusion weights' logits (weights), or only the temporal "
+        "stats head's part of them (stats, needs --variance_temporal) (default weights)",
+    )
+    g.add_argument(
+        "--detach_stats",
+        action="store_true",
+        default=None,
+        help="the temporal stats head learns from the detector only (with --detector_source "
+        "stats), not from the anomaly loss (default off)",
+    )
+    g.add_argument(
+        "--detach_corrupted",
+        action="store_true",
+        default=None,
+        help="on the rows the augmentation corrupted, the anomaly loss does not reach the "
+        "fusion weights (default off)",
+    )
+    g.add_argument(
         "--detach_weights",
         action="store_true",
         default=None,
@@ -139,6 +163,12 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["floor"] = args.reliability_floor
     if getattr(args, "detector_band", None) is not None:
         r["band"] = args.detector_band
+    if getattr(args, "detector_source", None):
+        r["source"] = args.detector_source
+    if getattr(args, "detach_stats", None):
+        r["detach_stats"] = True
+    if getattr(args, "detach_corrupted", None):
+        r["detach_corrupted"] = True
     if getattr(args, "detach_weights", None):
         r["detach_weights"] = True
     rec = TrainingRecipe.from_record(

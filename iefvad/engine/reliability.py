@@ -31,6 +31,7 @@ from iefvad.errors import UserInputError
 
 RELIABILITY_LOSSES = ("none", "gaussian", "student_t", "detector")
 RELIABILITY_TARGETS = ("other", "clean", "corruption")
+DETECTOR_SOURCES = ("weights", "stats")
 NLL_LOGVAR_CLAMP = 12.0
 """The NLL clamps log-variances to +-12 (errors are O(1) after the heads' LayerNorm)."""
 
@@ -61,6 +62,22 @@ class ReliabilitySpec:
     band]`` (a squared hinge on the logit beyond it) instead of being pulled to 0.5 by the
     BCE; 0 = the BCE on clean snippets too. The anomaly loss can then still lean on the stream
     that sees an anomaly, while only a corrupted stream is pushed below the band."""
+    source: str = "weights"
+    """``detector`` loss: which logits it trains. ``weights``: the fusion weights' own,
+    ``k (lv_m - lv_other)``, so clean snippets pull the whole variance heads to equal weights;
+    ``stats``: only the temporal stats head's part of the log-variances (``--variance_temporal``),
+    so the heads on the encoder's latent are shaped by the anomaly objective alone, as
+    released, and the detector adds an offset that is learned to be equal for both streams on
+    clean snippets (docs/fusion.md, round 4)."""
+    detach_stats: bool = False
+    """The stats head's part of the log-variances enters the fusion (and every other term)
+    without gradient, so only the ``detector`` loss with ``source="stats"`` trains it: the
+    anomaly objective cannot make it react to what a stream sees (docs/fusion.md, round 4)."""
+    detach_corrupted: bool = False
+    """On the rows the augmentation corrupted, the log-variances enter the fusion without
+    gradient: the anomaly loss on a corrupted (normal) video cannot teach the weights to turn
+    away from a stream that looks unusual, which on clean abnormal videos is the stream that
+    sees the anomaly; the reliability term still trains them there (docs/fusion.md, round 4)."""
     detach_weights: bool = False
     """The fusion weights get no gradient from the anomaly objective: the log-variances enter
     the fusion detached, so only this term (and the KL term) trains the variance heads. With
@@ -76,6 +93,15 @@ class ReliabilitySpec:
         if self.loss not in RELIABILITY_LOSSES:
             raise UserInputError(
                 f"--reliability_loss must be one of {RELIABILITY_LOSSES}, got {self.loss!r}"
+            )
+        if self.source not in DETECTOR_SOURCES:
+            raise UserInputError(
+                f"detector source must be one of {DETECTOR_SOURCES}, got {self.source!r}"
+            )
+        if self.detach_stats and not (self.loss == "detector" and self.source == "stats"):
+            raise UserInputError(
+                "detach_stats needs the detector on the stats (--reliability_loss detector "
+                "--detector_source stats): nothing else would train the stats head"
             )
         if not 0.0 <= self.band < 0.5:
             raise UserInputError(f"detector band must be in [0, 0.5), got {self.band}")
@@ -158,6 +184,7 @@ def detector_loss(
     mask_image: Tensor,
     mask_event: Tensor,
     band: float = 0.0,
+    source: str = "weights",
 ) -> Tensor:
     """The ``detector`` term: per value, ``BCE(k (lv_m - lv_other), corrupted_m)``, i.e. the
     fused weight's complement ``1 - w_m = sigmoid(k (lv_m - lv_o))`` is trained as the
@@ -165,11 +192,19 @@ def detector_loss(
     On a clean snippet both streams' terms ask for 0, which holds only at ``lv_m = lv_o``:
     clean streams are pushed to equal weights whatever they see. Mean over real snippets and
     values, summed over the two modalities. ``band`` > 0: a clean snippet's term is
-    ``relu(z_m - logit(1 - band))^2`` instead, zero while ``w_m >= band``."""
+    ``relu(z_m - logit(1 - band))^2`` instead, zero while ``w_m >= band``. ``source``
+    ``stats``: the same on the stats head's parts of the log-variances only."""
     t = out.logvar_image.shape[1]
     valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
-    lv_i = out.logvar_image.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
-    lv_e = out.logvar_event.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
+    src_i, src_e = out.logvar_image, out.logvar_event
+    if source == "stats":
+        if out.stats_image is None or out.stats_event is None:
+            raise UserInputError(
+                "the detector on the stats (detector_source=stats) needs --variance_temporal"
+            )
+        src_i, src_e = out.stats_image, out.stats_event
+    lv_i = src_i.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
+    lv_e = src_e.float().clamp(-NLL_LOGVAR_CLAMP, NLL_LOGVAR_CLAMP)
     z = power * (lv_i - lv_e)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     y_i = mask_image.to(z.dtype)[..., None].expand_as(z)
@@ -257,13 +292,17 @@ class RecipeStep:
         if self.corruptor is not None:
             image, event, mi, me = self.corruptor(image, event, lengths, labels)
         spec = self.recipe.reliability
-        out = model(image, event, lengths, detach_weights=spec.detach_weights)
+        detach: bool | Tensor = spec.detach_weights
+        if spec.detach_corrupted and mi is not None and not detach:
+            detach = mi.any(1) | me.any(1)
+        out = model(image, event, lengths, detach_weights=detach, detach_stats=spec.detach_stats)
         if not (spec.active and self.both):
             return out, out.logits.new_zeros(())
         if spec.loss == "detector":
             z = torch.zeros(image.shape[:2], dtype=torch.bool, device=image.device)
             mi, me = (z, z) if mi is None else (mi, me)
-            return out, spec.weight * detector_loss(out, lengths, self.power, mi, me, spec.band)
+            term = detector_loss(out, lengths, self.power, mi, me, spec.band, spec.source)
+            return out, spec.weight * term
         clean = None
         if spec.target == "clean":
             with torch.no_grad():
@@ -318,8 +357,24 @@ RELIABLE = TrainingRecipe(
 """``--recipe reliable``: corruption of one stream (every kind, half of the corrupted rows on
 the whole row) and the Gaussian NLL against the clean pass (shift^2 + gap^2); with
 ``weight_power`` 3 (docs/fusion.md)."""
-RECIPES = {"released": TrainingRecipe(), "reliable": RELIABLE}
-RECIPE_MODEL = {"released": {}, "reliable": {"weight_power": 3.0}}
+DETECTOR = TrainingRecipe(
+    CorruptionSpec(
+        kinds=("noise", "drop", "freeze"), prob=0.75, whole=0.5, sigma=(2.0, 4.0), rows="normal"
+    ),
+    ReliabilitySpec(loss="detector"),
+)
+"""``--recipe detector``: noise, drop and freeze on 3 in 4 normal videos (noise of 2-4 std),
+the fusion weights' logits trained as a detector of them, and the variance heads reading the
+temporal stats through ``Linear(3, 16) -> ReLU -> Linear(16, D)`` at stats scale 3 (the
+model fields of :data:`RECIPE_MODEL`). Variant SF of docs/fusion.md, round 4: on redundant
+streams it meets the issue's goals but the held-out kinds' average; on complementary streams
+(the demo) it costs 3-5 points of clean AUC."""
+RECIPES = {"released": TrainingRecipe(), "reliable": RELIABLE, "detector": DETECTOR}
+RECIPE_MODEL = {
+    "released": {},
+    "reliable": {"weight_power": 3.0},
+    "detector": {"variance_temporal": True, "temporal_hidden": 16, "stats_scale": 3.0},
+}
 """Model fields a named recipe sets unless given (``--weight_power``)."""
 DEFAULT_RECIPE = "released"
 
@@ -339,7 +394,10 @@ VARIANT_KEYS = {
     "reliability_target": ("reliability", "target"),
     "reliability_floor": ("reliability", "floor"),
     "detach_weights": ("reliability", "detach_weights"),
+    "detach_stats": ("reliability", "detach_stats"),
+    "detach_corrupted": ("reliability", "detach_corrupted"),
     "detector_band": ("reliability", "band"),
+    "detector_source": ("reliability", "source"),
 }
 """``ablate.py --variants reference:corrupt=noise+drop:reliability_loss=gaussian``."""
 
@@ -376,7 +434,7 @@ def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
                 value = [float(v) for v in text.split(",")]
             elif name in ("prob", "weight", "nu", "whole", "floor", "band"):
                 value = float(text)
-            elif name == "detach_weights":
+            elif name in ("detach_weights", "detach_stats", "detach_corrupted"):
                 value = variant_bool(text)
             else:
                 value = text

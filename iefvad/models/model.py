@@ -160,6 +160,16 @@ class ModelConfig:
     each: it can raise the variance for a change of zero (frozen) or for a large change
     (noise), not for both; trained on both kinds it flagged the frozen event stream and lost
     the noise (docs/fusion.md, round 3)."""
+    stats_scale: float = _opt(
+        0.1,
+        "with --variance_temporal: the stats are this times the log of energy and change",
+        bounds=(0.0, 100.0),
+        lo_open=True,
+    )
+    """With ``variance_temporal``: :func:`temporal_stats` multiplies the logs by this. At 0.1
+    (the first version) 4-std noise moves a stat by 0.28 while a drop moves it by 1.8: the
+    zero-initialised map, whose weights Adam moves by about ``lr`` a step, needed several
+    hundred steps before a noisy stream's weight fell (docs/fusion.md, round 4)."""
     weight_pool: str = _opt(
         "value",
         "fusion weights per value (as released) or one per snippet and stream, from the mean "
@@ -185,6 +195,8 @@ class ModelConfig:
             raise UserInputError(f"nu must be > 0 (--nu), got {self.nu}")
         if not self.weight_power > 0:
             raise UserInputError(f"weight_power must be > 0, got {self.weight_power}")
+        if not self.stats_scale > 0:
+            raise UserInputError(f"stats_scale must be > 0, got {self.stats_scale}")
         if self.robust_steps < 0:
             raise UserInputError(f"robust_steps must be >= 0, got {self.robust_steps}")
         if self.input_norm not in INPUT_NORMS:
@@ -255,6 +267,10 @@ class FusionOutput(NamedTuple):
     logvar_event: Tensor
     w_image: Tensor
     w_event: Tensor
+    stats_image: Tensor | None = None
+    """With ``variance_temporal``: the stats head's part of ``logvar_image`` (else None)."""
+    stats_event: Tensor | None = None
+    """With ``variance_temporal``: the stats head's part of ``logvar_event`` (else None)."""
 
 
 def padding_mask(lengths: Tensor, t: int) -> Tensor:
@@ -290,11 +306,11 @@ def contribution_shares(c_i: Tensor, c_e: Tensor) -> tuple[Tensor, Tensor]:
 TEMPORAL_STATS = 3
 STATS_EPS = 1e-8
 STATS_SCALE = 0.1
-"""The stats are ``0.1 log(eps + .)``: O(1) numbers whatever the feature scale."""
+"""Default of ``stats_scale``: the stats are ``0.1 log(eps + .)``, scale-free numbers."""
 
 
-def temporal_stats(x: Tensor, lengths: Tensor | None = None) -> Tensor:
-    """``[B, T, 3]`` per snippet of ``x`` ``[B, T, D]``: ``0.1 log(eps + s)`` of its mean square
+def temporal_stats(x: Tensor, lengths: Tensor | None = None, scale: float = STATS_SCALE) -> Tensor:
+    """``[B, T, 3]`` per snippet of ``x`` ``[B, T, D]``: ``scale * log(eps + s)`` of its mean square
     (0 for a dropped stream), of its mean squared change from the previous snippet and to the
     next one (0 for a frozen one; large for noise). The first (last real, by ``lengths``)
     snippet's missing neighbour counts as the change next to it; one snippet alone gets
@@ -310,7 +326,15 @@ def temporal_stats(x: Tensor, lengths: Tensor | None = None) -> Tensor:
             nxt = torch.where(last, prev, nxt)
     else:
         prev = nxt = torch.zeros_like(energy)
-    return STATS_SCALE * torch.log(STATS_EPS + torch.stack([energy, prev, nxt], -1))
+    return scale * torch.log(STATS_EPS + torch.stack([energy, prev, nxt], -1))
+
+
+def _detached(x: Tensor, rows: bool | Tensor) -> Tensor:
+    """``x`` ``[B, T, D]`` without gradient where ``rows`` says so: everywhere (True),
+    nowhere (False), or on the rows of a ``[B]`` bool tensor (same values either way)."""
+    if isinstance(rows, Tensor):
+        return torch.where(rows[:, None, None], x.detach(), x)
+    return x.detach() if rows else x
 
 
 def _temporal_head(d: int, hidden: int) -> nn.Module:
@@ -460,7 +484,8 @@ class TemporalFusion(nn.Module):
         lengths: Tensor | None = None,
         causal: bool = False,
         init: KalmanState | None = None,
-        detach_weights: bool = False,
+        detach_weights: bool | Tensor = False,
+        detach_stats: bool = False,
     ) -> FusionOutput:
         if image.shape != event.shape:
             raise ValueError(
@@ -475,6 +500,7 @@ class TemporalFusion(nn.Module):
         if self.cfg.input_norm != "none":
             image = center_rows(image, lengths, self.cfg.input_norm)
             event = center_rows(event, lengths, self.cfg.input_norm)
+        t_i = t_e = None
         pad = None
         if self.cfg.mask_padding and lengths is not None:
             pad = padding_mask(lengths, image.shape[1])
@@ -489,9 +515,10 @@ class TemporalFusion(nn.Module):
             )
             mu_i, lv_i = self.image_mu(zi), self.image_logvar(zi)
             if self.cfg.variance_temporal:
-                lv_i = lv_i + self.image_logvar_temporal(
-                    temporal_stats(raw[0], lengths).to(lv_i.dtype)
+                t_i = self.image_logvar_temporal(
+                    temporal_stats(raw[0], lengths, self.cfg.stats_scale).to(lv_i.dtype)
                 )
+                lv_i = lv_i + (t_i.detach() if detach_stats else t_i)
         if "event" in use:
             ze = self.whiten_event(
                 self._encode(
@@ -500,9 +527,10 @@ class TemporalFusion(nn.Module):
             )
             mu_e, lv_e = self.event_mu(ze), self.event_logvar(ze)
             if self.cfg.variance_temporal:
-                lv_e = lv_e + self.event_logvar_temporal(
-                    temporal_stats(raw[1], lengths).to(lv_e.dtype)
+                t_e = self.event_logvar_temporal(
+                    temporal_stats(raw[1], lengths, self.cfg.stats_scale).to(lv_e.dtype)
                 )
+                lv_e = lv_e + (t_e.detach() if detach_stats else t_e)
         if use == ("image",):  # the unused stream reads as zeros with weight 0
             mu_e, lv_e = torch.zeros_like(mu_i), torch.zeros_like(lv_i)
             fused, wi, we = mu_i, torch.ones_like(mu_i), torch.zeros_like(mu_i)
@@ -511,7 +539,7 @@ class TemporalFusion(nn.Module):
             fused, wi, we = mu_e, torch.zeros_like(mu_e), torch.ones_like(mu_e)
         else:
             k = self.cfg.weight_power
-            fi, fe = (lv_i.detach(), lv_e.detach()) if detach_weights else (lv_i, lv_e)
+            fi, fe = _detached(lv_i, detach_weights), _detached(lv_e, detach_weights)
             if self.cfg.weight_pool == "snippet":
                 fi = fi.mean(-1, keepdim=True).expand_as(fi)
                 fe = fe.mean(-1, keepdim=True).expand_as(fe)
@@ -521,7 +549,7 @@ class TemporalFusion(nn.Module):
         for block in self.refinement_blocks:
             fused = fused - self.cfg.lambda_ref * block(fused)
         logits = self.classifier(fused).squeeze(-1)
-        return FusionOutput(fused, logits, mu_i, mu_e, lv_i, lv_e, wi, we)
+        return FusionOutput(fused, logits, mu_i, mu_e, lv_i, lv_e, wi, we, t_i, t_e)
 
 
 class IEFVAD(nn.Module):
@@ -539,13 +567,16 @@ class IEFVAD(nn.Module):
         lengths: Tensor | None = None,
         causal: bool = False,
         init: KalmanState | None = None,
-        detach_weights: bool = False,
+        detach_weights: bool | Tensor = False,
+        detach_stats: bool = False,
     ) -> FusionOutput:
         """``causal``/``init``: see :meth:`TemporalFusion.fuse` (Kalman fusions only); after a
         Kalman forward, ``model.temporal.last_state`` holds the state to continue from.
         ``detach_weights``: the log-variances enter the fusion without gradient (values
-        unchanged; the training recipe's ``detach_weights``)."""
-        return self.temporal(image, event, lengths, causal, init, detach_weights)
+        unchanged; the training recipe's ``detach_weights``); a ``[B]`` bool tensor: on
+        those rows only (the recipe's ``detach_corrupted``). ``detach_stats``: the same for
+        the stats head's part only (``stats_image`` / ``stats_event`` keep their gradient)."""
+        return self.temporal(image, event, lengths, causal, init, detach_weights, detach_stats)
 
 
 def num_parameters(model: nn.Module) -> int:

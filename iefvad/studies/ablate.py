@@ -12,7 +12,11 @@ test list, and lands in ``<out_dir>/runs/<variant>/seed<k>/``. The outputs are:
 * ``ablation.json``: the command, the machine, the data and every number.
 
 A variant can also carry a training recipe (:data:`iefvad.engine.reliability.VARIANT_KEYS`):
-``reference:recipe=reliable:weight_power=3``, ``reference:corrupt=noise+drop``; with
+``reference:recipe=reliable:weight_power=3``, ``reference:corrupt=noise+drop``. ``recipe=NAME``
+sets the training recipe (corruption and reliability term) only: the model fields that
+``main.py --recipe NAME`` also sets (:data:`iefvad.engine.reliability.RECIPE_MODEL`, e.g.
+``weight_power 3`` for ``reliable``) are keys of their own, so that the variant strings of the
+published tables keep their meaning. With
 ``--corruption_bench`` every run is then benchmarked under test-time corruption
 (:func:`iefvad.studies.reliability_bench.run_benchmark`, ``<out_dir>/corruption/``).
 
@@ -101,7 +105,13 @@ def parse_variant(text: str) -> Variant:
                 f"({allowed})"
             )
         model[key] = _convert(key, value, types[key], f"--variants {text!r}")
-    return Variant(text, model, variant_recipe(recipe, f"--variants {text!r}") if recipe else {})
+    rec = variant_recipe(recipe, f"--variants {text!r}") if recipe else {}
+    if rec.get("reliability", {}).get("source") == "stats" and not model.get("variance_temporal"):
+        raise UserInputError(
+            f"--variants {text!r}: the detector on the stats needs variance_temporal=true "
+            "(recipe=NAME sets no model field)"
+        )
+    return Variant(text, model, rec)
 
 
 _COUNT = Bound("int", 0, 100_000)

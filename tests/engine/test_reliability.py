@@ -126,13 +126,11 @@ def _train_on(synth_set, out, recipe_args):
     return train(cfg).checkpoint
 
 
-def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, trained, tmp_path):
-    """Trained on the tiny generated set with ``--recipe reliable``, the image stream's
-    predicted log-variance rises on noised and dropped image input and its weight falls;
-    trained without the recipe it does not. The recipe is recorded in the checkpoint."""
+def _image_prober(synth_set):
+    """``probe(checkpoint) -> (logvars, weights)``: the image stream's mean log-variance and
+    fusion weight on the tiny set's test videos, clean / with 4-std noise / dropped."""
     from iefvad.data.csv_lists import read_list
     from iefvad.engine.evaluate import load_test_set
-    from iefvad.models.checkpoint import read_checkpoint
 
     test = load_test_set(read_list(synth_set.test_csv, None, "event_thr_10"), progress=False)
     rows = test.chunk_lengths > 0
@@ -150,6 +148,16 @@ def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, 
         w = [float(o.w_image[valid].mean()) for o in outs]
         return lv, w
 
+    return probe
+
+
+def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, trained, tmp_path):
+    """Trained on the tiny generated set with ``--recipe reliable``, the image stream's
+    predicted log-variance rises on noised and dropped image input and its weight falls;
+    trained without the recipe it does not. The recipe is recorded in the checkpoint."""
+    from iefvad.models.checkpoint import read_checkpoint
+
+    probe = _image_prober(synth_set)
     rec = _train_on(synth_set, tmp_path / "rec", ["--recipe", "reliable"])
     ckpt = read_checkpoint(rec)
     meta = ckpt.meta["train"]["uncertainty"]
@@ -160,6 +168,9 @@ def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, 
         "target": "clean",
         "floor": 0.1,
         "band": 0.0,
+        "source": "weights",
+        "detach_stats": False,
+        "detach_corrupted": False,
         "detach_weights": False,
     }
     assert meta["corrupt"]["whole"] == 0.5 and ckpt.config.weight_power == 3.0
@@ -168,6 +179,24 @@ def test_recipe_teaches_the_variance_head_to_flag_a_corrupted_stream(synth_set, 
     assert w[1] < w[0] - 0.1 and w[2] < w[0] - 0.1  # and the image weight down
     lv0, w0 = probe(trained[0])  # the same data and options without the recipe
     assert abs(w0[1] - w0[0]) < 0.05 and abs(w0[2] - w0[0]) < 0.05
+
+
+def test_recipe_detector_teaches_the_weights_to_flag_a_corrupted_stream(synth_set, tmp_path):
+    """``--recipe detector`` on the tiny generated set: the checkpoint holds the stats MLP
+    (scale 3, hidden 16) and the recipe, and the image weight falls on noised and dropped
+    image input."""
+    from iefvad.models.checkpoint import read_checkpoint
+
+    path = _train_on(synth_set, tmp_path / "det", ["--recipe", "detector"])
+    ckpt = read_checkpoint(path)
+    cfg = ckpt.config
+    assert cfg.variance_temporal and cfg.temporal_hidden == 16 and cfg.stats_scale == 3.0
+    meta = ckpt.meta["train"]["uncertainty"]
+    assert meta["reliability"]["loss"] == "detector"
+    assert meta["corrupt"]["rows"] == "normal"
+    assert set(meta["corrupt"]["kinds"]) == {"noise", "drop", "freeze"}
+    _, w = _image_prober(synth_set)(path)
+    assert w[1] < w[0] - 0.1 and w[2] < w[0] - 0.1
 
 
 # ---------------------------------------------------------------- benchmark helpers

@@ -3,6 +3,8 @@ variance heads' temporal stats, and the benchmark's held-out kinds (shuffle, swa
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -114,6 +116,33 @@ def test_temporal_stats_see_a_frozen_and_a_dropped_stream():
     assert torch.allclose(sp[:, :10], s, atol=1e-6)
 
 
+def test_stats_scale_multiplies_the_stats_and_reaches_the_model():
+    """``stats_scale`` sets how far a noisy stream moves the stats (the first version's 0.1 by
+    default, so models trained with it keep their meaning); it reaches the heads through
+    ModelConfig and the ablation's variant keys."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 8, 16, generator=g)
+    noisy = x + 4.0 * torch.randn(1, 8, 16, generator=g)
+    s1, s3 = temporal_stats(x), temporal_stats(x, scale=3.0)
+    assert torch.allclose(s3, 30.0 * s1, atol=1e-5)
+    jump = (temporal_stats(noisy, scale=3.0) - s3)[..., 0]
+    assert bool((jump > 3.0 * 0.1 * math.log(10)).all())  # 4-std noise: energy up ~17x
+    assert ModelConfig(dim=16, heads=2).stats_scale == 0.1
+    with pytest.raises(UserInputError, match="stats_scale"):
+        ModelConfig(dim=16, heads=2, stats_scale=0.0)
+    cfg = dict(dim=16, heads=2, refine_steps=1, dropout=0.0, variance_temporal=True)
+    torch.manual_seed(0)
+    a = IEFVAD(ModelConfig(**cfg))
+    b = IEFVAD(ModelConfig(**cfg, stats_scale=3.0))
+    b.load_state_dict(a.state_dict())
+    head = a.temporal.image_logvar_temporal
+    torch.nn.init.normal_(head.weight, std=0.5)
+    b.temporal.image_logvar_temporal.load_state_dict(head.state_dict())
+    y = torch.randn(1, 8, 16)
+    assert not torch.allclose(a(x, y).logvar_image, b(x, y).logvar_image)
+    assert parse_variant("reference:variance_temporal=true:stats_scale=3").model["stats_scale"] == 3
+
+
 def test_variance_temporal_is_a_new_zero_initialised_module_and_off_by_default():
     off = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1))
     assert not any("logvar_temporal" in k for k in off.state_dict())
@@ -190,6 +219,117 @@ def test_a_detached_detector_step_trains_the_heads_through_the_detector_only():
     assert float(model.temporal.image_logvar.weight.grad.abs().sum()) > 0
 
 
+def test_detector_on_the_stats_trains_the_stats_head_and_leaves_the_latent_heads_alone():
+    """``source="stats"``: the detector's logits are the stats head's part of the
+    log-variances; the heads on the encoder's latent get no gradient from it (the anomaly
+    objective alone shapes them); without ``variance_temporal`` it is a clear error."""
+    torch.manual_seed(0)
+    cfg = dict(dim=16, heads=2, refine_steps=1, dropout=0.0, variance_temporal=True)
+    model = IEFVAD(ModelConfig(**cfg, temporal_hidden=8))
+    x, y, n = torch.randn(4, 6, 16), torch.randn(4, 6, 16), torch.full((4,), 6)
+    out = model(x, y, n)
+    t = out.stats_image
+    assert t is not None and t.shape == out.logvar_image.shape
+    torch.nn.init.normal_(model.temporal.image_logvar_temporal[-1].weight, std=0.3)
+    out = model(x, y, n)  # the stats head's part is what it adds to the latent head's
+    lat = model.temporal.image_logvar(
+        model.temporal.whiten_image(
+            model.temporal._encode(
+                x,
+                model.temporal.image_attn_layers,
+                model.temporal.image_norms,
+                None,
+                model.temporal._sink("image"),
+            )
+        )
+    )
+    assert torch.allclose(out.logvar_image, lat + out.stats_image, atol=1e-5)
+    spec = ReliabilitySpec(loss="detector", source="stats")
+    step = RecipeStep(
+        TrainingRecipe(CorruptionSpec(kinds=("noise",), prob=1.0), spec), ("image", "event"), 0
+    )
+    _, extra = step(model, x, y, n)
+    extra.backward()
+    assert model.temporal.image_logvar.weight.grad is None
+    assert model.temporal.event_logvar.weight.grad is None
+    assert float(model.temporal.image_logvar_temporal[-1].weight.grad.abs().sum()) > 0
+    v = parse_variant(
+        "reference:variance_temporal=true:reliability_loss=detector:detector_source=stats"
+    )
+    assert v.recipe["reliability"]["source"] == "stats"
+    plain = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0))
+    assert plain(x, y, n).stats_image is None
+    with pytest.raises(UserInputError, match="variance_temporal"):
+        step(plain, x, y, n)
+    with pytest.raises(UserInputError, match="detector source"):
+        ReliabilitySpec(loss="detector", source="latent")
+
+
+def test_detach_stats_leaves_the_stats_head_to_the_detector():
+    """``detach_stats``: the same forward values; a loss on the scores no longer reaches the
+    stats head (the latent heads still learn from it), the detector on the stats does; it is
+    refused where nothing would train the stats head."""
+    torch.manual_seed(0)
+    cfg = dict(dim=16, heads=2, refine_steps=1, dropout=0.0, variance_temporal=True)
+    model = IEFVAD(ModelConfig(**cfg, temporal_hidden=8))
+    torch.nn.init.normal_(model.temporal.image_logvar_temporal[-1].weight, std=0.3)
+    x, y, n = torch.randn(2, 6, 16), torch.randn(2, 6, 16), torch.full((2,), 6)
+    a, b = model(x, y, n), model(x, y, n, detach_stats=True)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.w_image, b.w_image)
+    b.logits.sum().backward()
+    assert model.temporal.image_logvar_temporal[-1].weight.grad is None
+    assert float(model.temporal.image_logvar.weight.grad.abs().sum()) > 0
+    model.zero_grad()
+    spec = ReliabilitySpec(loss="detector", source="stats", detach_stats=True)
+    step = RecipeStep(
+        TrainingRecipe(CorruptionSpec(kinds=("noise",), prob=1.0), spec), ("image", "event"), 0
+    )
+    out, extra = step(model, x, y, n)
+    out.logits.sum().backward(retain_graph=True)
+    assert model.temporal.image_logvar_temporal[-1].weight.grad is None
+    extra.backward()
+    assert float(model.temporal.image_logvar_temporal[-1].weight.grad.abs().sum()) > 0
+    with pytest.raises(UserInputError, match="detach_stats"):
+        ReliabilitySpec(loss="detector", detach_stats=True)
+    v = "reference:variance_temporal=true:reliability_loss=detector:detector_source=stats"
+    assert parse_variant(v + ":detach_stats=yes").recipe["reliability"]["detach_stats"] is True
+
+
+def test_detach_corrupted_cuts_the_anomaly_loss_from_the_weights_of_corrupted_rows_only():
+    """``detach_corrupted``: the rows the augmentation corrupted reach the log-variance heads
+    through the reliability term only; the clean rows as before; the forward values are the
+    same as without it."""
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0))
+    x, y, n = torch.randn(2, 6, 16), torch.randn(2, 6, 16), torch.full((2,), 6)
+    rows = torch.tensor([True, False])
+    a, b = model(x, y, n), model(x, y, n, detach_weights=rows)
+    assert torch.equal(a.logits, b.logits)
+    grads = []
+    for r in (0, 1):
+        model.zero_grad()
+        model(x, y, n, detach_weights=rows).logits[r].sum().backward()
+        grads.append(float(model.temporal.image_logvar.weight.grad.abs().sum()))
+    assert grads[0] == 0.0 and grads[1] > 0
+    labels = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    spec = ReliabilitySpec(loss="detector", detach_corrupted=True)
+    recipe = TrainingRecipe(CorruptionSpec(kinds=("drop",), prob=1.0, rows="normal"), spec)
+    step = RecipeStep(recipe, ("image", "event"), 0)
+    x4, y4, n4 = torch.randn(4, 6, 16), torch.randn(4, 6, 16), torch.full((4,), 6)
+    for r, expect_zero in ((0, True), (2, False)):  # row 0 corrupted (normal), row 2 clean
+        model.zero_grad()
+        out, _ = step(model, x4, y4, n4, labels)
+        out.logits[r].sum().backward()
+        g = model.temporal.image_logvar.weight.grad
+        assert (g is None or float(g.abs().sum()) == 0.0) == expect_zero
+    model.zero_grad()
+    _, extra = step(model, x4, y4, n4, labels)
+    extra.backward()
+    assert float(model.temporal.image_logvar.weight.grad.abs().sum()) > 0
+    v = parse_variant("reference:reliability_loss=detector:detach_corrupted=true")
+    assert v.recipe["reliability"]["detach_corrupted"] is True
+
+
 def test_shuffle_and_swap_change_only_the_span():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 8, 4, generator=g)
@@ -247,6 +387,37 @@ def test_training_flags_reach_the_new_recipe_fields():
     assert rec["corrupt"]["rows"] == "normal" and rec["reliability"]["detach_weights"] is True
     plain = recipe_record(train_parser().parse_args(["--recipe", "reliable"]))
     assert plain["corrupt"]["rows"] == "all" and plain["reliability"]["detach_weights"] is False
+
+
+def test_recipe_detector_is_the_measured_variant_with_its_model_fields():
+    """``main.py --recipe detector`` trains what round 4 measured as SF: the same training
+    record as the ablation string (whose reliability target, unused by the detector, differs)
+    and the model fields the string sets; flags still change single parts; an ablation
+    variant whose detector reads the stats without ``variance_temporal`` is refused."""
+    from iefvad.cli.options import train_parser
+    from iefvad.cli.reliability import recipe_model_fields, recipe_record
+
+    ssf = (
+        "reference:recipe=reliable:reliability_loss=detector:corrupt=noise+drop+freeze"
+        ":variance_temporal=true:corrupt_rows=normal:corrupt_prob=0.75:corrupt_sigma=2,4"
+        ":stats_scale=3:temporal_hidden=16"
+    )
+    v = parse_variant(ssf)
+    args = train_parser().parse_args(["--recipe", "detector"])
+    rec = recipe_record(args)
+    assert rec["corrupt"] == v.recipe["corrupt"]
+    assert {**rec["reliability"], "target": None} == {**v.recipe["reliability"], "target": None}
+    fields = recipe_model_fields(args, {})
+    assert {k: fields[k] for k in ("variance_temporal", "temporal_hidden", "stats_scale")} == {
+        k: v.model[k] for k in ("variance_temporal", "temporal_hidden", "stats_scale")
+    }
+    assert fields.get("weight_power", 1.0) == v.model.get("weight_power", 1.0) == 1.0
+    ModelConfig(dim=16, heads=2, **fields)  # a valid model
+    custom = train_parser().parse_args(["--recipe", "detector", "--corrupt_prob", "0.5"])
+    assert recipe_record(custom)["corrupt"]["prob"] == 0.5
+    assert recipe_model_fields(custom, {"temporal_hidden": 8})["temporal_hidden"] == 8
+    with pytest.raises(UserInputError, match="variance_temporal"):
+        parse_variant("reference:recipe=detector:detector_source=stats")
 
 
 def test_detector_band_leaves_clean_weights_free_inside_it_and_corrupted_ones_as_before():
