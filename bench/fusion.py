@@ -29,8 +29,8 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from iefvad.engine.reliability import RECIPE_MODEL, make_step  # noqa: E402
 from iefvad.engine.reliability import RECIPES as RECIPES_BY_NAME  # noqa: E402
-from iefvad.engine.reliability import make_step  # noqa: E402
 from iefvad.models.losses import ief_vad_loss  # noqa: E402
 from iefvad.models.model import FUSIONS, IEFVAD, ModelConfig, kl_shift  # noqa: E402
 
@@ -73,6 +73,10 @@ RECIPES = {  # name: (ModelConfig fields, TrainConfig.uncertainty record)
             },
             "reliability": {"loss": "detector"},
         },
+    ),
+    "detector": (  # issue 21 round 4: --recipe detector (SF), its model fields included
+        {"attention_sink": False, **RECIPE_MODEL["detector"]},
+        {"recipe": "detector"},
     ),
 }
 

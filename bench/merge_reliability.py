@@ -3,11 +3,11 @@ seed, or per variant) into one table: ``runs.csv``, ``summary.csv`` (mean and sa
 seeds), ``goals.md`` and the plots, as one benchmark over all of them would write.
 
     python bench/merge_reliability.py OUT_DIR RUN_DIR... --label 'LONG_VARIANT=short' ...
-        [--baseline short]
+        [--baseline short] [--keep short ...]
 
 Each RUN_DIR holds ``corruption/runs.csv`` (or is such a file). ``--label`` renames a variant
 string (the ablation's full ``fusion:key=value`` text) to a short name. Used for the tables of
-docs/fusion.md, "Round 3".
+docs/fusion.md, rounds 3 and 4.
 """
 
 from __future__ import annotations
@@ -52,12 +52,18 @@ def main() -> None:
     p.add_argument("runs", type=Path, nargs="+")
     p.add_argument("--label", action="append", default=[], help="LONG=short (repeatable)")
     p.add_argument("--baseline", help="short name of the baseline variant")
+    p.add_argument(
+        "--keep", nargs="+", help="only these variants (names after --label; default all)"
+    )
     args = p.parse_args()
     names = dict(x.rsplit("=", 1) for x in args.label)  # the short name has no "="
     rows = []
     for r in (row for path in args.runs for row in read_rows(path)):
         r["variant"] = names.get(r["variant"], r["variant"])
-        rows.append(r)
+        if args.keep is None or r["variant"] in args.keep:
+            rows.append(r)
+    if not rows:
+        raise SystemExit(f"no rows left (--keep {args.keep})")
     seen = {(r["variant"], r["seed"], r["condition"]) for r in rows}
     if len(seen) != len(rows):
         raise SystemExit("the same variant, seed and condition appear twice")
