@@ -393,7 +393,11 @@ class RunState:
             )
         self.shift = kl_shift(self.mcfg)
         self.recipe = make_step(  # None: the plain step
-            cfg.uncertainty, self.mcfg.modalities, cfg.seed, self.mcfg.weight_power
+            cfg.uncertainty,
+            self.mcfg.modalities,
+            cfg.seed,
+            self.mcfg.weight_power,
+            self.mcfg.variance_temporal,
         )
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.start_epoch, self.start_step, self.start_loss_sums = 0, 0, None

@@ -18,6 +18,7 @@ from iefvad.engine.reliability import (
     corruption_sq,
     detector_loss,
     latent_spread,
+    make_step,
     reliability_loss,
 )
 from iefvad.errors import UserInputError
@@ -263,6 +264,10 @@ def test_detector_on_the_stats_trains_the_stats_head_and_leaves_the_latent_heads
         step(plain, x, y, n)
     with pytest.raises(UserInputError, match="detector source"):
         ReliabilitySpec(loss="detector", source="latent")
+    record = TrainingRecipe(CorruptionSpec(kinds=("noise",)), spec).to_record()
+    with pytest.raises(UserInputError, match="variance_temporal"):  # before any training
+        make_step(record, ("image", "event"), 0, variance_temporal=False)
+    assert make_step(record, ("image", "event"), 0, variance_temporal=True) is not None
 
 
 def test_detach_stats_leaves_the_stats_head_to_the_detector():
