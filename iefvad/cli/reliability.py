@@ -121,6 +121,13 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         "fusion weights (default off)",
     )
     g.add_argument(
+        "--mil_clean_rows",
+        action="store_true",
+        default=None,
+        help="the anomaly (MIL) loss uses the rows the augmentation left clean only; the "
+        "corrupted rows train the reliability term alone (default: every row)",
+    )
+    g.add_argument(
         "--detach_weights",
         action="store_true",
         default=None,
@@ -169,6 +176,8 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["detach_stats"] = True
     if getattr(args, "detach_corrupted", None):
         r["detach_corrupted"] = True
+    if getattr(args, "mil_clean_rows", None):
+        r["corrupted_in_mil"] = False
     if getattr(args, "detach_weights", None):
         r["detach_weights"] = True
     rec = TrainingRecipe.from_record(

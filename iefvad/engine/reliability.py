@@ -73,6 +73,10 @@ class ReliabilitySpec:
     """The stats head's part of the log-variances enters the fusion (and every other term)
     without gradient, so only the ``detector`` loss with ``source="stats"`` trains it: the
     anomaly objective cannot make it react to what a stream sees (docs/fusion.md, round 4)."""
+    corrupted_in_mil: bool = True
+    """The rows the augmentation corrupted count in the anomaly (MIL) loss; False: only the
+    clean rows do, and the corrupted ones train the reliability term alone (docs/fusion.md,
+    round 4)."""
     detach_corrupted: bool = False
     """On the rows the augmentation corrupted, the log-variances enter the fusion without
     gradient: the anomaly loss on a corrupted (normal) video cannot teach the weights to turn
@@ -268,6 +272,8 @@ class RecipeStep:
         self.power = weight_power
         self.corruptor = Corruptor(recipe.corrupt, seed) if recipe.corrupt.active else None
         self.both = "image" in modalities and "event" in modalities
+        self.mil_rows: Tensor | None = None
+        """After a call: the rows the anomaly loss should use (None: all)."""
 
     def rng_state(self) -> dict[str, Any]:
         """The corruption's random state, for a resume state (plain values and a tensor)."""
@@ -293,8 +299,13 @@ class RecipeStep:
             image, event, mi, me = self.corruptor(image, event, lengths, labels)
         spec = self.recipe.reliability
         detach: bool | Tensor = spec.detach_weights
-        if spec.detach_corrupted and mi is not None and not detach:
-            detach = mi.any(1) | me.any(1)
+        self.mil_rows = None
+        if mi is not None:
+            hit = mi.any(1) | me.any(1)
+            if spec.detach_corrupted and not detach:
+                detach = hit
+            if not spec.corrupted_in_mil and not bool(hit.all()):
+                self.mil_rows = ~hit
         out = model(image, event, lengths, detach_weights=detach, detach_stats=spec.detach_stats)
         if not (spec.active and self.both):
             return out, out.logits.new_zeros(())
@@ -405,6 +416,7 @@ VARIANT_KEYS = {
     "detach_weights": ("reliability", "detach_weights"),
     "detach_stats": ("reliability", "detach_stats"),
     "detach_corrupted": ("reliability", "detach_corrupted"),
+    "corrupted_in_mil": ("reliability", "corrupted_in_mil"),
     "detector_band": ("reliability", "band"),
     "detector_source": ("reliability", "source"),
 }
@@ -443,7 +455,7 @@ def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
                 value = [float(v) for v in text.split(",")]
             elif name in ("prob", "weight", "nu", "whole", "floor", "band"):
                 value = float(text)
-            elif name in ("detach_weights", "detach_stats", "detach_corrupted"):
+            elif name in ("detach_weights", "detach_stats", "detach_corrupted", "corrupted_in_mil"):
                 value = variant_bool(text)
             else:
                 value = text

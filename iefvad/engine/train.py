@@ -501,6 +501,7 @@ def train_step(cfg: TrainConfig, run: RunState, batch: tuple[torch.Tensor, ...])
         mcfg.modalities,
         cfg.topk_div,
         cfg.sparsity,
+        None if run.recipe is None else run.recipe.mil_rows,
     )
     if run.recipe is not None:  # the reliability term counts in the logged loss
         parts = parts._replace(total=parts.total + extra)

@@ -108,9 +108,11 @@ def ief_vad_loss(
     modalities: tuple[str, ...] = ("image", "event"),
     topk_div: int = TOPK_DIV,
     sparsity: float = 0.0,
+    mil_rows: Tensor | None = None,
 ) -> LossParts:
     """The full training objective for one batch (``topk_div``: see :func:`topk_k`;
-    ``sparsity`` > 0 adds that weight times :func:`sparsity_loss` to the total).
+    ``sparsity`` > 0 adds that weight times :func:`sparsity_loss` to the total; ``mil_rows``,
+    a ``[B]`` bool tensor: the rows the MIL term uses, all when None).
 
     With a single modality there is nothing to align and only its KL term counts.
     """
@@ -118,7 +120,10 @@ def ief_vad_loss(
     if mask_padding:
         t = out.logits.shape[1]
         mask = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
-    cls = mil_loss(out.logits, labels, lengths, topk_div)
+    if mil_rows is None:
+        cls = mil_loss(out.logits, labels, lengths, topk_div)
+    else:
+        cls = mil_loss(out.logits[mil_rows], labels[mil_rows], lengths[mil_rows], topk_div)
     zero = out.logits.new_zeros(())
     both = "image" in modalities and "event" in modalities
     align = alignment_loss(out.mu_image, out.mu_event, mask) if both else zero

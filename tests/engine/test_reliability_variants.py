@@ -335,6 +335,31 @@ def test_detach_corrupted_cuts_the_anomaly_loss_from_the_weights_of_corrupted_ro
     assert v.recipe["reliability"]["detach_corrupted"] is True
 
 
+def test_corrupted_rows_can_be_left_out_of_the_mil_loss():
+    """``corrupted_in_mil=False``: after a step the recipe names the clean rows, and the MIL
+    term is the one of those rows alone; by default every row counts (``mil_rows`` None)."""
+    from iefvad.models.losses import ief_vad_loss, mil_loss
+
+    torch.manual_seed(0)
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0))
+    x, y, n = torch.randn(4, 6, 16), torch.randn(4, 6, 16), torch.tensor([6, 5, 6, 4])
+    labels = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    corrupt = CorruptionSpec(kinds=("drop",), prob=1.0, rows="normal")
+    spec = ReliabilitySpec(loss="detector", corrupted_in_mil=False)
+    step = RecipeStep(TrainingRecipe(corrupt, spec), ("image", "event"), 0)
+    out, _ = step(model, x, y, n, labels)
+    assert step.mil_rows.tolist() == [False, False, True, True]  # the normal rows were hit
+    part = ief_vad_loss(out, labels, n, 0.1, 0.0, mil_rows=step.mil_rows)
+    assert torch.allclose(part.cls, mil_loss(out.logits[2:], labels[2:], n[2:]))
+    everyone = RecipeStep(
+        TrainingRecipe(corrupt, ReliabilitySpec(loss="detector")), ("image", "event"), 0
+    )
+    everyone(model, x, y, n, labels)
+    assert everyone.mil_rows is None
+    v = parse_variant("reference:reliability_loss=detector:corrupted_in_mil=no")
+    assert v.recipe["reliability"]["corrupted_in_mil"] is False
+
+
 def test_shuffle_and_swap_change_only_the_span():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 8, 4, generator=g)
