@@ -15,6 +15,7 @@ from iefvad.engine.corruption import CORRUPT_ROWS, KINDS, MODALITY_CHOICES
 from iefvad.engine.reliability import (
     DEFAULT_RECIPE,
     DETECTOR_SOURCES,
+    MIL_INPUTS,
     RECIPE_MODEL,
     RECIPES,
     RELIABILITY_LOSSES,
@@ -121,11 +122,11 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         "fusion weights (default off)",
     )
     g.add_argument(
-        "--mil_clean_rows",
-        action="store_true",
-        default=None,
-        help="the anomaly (MIL) loss uses the rows the augmentation left clean only; the "
-        "corrupted rows train the reliability term alone (default: every row)",
+        "--mil_input",
+        choices=MIL_INPUTS,
+        help="what the anomaly (MIL) loss scores: the corrupted batch (corrupted), the rows "
+        "left clean only (clean_rows), or every row clean, the corrupted ones through a "
+        "second pass on their clean inputs (clean) (default corrupted)",
     )
     g.add_argument(
         "--detach_weights",
@@ -176,8 +177,8 @@ def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
         r["detach_stats"] = True
     if getattr(args, "detach_corrupted", None):
         r["detach_corrupted"] = True
-    if getattr(args, "mil_clean_rows", None):
-        r["corrupted_in_mil"] = False
+    if getattr(args, "mil_input", None):
+        r["mil_input"] = args.mil_input
     if getattr(args, "detach_weights", None):
         r["detach_weights"] = True
     rec = TrainingRecipe.from_record(

@@ -32,6 +32,7 @@ from iefvad.errors import UserInputError
 RELIABILITY_LOSSES = ("none", "gaussian", "student_t", "detector")
 RELIABILITY_TARGETS = ("other", "clean", "corruption")
 DETECTOR_SOURCES = ("weights", "stats")
+MIL_INPUTS = ("corrupted", "clean_rows", "clean")
 NLL_LOGVAR_CLAMP = 12.0
 """The NLL clamps log-variances to +-12 (errors are O(1) after the heads' LayerNorm)."""
 
@@ -73,10 +74,13 @@ class ReliabilitySpec:
     """The stats head's part of the log-variances enters the fusion (and every other term)
     without gradient, so only the ``detector`` loss with ``source="stats"`` trains it: the
     anomaly objective cannot make it react to what a stream sees (docs/fusion.md, round 4)."""
-    corrupted_in_mil: bool = True
-    """The rows the augmentation corrupted count in the anomaly (MIL) loss; False: only the
-    clean rows do, and the corrupted ones train the reliability term alone (docs/fusion.md,
-    round 4)."""
+    mil_input: str = "corrupted"
+    """What the anomaly (MIL) loss scores. ``corrupted``: the batch as the augmentation left it
+    (a corrupted normal video must still score low). ``clean_rows``: only the rows the
+    augmentation left clean (the corrupted ones train the reliability term alone; fewer normal
+    rows in the MIL term). ``clean``: every row, the corrupted ones through a second pass on
+    their clean inputs (with gradient), so the MIL term is the released one on the clean batch
+    and the corrupted pass trains the reliability term only (docs/fusion.md, round 4)."""
     detach_corrupted: bool = False
     """On the rows the augmentation corrupted, the log-variances enter the fusion without
     gradient: the anomaly loss on a corrupted (normal) video cannot teach the weights to turn
@@ -102,6 +106,8 @@ class ReliabilitySpec:
             raise UserInputError(
                 f"detector source must be one of {DETECTOR_SOURCES}, got {self.source!r}"
             )
+        if self.mil_input not in MIL_INPUTS:
+            raise UserInputError(f"mil_input must be one of {MIL_INPUTS}, got {self.mil_input!r}")
         if self.detach_stats and not (self.loss == "detector" and self.source == "stats"):
             raise UserInputError(
                 "detach_stats needs the detector on the stats (--reliability_loss detector "
@@ -300,13 +306,17 @@ class RecipeStep:
         spec = self.recipe.reliability
         detach: bool | Tensor = spec.detach_weights
         self.mil_rows = None
-        if mi is not None:
-            hit = mi.any(1) | me.any(1)
+        hit = None if mi is None else mi.any(1) | me.any(1)
+        if hit is not None:
             if spec.detach_corrupted and not detach:
                 detach = hit
-            if not spec.corrupted_in_mil and not bool(hit.all()):
+            if spec.mil_input == "clean_rows" and not bool(hit.all()):
                 self.mil_rows = ~hit
         out = model(image, event, lengths, detach_weights=detach, detach_stats=spec.detach_stats)
+        if spec.mil_input == "clean" and hit is not None and bool(hit.any()):
+            rows = hit.nonzero().flatten()
+            clean = model(clean_in[0][rows], clean_in[1][rows], lengths[rows])
+            out = out._replace(logits=out.logits.index_put((rows,), clean.logits))
         if not (spec.active and self.both):
             return out, out.logits.new_zeros(())
         if spec.loss == "detector":
@@ -416,7 +426,7 @@ VARIANT_KEYS = {
     "detach_weights": ("reliability", "detach_weights"),
     "detach_stats": ("reliability", "detach_stats"),
     "detach_corrupted": ("reliability", "detach_corrupted"),
-    "corrupted_in_mil": ("reliability", "corrupted_in_mil"),
+    "mil_input": ("reliability", "mil_input"),
     "detector_band": ("reliability", "band"),
     "detector_source": ("reliability", "source"),
 }
@@ -455,7 +465,7 @@ def variant_recipe(pairs: dict[str, str], where: str) -> dict[str, Any]:
                 value = [float(v) for v in text.split(",")]
             elif name in ("prob", "weight", "nu", "whole", "floor", "band"):
                 value = float(text)
-            elif name in ("detach_weights", "detach_stats", "detach_corrupted", "corrupted_in_mil"):
+            elif name in ("detach_weights", "detach_stats", "detach_corrupted"):
                 value = variant_bool(text)
             else:
                 value = text

@@ -335,29 +335,44 @@ def test_detach_corrupted_cuts_the_anomaly_loss_from_the_weights_of_corrupted_ro
     assert v.recipe["reliability"]["detach_corrupted"] is True
 
 
-def test_corrupted_rows_can_be_left_out_of_the_mil_loss():
-    """``corrupted_in_mil=False``: after a step the recipe names the clean rows, and the MIL
-    term is the one of those rows alone; by default every row counts (``mil_rows`` None)."""
+def test_mil_input_scores_clean_rows_only_or_the_clean_inputs_of_every_row():
+    """``mil_input``: ``clean_rows`` names the rows the augmentation left clean and the MIL term
+    is theirs alone; ``clean`` replaces the corrupted rows' scores by those of a second pass
+    on their clean inputs (with gradient), so the MIL term sees the clean batch while the
+    logvars the detector reads stay the corrupted pass's; ``corrupted`` (default) changes
+    nothing."""
     from iefvad.models.losses import ief_vad_loss, mil_loss
 
     torch.manual_seed(0)
-    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0))
+    model = IEFVAD(ModelConfig(dim=16, heads=2, refine_steps=1, dropout=0.0)).eval()
     x, y, n = torch.randn(4, 6, 16), torch.randn(4, 6, 16), torch.tensor([6, 5, 6, 4])
     labels = torch.tensor([0.0, 0.0, 1.0, 1.0])
-    corrupt = CorruptionSpec(kinds=("drop",), prob=1.0, rows="normal")
-    spec = ReliabilitySpec(loss="detector", corrupted_in_mil=False)
-    step = RecipeStep(TrainingRecipe(corrupt, spec), ("image", "event"), 0)
-    out, _ = step(model, x, y, n, labels)
-    assert step.mil_rows.tolist() == [False, False, True, True]  # the normal rows were hit
-    part = ief_vad_loss(out, labels, n, 0.1, 0.0, mil_rows=step.mil_rows)
+    corrupt = CorruptionSpec(kinds=("drop",), prob=1.0, whole=1.0, rows="normal")
+
+    def step(mil_input):
+        spec = ReliabilitySpec(loss="detector", mil_input=mil_input)
+        return RecipeStep(TrainingRecipe(corrupt, spec), ("image", "event"), 0)
+
+    rows = step("clean_rows")
+    out, _ = rows(model, x, y, n, labels)
+    assert rows.mil_rows.tolist() == [False, False, True, True]  # the normal rows were hit
+    part = ief_vad_loss(out, labels, n, 0.1, 0.0, mil_rows=rows.mil_rows)
     assert torch.allclose(part.cls, mil_loss(out.logits[2:], labels[2:], n[2:]))
-    everyone = RecipeStep(
-        TrainingRecipe(corrupt, ReliabilitySpec(loss="detector")), ("image", "event"), 0
-    )
-    everyone(model, x, y, n, labels)
-    assert everyone.mil_rows is None
-    v = parse_variant("reference:reliability_loss=detector:corrupted_in_mil=no")
-    assert v.recipe["reliability"]["corrupted_in_mil"] is False
+    plain = step("corrupted")
+    corrupted, _ = plain(model, x, y, n, labels)
+    assert plain.mil_rows is None
+    full = step("clean")
+    out, extra = full(model, x, y, n, labels)
+    assert full.mil_rows is None
+    assert torch.allclose(out.logits, model(x, y, n).logits, atol=1e-5)  # the clean batch's
+    assert not torch.allclose(corrupted.logits[:2], out.logits[:2])
+    assert torch.equal(out.logvar_image, corrupted.logvar_image)  # the detector's input
+    out.logits[0].sum().backward()
+    assert float(model.temporal.image_mu.weight.grad.abs().sum()) > 0
+    v = parse_variant("reference:reliability_loss=detector:mil_input=clean")
+    assert v.recipe["reliability"]["mil_input"] == "clean"
+    with pytest.raises(UserInputError, match="mil_input"):
+        ReliabilitySpec(mil_input="both")
 
 
 def test_shuffle_and_swap_change_only_the_span():
