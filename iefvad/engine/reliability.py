@@ -359,6 +359,17 @@ def clean_latents(model, out, clean_in, lengths: Tensor, mi, me) -> _Latents:
     return _Latents(ci, ce)
 
 
+def require_stats_head(spec: ReliabilitySpec, variance_temporal: bool, where: str = "") -> None:
+    """Refuse ``source="stats"`` (the detector on the stats) for a model without the stats
+    head (``variance_temporal``), before any training; ``where`` prefixes the message."""
+    if spec.source == "stats" and not variance_temporal:
+        raise UserInputError(
+            f"{where}the detector on the stats (--detector_source stats) needs "
+            "--variance_temporal (variance_temporal=true in an ablation variant, where "
+            "recipe=NAME sets no model field)"
+        )
+
+
 def make_step(
     record: dict[str, Any] | None,
     modalities: Sequence[str],
@@ -371,11 +382,7 @@ def make_step(
     ``variance_temporal``: whether the model has the stats head (a detector on the stats
     needs it: refused here, before training, rather than at the first step)."""
     recipe = TrainingRecipe.from_record(record)
-    rel = recipe.reliability
-    if rel.loss == "detector" and rel.source == "stats" and not variance_temporal:
-        raise UserInputError(
-            "the detector on the stats (--detector_source stats) needs --variance_temporal"
-        )
+    require_stats_head(recipe.reliability, variance_temporal)
     return RecipeStep(recipe, modalities, seed, weight_power) if recipe.active else None
 
 

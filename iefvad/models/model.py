@@ -45,9 +45,9 @@ SHARE_FUSIONS = ("concat", "cross_attention")
 """Rules without fusion weights: their ``w_image`` / ``w_event`` report each modality's
 contribution share ``|c_i| / (|c_i| + |c_e|)`` per value (docs/fusion.md), not a weight."""
 DEFAULT_FUSION = "reference"
+"""Fusion of new models (released checkpoints always load as ``reference``)."""
 INPUT_NORMS = ("none", "video_median", "video_mean")
 WEIGHT_POOLS = ("value", "snippet")
-"""Fusion of new models (released checkpoints always load as ``reference``)."""
 
 
 def _opt(default: Any, help: str, **flag: Any) -> Any:

@@ -41,7 +41,13 @@ import torch
 
 from iefvad.devices import resolve_device
 from iefvad.engine.config import TrainConfig
-from iefvad.engine.reliability import VARIANT_KEYS, variant_bool, variant_recipe
+from iefvad.engine.reliability import (
+    VARIANT_KEYS,
+    TrainingRecipe,
+    require_stats_head,
+    variant_bool,
+    variant_recipe,
+)
 from iefvad.errors import UserInputError
 from iefvad.fileio import atomic_write, save_json
 from iefvad.models.model import FUSIONS, ModelConfig
@@ -106,10 +112,10 @@ def parse_variant(text: str) -> Variant:
             )
         model[key] = _convert(key, value, types[key], f"--variants {text!r}")
     rec = variant_recipe(recipe, f"--variants {text!r}") if recipe else {}
-    if rec.get("reliability", {}).get("source") == "stats" and not model.get("variance_temporal"):
-        raise UserInputError(
-            f"--variants {text!r}: the detector on the stats needs variance_temporal=true "
-            "(recipe=NAME sets no model field)"
+    if rec:
+        reliability = TrainingRecipe.from_record(rec).reliability
+        require_stats_head(
+            reliability, bool(model.get("variance_temporal")), f"--variants {text!r}: "
         )
     return Variant(text, model, rec)
 
